@@ -1,0 +1,130 @@
+"""The composition root: the only module that knows every part and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from gateway.archive.store import ArchiveIntake
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.ports import Transport
+from gateway.db import migrate
+from gateway.db.registry import Registry
+from gateway.db.session import Database
+from gateway.inbound.handler import GatewayHandler
+from gateway.inbound.server import Listener
+from gateway.obs.log import get_logger
+from gateway.outbound.maildir import MaildirTransport
+from gateway.outbound.smtp import SmtpTransport
+from gateway.queue.repository import DatabaseQueue
+from gateway.queue.worker import DeliveryWorkers
+from gateway.settings import Settings
+
+_log = get_logger("app")
+
+
+class SchemaError(RuntimeError):
+    """The database schema is not the one this version of the gateway needs."""
+
+
+def open_database(settings: Settings) -> Database:
+    """The database, with its schema created if it is empty, and checked to be current."""
+    database = Database.from_url(settings.database_url)
+    if migrate.is_empty(database):
+        migrate.upgrade(database)
+        _log.info("schema_created", revision=migrate.head_revision())
+    current, head = migrate.current_revision(database), migrate.head_revision()
+    if current != head:
+        database.dispose()
+        raise SchemaError(
+            f"database schema is at {current}, this gateway needs {head}: "
+            "run `bsm-gateway db upgrade`"
+        )
+    return database
+
+
+def build_transport(settings: Settings) -> Transport:
+    delivery = settings.delivery
+    if delivery.maildir_path is not None:
+        return MaildirTransport(delivery.maildir_path)
+    target = delivery.smarthost
+    assert target is not None  # settings accept only maildir: and smtp://
+    return SmtpTransport(
+        host=target.host,
+        port=target.port,
+        timeout=delivery.attempt_timeout,
+        helo_name=settings.smtp.hostname,
+        username=target.username,
+        password=target.password,
+        starttls=target.starttls,
+    )
+
+
+class Gateway:
+    """Listener, delivery workers and storage of one gateway process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database: Database,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.database = database
+        self.registry = Registry(database, settings.alias_domain, self.clock)
+        self.queue = DatabaseQueue(database)
+        delivery = settings.delivery
+        self.workers = DeliveryWorkers(
+            queue=self.queue,
+            transport=transport or build_transport(settings),
+            clock=self.clock,
+            alias_domain=settings.alias_domain,
+            count=delivery.workers,
+            retry_schedule=list(delivery.retry_schedule),
+            give_up_after=delivery.give_up_after,
+            claim_lease=delivery.claim_lease,
+            poll_interval=delivery.poll_interval,
+        )
+        self.handler = GatewayHandler(
+            alias_domain=settings.alias_domain,
+            directory=self.registry,
+            intake=ArchiveIntake(database),
+            clock=self.clock,
+            on_queued=self.workers.wake,
+        )
+        smtp = settings.smtp
+        self.listener = Listener(
+            self.handler,
+            host=smtp.host,
+            port=smtp.port,
+            hostname=smtp.hostname,
+            max_message_size=smtp.max_message_size,
+            idle_timeout=smtp.idle_timeout,
+        )
+
+    async def start(self) -> None:
+        await self.listener.start()
+        self.workers.start()
+        _log.info("started", smtp_port=self.listener.port, workers=self.settings.delivery.workers)
+
+    async def stop(self) -> None:
+        await self.listener.stop(self.settings.smtp.shutdown_grace)
+        await self.workers.stop()
+        _log.info("stopped")
+
+    async def run_until_signalled(self) -> None:
+        """serve: run until SIGTERM or SIGINT, then shut down in order."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            _log.info("stopping")
+            await self.stop()
+            self.database.dispose()

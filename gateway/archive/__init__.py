@@ -1,0 +1,1 @@
+"""The archive: every message as received and as delivered, with its decision."""

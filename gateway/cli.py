@@ -1,0 +1,239 @@
+"""The bsm-gateway command: thin wrappers that parse arguments, call services and print."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.app import Gateway, SchemaError, open_database
+from gateway.core.clock import SystemClock
+from gateway.db import migrate
+from gateway.db.registry import Registry, RegistryError
+from gateway.db.session import Database
+from gateway.obs.log import configure_logging
+from gateway.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+seller_app = typer.Typer(no_args_is_help=True, help="Sellers and their registered mailboxes.")
+buyer_app = typer.Typer(no_args_is_help=True, help="Buyers.")
+order_app = typer.Typer(no_args_is_help=True, help="Orders (the first one of a pair makes it).")
+pair_app = typer.Typer(no_args_is_help=True, help="Buyer-seller pairs and their aliases.")
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+for sub, name in (
+    (seller_app, "seller"),
+    (buyer_app, "buyer"),
+    (order_app, "order"),
+    (pair_app, "pair"),
+    (db_app, "db"),
+):
+    app.add_typer(sub, name=name)
+
+_out = Console()
+_err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="BSM_CONFIG", help="Operator config file (TOML)."),
+    ] = None,
+) -> None:
+    ctx.obj = config
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    try:
+        settings = load_settings(ctx.find_root().obj)
+    except ConfigError as error:
+        _err.print(str(error), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log.level, settings.log.format)
+    return settings
+
+
+def _fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": message}))
+    else:
+        _err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _registry(ctx: typer.Context, as_json: bool) -> Iterator[Registry]:
+    settings = _settings(ctx)
+    try:
+        database = open_database(settings)
+    except SchemaError as error:
+        _fail(str(error), as_json)
+    except Exception as error:  # the database cannot be reached or opened
+        _fail(f"database unavailable: {type(error).__name__}: {error}", as_json)
+    try:
+        yield Registry(database, settings.alias_domain, SystemClock())
+    except RegistryError as error:
+        _fail(str(error), as_json)
+    finally:
+        database.dispose()
+
+
+def _emit(result: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        human()
+
+
+def _table(title: str, values: dict[str, Any]) -> Callable[[], None]:
+    def show() -> None:
+        table = Table(title=title, show_header=False)
+        for key, value in values.items():
+            table.add_row(key, str(value))
+        _out.print(table)
+
+    return show
+
+
+# -- serve ---------------------------------------------------------------------------
+
+
+@app.command()
+def serve(ctx: typer.Context) -> None:
+    """Run the SMTP listener and the delivery workers until SIGTERM."""
+    settings = _settings(ctx)
+    try:
+        database = open_database(settings)
+    except SchemaError as error:
+        _fail(str(error), False, 2)
+    asyncio.run(Gateway(settings, database=database).run_until_signalled())
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Health check: the SMTP listener greets and answers NOOP."""
+    settings = _settings(ctx)
+    try:
+        with smtplib.SMTP(settings.smtp.host, settings.smtp.port, timeout=5) as client:
+            code, _ = client.noop()
+    except (OSError, smtplib.SMTPException) as error:
+        _fail(f"SMTP listener not answering: {error}", False)
+    if code != 250:
+        _fail(f"SMTP listener answered NOOP with {code}", False)
+    _out.print("ok")
+
+
+# -- db ------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Bring the schema to the newest revision (Alembic)."""
+    settings = _settings(ctx)
+    database = Database.from_url(settings.database_url)
+    try:
+        before = migrate.current_revision(database)
+        migrate.upgrade(database)
+        after = migrate.current_revision(database)
+    except Exception as error:
+        _fail(f"upgrade failed: {type(error).__name__}: {error}", as_json)
+    finally:
+        database.dispose()
+    _emit(
+        {"from": before, "to": after},
+        as_json,
+        lambda: _out.print(f"schema: {before or 'empty'} -> {after}"),
+    )
+
+
+# -- registry ------------------------------------------------------------------------
+
+
+@seller_app.command("add")
+def seller_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The shop name buyers see.")],
+    mailbox: Annotated[list[str], typer.Option("--mailbox", help="A registered mailbox.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a seller with the mailboxes it may send from."""
+    with _registry(ctx, as_json) as registry:
+        seller_id = registry.add_seller(name, mailbox)
+    _emit({"seller_id": seller_id}, as_json, lambda: _out.print(f"seller {seller_id}"))
+
+
+@buyer_app.command("add")
+def buyer_add(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The buyer's real mailbox.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a buyer (registering one twice returns the same id)."""
+    with _registry(ctx, as_json) as registry:
+        buyer_id, created = registry.add_buyer(address)
+    _emit(
+        {"buyer_id": buyer_id, "created": created},
+        as_json,
+        lambda: _out.print(f"buyer {buyer_id}" + ("" if created else " (already registered)")),
+    )
+
+
+@order_app.command("add")
+def order_add(
+    ctx: typer.Context,
+    seller: Annotated[int, typer.Option("--seller", help="Seller id.")],
+    buyer: Annotated[int, typer.Option("--buyer", help="Buyer id.")],
+    order_ref: Annotated[str | None, typer.Option("--order-ref", help="Marketplace ref.")] = None,
+    placed_at: Annotated[
+        str | None, typer.Option("--placed-at", help="ISO 8601 with zone; default now.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record an order; the first order of a buyer-seller pair creates its aliases."""
+    placed = _parse_time(placed_at, as_json) if placed_at else None
+    with _registry(ctx, as_json) as registry:
+        view = registry.add_order(seller, buyer, order_ref, placed)
+    result = {"order_id": view.order_id, "created": view.created, **asdict(view.pair)}
+    _emit(result, as_json, _table(f"order {view.order_id}", result))
+
+
+@pair_app.command("show")
+def pair_show(
+    ctx: typer.Context,
+    seller: Annotated[int, typer.Option("--seller", help="Seller id.")],
+    buyer: Annotated[int, typer.Option("--buyer", help="Buyer id.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a pair and both of its aliases."""
+    with _registry(ctx, as_json) as registry:
+        view = registry.show_pair(seller, buyer)
+    result = asdict(view)
+    _emit(result, as_json, _table(f"pair {view.pair_id}", result))
+
+
+def _parse_time(text: str, as_json: bool) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--placed-at {text!r} is not ISO 8601", as_json)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Pure building blocks: addresses, replies, verdicts, ports. Standard library only."""

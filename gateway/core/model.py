@@ -1,0 +1,115 @@
+"""The facts the gateway reasons about, as plain immutable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from gateway.core.status import Reply
+
+
+class Side(StrEnum):
+    SELLER = "seller"
+    BUYER = "buyer"
+
+    @property
+    def other(self) -> Side:
+        return Side.BUYER if self is Side.SELLER else Side.SELLER
+
+
+class Direction(StrEnum):
+    SELLER_TO_BUYER = "seller_to_buyer"
+    BUYER_TO_SELLER = "buyer_to_seller"
+    NOTICE = "notice"  # written by the gateway itself: a DSN to a party
+
+    @staticmethod
+    def from_sender(side: Side) -> Direction:
+        return Direction.SELLER_TO_BUYER if side is Side.SELLER else Direction.BUYER_TO_SELLER
+
+
+@dataclass(frozen=True, slots=True)
+class AliasTarget:
+    """What an alias leads to: the pair, and which side of it receives the mail."""
+
+    pair_id: int
+    token: str
+    recipient_side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    side: Side
+    alias: str  # full alias address on the alias domain
+    display_name: str
+    registered: tuple[str, ...]  # the real mailboxes this party may send from
+    delivery_address: str  # the real mailbox mail for this party goes to
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEntry:
+    """One earlier message of a pair: its gateway Message-ID and its sender's own."""
+
+    gateway_id: str
+    original_id: str | None
+    sender_side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A pair seen from one message: who sends, who receives, what was said before."""
+
+    pair_id: int
+    sender: Party
+    recipient: Party
+    thread: tuple[ThreadEntry, ...] = ()
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.from_sender(self.sender.side)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule_id: str
+    reply: Reply
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbound queue row to create."""
+
+    envelope_from: str  # "" for the null sender of a DSN
+    recipient: str
+    token: str  # unique per delivery: names its bounce address and its maildir file
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One archived message and, if it is to be sent, its delivery; committed together."""
+
+    direction: Direction
+    pair_id: int | None
+    envelope_from: str
+    recipient: str  # the address as the sender wrote it (an alias), or the notice's target
+    received_at: datetime
+    raw_received: bytes | None
+    raw_delivered: bytes | None
+    gateway_message_id: str
+    original_message_id: str | None
+    reply: Reply
+    violations: tuple[Violation, ...] = ()
+    delivery: Delivery | None = None
+    session_id: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.delivery is not None or self.direction is Direction.NOTICE
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeBatch:
+    """Everything one DATA command produces; stored in a single transaction before 250."""
+
+    entries: tuple[ArchiveEntry, ...] = field(default_factory=tuple)

@@ -1,0 +1,57 @@
+"""Every SMTP reply the gateway gives, with its RFC 3463 enhanced status code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    code: int
+    enhanced: str
+    text: str
+    details: tuple[str, ...] = ()
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def is_temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+    def with_text(self, text: str) -> Reply:
+        return Reply(self.code, self.enhanced, text, self.details)
+
+    def with_details(self, *details: str) -> Reply:
+        return Reply(self.code, self.enhanced, self.text, tuple(details))
+
+    def __str__(self) -> str:
+        """The reply as sent: one line, or a multi-line reply with the details listed."""
+        lines = [self.text, *self.details]
+        head = [f"{self.code}-{self.enhanced} {line}" for line in lines[:-1]]
+        return "\r\n".join([*head, f"{self.code} {self.enhanced} {lines[-1]}"])
+
+
+OK = Reply(250, "2.0.0", "OK")
+QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
+RCPT_OK = Reply(250, "2.1.5", "Recipient OK")
+SENDER_OK = Reply(250, "2.1.0", "Sender OK")
+
+RELAY_DENIED = Reply(
+    554, "5.7.1", "Relay access denied: this server accepts mail only for its aliases"
+)
+UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such recipient here")
+BAD_ADDRESS = Reply(501, "5.1.3", "Bad recipient address syntax")
+BAD_SENDER_ADDRESS = Reply(501, "5.1.7", "Bad sender address syntax")
+SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "Sender is not registered for this conversation")
+FROM_MISMATCH = Reply(
+    550, "5.7.1", "Header From must be the same registered mailbox as the envelope sender"
+)
+MALFORMED = Reply(554, "5.6.0", "Message could not be parsed")
+LEAK_REFUSED = Reply(550, "5.7.1", "Message would reveal a real address; remove it and send again")
+SOME_REFUSED = Reply(550, "5.7.1", "Message refused for every recipient")
+TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+
+TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again later")
+SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please try again later")

@@ -1,0 +1,140 @@
+"""The schema (SQLAlchemy 2 declarative). Alembic migrations under migrations/ create it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+# SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC on every backend, returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Seller(Base):
+    __tablename__ = "sellers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SellerMailbox(Base):
+    __tablename__ = "seller_mailboxes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    address: Mapped[str] = mapped_column(String(254), unique=True)
+
+
+class Buyer(Base):
+    __tablename__ = "buyers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    address: Mapped[str] = mapped_column(String(254), unique=True)
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Pair(Base):
+    __tablename__ = "pairs"
+    __table_args__ = (UniqueConstraint("seller_id", "buyer_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"))
+    buyer_id: Mapped[int] = mapped_column(BigId, ForeignKey("buyers.id"), index=True)
+    buyer_alias: Mapped[str] = mapped_column(String(64), unique=True)
+    seller_alias: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str | None] = mapped_column(String(100), unique=True)
+    pair_id: Mapped[int] = mapped_column(BigId, ForeignKey("pairs.id"), index=True)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Message(Base):
+    """The archive: one row per message and recipient, as received and as delivered."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(None, "pair_id", "gateway_message_id"),
+        Index(None, "pair_id", "original_message_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pair_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("pairs.id"))
+    direction: Mapped[str] = mapped_column(String(20))
+    session_id: Mapped[str | None] = mapped_column(String(40))
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    verdict: Mapped[str] = mapped_column(String(20))
+    smtp_reply: Mapped[str] = mapped_column(Text)
+    rule_hits: Mapped[str] = mapped_column(Text, default="")
+    gateway_message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    original_message_id: Mapped[str | None] = mapped_column(String(998))
+    raw_received: Mapped[bytes | None] = mapped_column(LargeBinary)  # zstd
+    raw_delivered: Mapped[bytes | None] = mapped_column(LargeBinary)  # zstd
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Outbound(Base):
+    """The delivery queue: one row per message to send."""
+
+    __tablename__ = "outbound"
+    __table_args__ = (Index(None, "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id"), index=True)
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(20))  # queued | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,237 @@
+"""Sellers, buyers, orders and pairs: what the marketplace registers, and who is who."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.core.addresses import alias_address, new_alias_token, normalise
+from gateway.core.clock import Clock
+from gateway.core.model import (
+    AliasTarget,
+    Conversation,
+    Direction,
+    Party,
+    Side,
+    ThreadEntry,
+)
+from gateway.db.models import Buyer, Message, Order, Pair, Seller, SellerMailbox
+from gateway.db.session import Database
+
+BUYER_DISPLAY_NAME = "Buyer"
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be carried out; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PairView:
+    pair_id: int
+    seller_id: int
+    buyer_id: int
+    buyer_alias: str
+    seller_alias: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    order_id: int
+    created: bool
+    pair: PairView
+
+
+class Registry:
+    """Registry commands (CLI, admin API) and the Directory the SMTP side looks things up in."""
+
+    def __init__(self, database: Database, alias_domain: str, clock: Clock) -> None:
+        self._db = database
+        self._domain = alias_domain
+        self._clock = clock
+
+    # -- registration ---------------------------------------------------------------
+
+    def add_seller(self, name: str, mailboxes: Sequence[str]) -> int:
+        if not name.strip():
+            raise RegistryError("a seller needs a name")
+        if not mailboxes:
+            raise RegistryError("a seller needs at least one --mailbox")
+        addresses = [_address(m) for m in mailboxes]
+        with self._db.transaction() as session:
+            taken = session.scalars(
+                select(SellerMailbox.address).where(SellerMailbox.address.in_(addresses))
+            ).first()
+            if taken is not None:
+                raise RegistryError("a mailbox given is already registered to a seller")
+            seller = Seller(name=name.strip(), status="active", created_at=self._clock.now())
+            session.add(seller)
+            session.flush()
+            session.add_all(SellerMailbox(seller_id=seller.id, address=a) for a in addresses)
+            return seller.id
+
+    def add_buyer(self, address: str) -> tuple[int, bool]:
+        """The buyer's id, and whether it was created now (adding twice is harmless)."""
+        normalised = _address(address)
+        with self._db.transaction() as session:
+            existing = session.scalar(select(Buyer.id).where(Buyer.address == normalised))
+            if existing is not None:
+                return existing, False
+            buyer = Buyer(address=normalised, opted_out=False, created_at=self._clock.now())
+            session.add(buyer)
+            session.flush()
+            return buyer.id, True
+
+    def add_order(
+        self, seller_id: int, buyer_id: int, ref: str | None, placed_at: datetime | None
+    ) -> OrderView:
+        placed = placed_at or self._clock.now()
+        if placed.tzinfo is None:
+            raise RegistryError("--placed-at needs a timezone, e.g. 2026-11-01T10:00:00Z")
+        for _attempt in range(3):
+            try:
+                return self._add_order_once(seller_id, buyer_id, ref, placed)
+            except IntegrityError:
+                # Another writer created the same pair (or ref) just now: look again.
+                continue
+        raise RegistryError("could not register the order; try again")
+
+    def _add_order_once(
+        self, seller_id: int, buyer_id: int, ref: str | None, placed: datetime
+    ) -> OrderView:
+        with self._db.transaction() as session:
+            if session.get(Seller, seller_id) is None:
+                raise RegistryError(f"no seller {seller_id}")
+            if session.get(Buyer, buyer_id) is None:
+                raise RegistryError(f"no buyer {buyer_id}")
+            pair = self._pair(session, seller_id, buyer_id) or self._new_pair(
+                session, seller_id, buyer_id
+            )
+            if ref is not None:
+                known = session.scalar(select(Order).where(Order.ref == ref))
+                if known is not None:
+                    if known.pair_id != pair.id:
+                        raise RegistryError(f"order ref {ref!r} belongs to another pair")
+                    return OrderView(known.id, False, self._view(pair))
+            order = Order(ref=ref, pair_id=pair.id, placed_at=placed)
+            session.add(order)
+            session.flush()
+            return OrderView(order.id, True, self._view(pair))
+
+    def show_pair(self, seller_id: int, buyer_id: int) -> PairView:
+        with self._db.transaction() as session:
+            pair = self._pair(session, seller_id, buyer_id)
+            if pair is None:
+                raise RegistryError(f"seller {seller_id} and buyer {buyer_id} have no pair yet")
+            return self._view(pair)
+
+    def _pair(self, session: Session, seller_id: int, buyer_id: int) -> Pair | None:
+        return session.scalar(
+            select(Pair).where(Pair.seller_id == seller_id, Pair.buyer_id == buyer_id)
+        )
+
+    def _new_pair(self, session: Session, seller_id: int, buyer_id: int) -> Pair:
+        pair = Pair(
+            seller_id=seller_id,
+            buyer_id=buyer_id,
+            buyer_alias=new_alias_token(),
+            seller_alias=new_alias_token(),
+            created_at=self._clock.now(),
+        )
+        session.add(pair)
+        session.flush()
+        return pair
+
+    def _view(self, pair: Pair) -> PairView:
+        return PairView(
+            pair_id=pair.id,
+            seller_id=pair.seller_id,
+            buyer_id=pair.buyer_id,
+            buyer_alias=alias_address(pair.buyer_alias, self._domain),
+            seller_alias=alias_address(pair.seller_alias, self._domain),
+        )
+
+    # -- Directory ------------------------------------------------------------------
+
+    def find_alias(self, token: str) -> AliasTarget | None:
+        with self._db.transaction() as session:
+            row = session.execute(
+                select(Pair.id, Pair.buyer_alias).where(
+                    or_(Pair.buyer_alias == token, Pair.seller_alias == token)
+                )
+            ).first()
+        if row is None:
+            return None
+        side = Side.BUYER if row.buyer_alias == token else Side.SELLER
+        return AliasTarget(pair_id=row.id, token=token, recipient_side=side)
+
+    def conversation(self, target: AliasTarget, references: Sequence[str]) -> Conversation:
+        with self._db.transaction() as session:
+            pair = session.get_one(Pair, target.pair_id)
+            seller = session.get_one(Seller, pair.seller_id)
+            buyer = session.get_one(Buyer, pair.buyer_id)
+            mailboxes = tuple(
+                session.scalars(
+                    select(SellerMailbox.address)
+                    .where(SellerMailbox.seller_id == seller.id)
+                    .order_by(SellerMailbox.id)
+                )
+            )
+            thread = self._thread(session, pair.id, references)
+        seller_party = Party(
+            side=Side.SELLER,
+            alias=alias_address(pair.seller_alias, self._domain),
+            display_name=seller.name,
+            registered=mailboxes,
+            delivery_address=mailboxes[0],
+        )
+        buyer_party = Party(
+            side=Side.BUYER,
+            alias=alias_address(pair.buyer_alias, self._domain),
+            display_name=BUYER_DISPLAY_NAME,
+            registered=(buyer.address,),
+            delivery_address=buyer.address,
+        )
+        if target.recipient_side is Side.BUYER:
+            return Conversation(pair.id, seller_party, buyer_party, thread)
+        return Conversation(pair.id, buyer_party, seller_party, thread)
+
+    def _thread(
+        self, session: Session, pair_id: int, references: Sequence[str]
+    ) -> tuple[ThreadEntry, ...]:
+        if not references:
+            return ()
+        rows = session.execute(
+            select(
+                Message.gateway_message_id, Message.original_message_id, Message.direction
+            ).where(
+                Message.pair_id == pair_id,
+                Message.verdict == "accepted",
+                or_(
+                    Message.gateway_message_id.in_(references),
+                    Message.original_message_id.in_(references),
+                ),
+            )
+        ).all()
+        return tuple(
+            ThreadEntry(
+                gateway_id=row.gateway_message_id,
+                original_id=row.original_message_id,
+                sender_side=Side.SELLER
+                if row.direction == Direction.SELLER_TO_BUYER
+                else Side.BUYER,
+            )
+            for row in rows
+            if row.direction != Direction.NOTICE
+        )
+
+
+def _address(text: str) -> str:
+    try:
+        return normalise(text)
+    except ValueError as error:
+        raise RegistryError(str(error)) from None

@@ -1,0 +1,1 @@
+"""Accepting mail: SMTP listeners and the handler that judges and enqueues."""

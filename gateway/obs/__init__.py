@@ -1,0 +1,1 @@
+"""Observability: structured logs (never a real address) and the mail log."""

@@ -1,0 +1,1 @@
+"""Transports: where delivered mail goes."""

@@ -1,0 +1,1 @@
+"""Transformations: parse, rewrite, leak guard, DSN. Pure: no I/O."""

@@ -1,0 +1,58 @@
+"""Reading and writing the text of MIME parts without losing a byte of the rest."""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import quopri
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+
+def leaf_parts(message: EmailMessage) -> Iterator[EmailMessage]:
+    for part in message.walk():
+        if not part.is_multipart():
+            yield part
+
+
+def part_label(part: EmailMessage) -> str:
+    filename = part.get_filename()
+    kind = "attachment" if part.is_attachment() or filename else "part"
+    return f"{kind} {filename!r}" if filename else f"{kind} {part.get_content_type()}"
+
+
+def _charset(part: EmailMessage) -> str:
+    declared = part.get_content_charset() or "us-ascii"
+    try:
+        return codecs.lookup(declared).name
+    except LookupError:
+        return "latin-1"  # unknown label: read bytes one to one, so they round-trip
+
+
+def read_text(part: EmailMessage) -> str:
+    """The decoded text of a part; undecodable bytes are kept as surrogates, not replaced."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    return payload.decode(_charset(part), errors="surrogateescape")
+
+
+def write_text(part: EmailMessage, text: str) -> None:
+    """Replace a part's text, keeping its headers, charset and transfer encoding."""
+    charset = _charset(part)
+    try:
+        data = text.encode(charset, errors="surrogateescape")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", errors="surrogateescape")
+        part.set_param("charset", "utf-8")
+    encoding = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if encoding == "base64":
+        part.set_payload(base64.encodebytes(data).decode("ascii"))
+    elif encoding == "quoted-printable":
+        part.set_payload(quopri.encodestring(data).decode("ascii"))
+    elif data.isascii() or encoding in {"8bit", "binary"}:
+        part.set_payload(data.decode("ascii", errors="surrogateescape"))
+    else:
+        del part["Content-Transfer-Encoding"]
+        part["Content-Transfer-Encoding"] = "quoted-printable"
+        part.set_payload(quopri.encodestring(data).decode("ascii"))

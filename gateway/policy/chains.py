@@ -1,0 +1,60 @@
+"""The chains: which rules run at RCPT and at DATA, in order, and what a hit does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from gateway.core.model import Violation
+from gateway.policy.rule import MessageContext, RecipientContext, Rule
+from gateway.policy.rules.alias import RelayDenied, UnknownAlias
+from gateway.policy.rules.sender import EnvelopeSender, HeaderFrom
+
+Ctx = TypeVar("Ctx", RecipientContext, MessageContext)
+
+
+class Action(StrEnum):
+    REJECT = "reject"  # the recipient is refused with the violation's reply
+    SHADOW = "shadow"  # recorded and counted, never blocks
+
+
+@dataclass(frozen=True, slots=True)
+class Link(Generic[Ctx]):
+    rule: Rule[Ctx]
+    action: Action = Action.REJECT
+    stop: bool = False  # a hit ends the chain: later rules would only repeat the point
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    rejections: tuple[Violation, ...] = ()
+    shadowed: tuple[Violation, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.rejections
+
+
+def judge(chain: Sequence[Link[Ctx]], ctx: Ctx) -> Judgement:
+    """Run the chain: every violation is collected, not only the first."""
+    rejections: list[Violation] = []
+    shadowed: list[Violation] = []
+    for link in chain:
+        hits = link.rule.check(ctx)
+        (rejections if link.action is Action.REJECT else shadowed).extend(hits)
+        if hits and link.stop:
+            break
+    return Judgement(tuple(rejections), tuple(shadowed))
+
+
+RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
+    Link(RelayDenied(), stop=True),
+    Link(UnknownAlias(), stop=True),
+)
+
+DATA_CHAIN: tuple[Link[MessageContext], ...] = (
+    Link(EnvelopeSender()),
+    Link(HeaderFrom()),
+)

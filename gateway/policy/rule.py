@@ -1,0 +1,43 @@
+"""What a rule is, and the facts it is given. Rules do no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from gateway.core.addresses import Mailbox
+from gateway.core.message import ParsedMessage
+from gateway.core.model import AliasTarget, Conversation, Violation
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientContext:
+    """RCPT time: the recipient as written, and what it leads to (looked up by the caller)."""
+
+    mailbox: Mailbox
+    alias_domain: str
+    target: AliasTarget | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """DATA time, for one recipient: envelope, parsed message, the pair's facts."""
+
+    envelope_from: str
+    message: ParsedMessage
+    conversation: Conversation
+
+
+CtxT = TypeVar("CtxT", RecipientContext, MessageContext, contravariant=True)
+
+
+class Rule(Protocol[CtxT]):
+    """A stable id, a sentence for people, and a pure check of the facts it is handed."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def check(self, ctx: CtxT) -> list[Violation]: ...

@@ -1,0 +1,1 @@
+"""One module a rule family; each rule has a stable id."""

@@ -1,0 +1,1 @@
+"""The outbound queue: rows in the database, claimed and delivered by workers."""

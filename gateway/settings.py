@@ -1,0 +1,187 @@
+"""Settings: the embedded config/gateway.toml, an optional operator file, BSM_* variables.
+
+Loaded and validated once at start; the resulting object is passed to whatever needs it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_DOMAIN_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})+$"
+Port = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+def embedded_defaults_path() -> Path:
+    """config/gateway.toml: shipped inside the wheel, or read from the source tree."""
+    packaged = Path(__file__).with_name("embedded") / "gateway.toml"
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SmtpSettings(_Section):
+    host: str
+    port: Port
+    hostname: str
+    max_message_size: Annotated[int, Field(gt=0)]
+    idle_timeout: Seconds
+    shutdown_grace: Seconds
+
+
+class SmtpTarget(BaseModel):
+    """A smarthost parsed from smtp://[user:pass@]host:port[?starttls=1]."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+
+class DeliverySettings(_Section):
+    transport: str
+    workers: Annotated[int, Field(ge=1, le=64)]
+    retry_schedule: Annotated[list[Seconds], Field(min_length=1)]
+    give_up_after: Seconds
+    claim_lease: Seconds
+    poll_interval: Seconds
+    attempt_timeout: Seconds
+
+    @field_validator("transport")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        if value.startswith("maildir:"):
+            if not value.removeprefix("maildir:"):
+                raise ValueError("maildir: needs a path, e.g. maildir:var/outbox")
+            return value
+        if value.startswith("smtp://"):
+            parse_smtp_target(value)
+            return value
+        raise ValueError("must be maildir:PATH or smtp://[user:pass@]host:port[?starttls=1]")
+
+    @property
+    def maildir_path(self) -> Path | None:
+        if self.transport.startswith("maildir:"):
+            return Path(self.transport.removeprefix("maildir:"))
+        return None
+
+    @property
+    def smarthost(self) -> SmtpTarget | None:
+        if self.transport.startswith("smtp://"):
+            return parse_smtp_target(self.transport)
+        return None
+
+
+def parse_smtp_target(url: str) -> SmtpTarget:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError("smtp:// needs a host")
+    try:
+        port = parts.port or 25
+    except ValueError as error:
+        raise ValueError(f"bad port in smtp:// URL: {error}") from None
+    query = parse_qs(parts.query)
+    unknown = set(query) - {"starttls"}
+    if unknown:
+        raise ValueError(f"unknown smtp:// option {sorted(unknown)[0]!r}")
+    starttls = query.get("starttls", ["0"])[-1] in {"1", "true", "yes"}
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        starttls=starttls,
+    )
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"]
+    format: Literal["json", "console"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BSM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        toml_file=[embedded_defaults_path()],
+    )
+
+    alias_domain: Annotated[str, Field(pattern=_DOMAIN_PATTERN)]
+    database_url: Annotated[str, Field(min_length=1)]
+    smtp: SmtpSettings
+    delivery: DeliverySettings
+    log: LogSettings
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first: explicit arguments, the environment, then the TOML files.
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, deep_merge=True),
+        )
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; str() is one line naming the key."""
+
+
+def load_settings(config: Path | None = None, **overrides: object) -> Settings:
+    """The embedded defaults, overlaid by `config` (if given), the environment, `overrides`."""
+    files = [embedded_defaults_path()]
+    if config is not None:
+        if not config.is_file():
+            raise ConfigError(f"config file {config}: not found")
+        files.append(config)
+    for path in files:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path}: {error}") from None
+
+    class _FromFiles(Settings):
+        model_config = SettingsConfigDict(toml_file=files)
+
+    try:
+        return _FromFiles(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] != "missing":
+            message = f"{message} (got {item['input']!r})"
+        problems.append(f"{key}: {message}")
+    return "config error: " + "; ".join(problems)

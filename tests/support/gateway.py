@@ -1,0 +1,164 @@
+"""A real gateway on a free loopback port, run on its own event loop in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.app import Gateway, open_database
+from gateway.core.clock import Clock
+from gateway.core.ports import Transport
+from gateway.db.registry import OrderView, Registry
+from gateway.settings import Settings, load_settings
+
+TEST_CONFIG = """
+database_url = "{database_url}"
+[smtp]
+port = 0
+shutdown_grace = 5
+[delivery]
+transport = "{transport}"
+retry_schedule = [0.2]
+poll_interval = 0.1
+claim_lease = 5
+attempt_timeout = 5
+{extra}
+"""
+
+
+def write_config(folder: Path, database_url: str, transport: str, extra: str = "") -> Path:
+    path = folder / "gateway.toml"
+    path.write_text(TEST_CONFIG.format(database_url=database_url, transport=transport, extra=extra))
+    return path
+
+
+@dataclass
+class Parties:
+    seller_id: int
+    buyer_id: int
+    seller_mailbox: str
+    buyer_address: str
+    buyer_alias: str
+    seller_alias: str
+    pair_id: int
+
+
+class RunningGateway:
+    def __init__(self, gateway: Gateway, loop: asyncio.AbstractEventLoop, maildir: Path | None):
+        self.gateway = gateway
+        self.loop = loop
+        self.maildir = maildir
+
+    @property
+    def port(self) -> int:
+        return self.gateway.listener.port
+
+    @property
+    def registry(self) -> Registry:
+        return self.gateway.registry
+
+    @property
+    def settings(self) -> Settings:
+        return self.gateway.settings
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
+
+    def register(
+        self,
+        *,
+        shop: str = "Sakura Shop",
+        seller: str | None = None,
+        buyer: str | None = None,
+        mailboxes: tuple[str, ...] = (),
+    ) -> Parties:
+        seller = seller or f"owner@{shop.lower().replace(' ', '-')}.example"
+        buyer = buyer or "buyer@mail.example"
+        seller_id = self.registry.add_seller(shop, [seller, *mailboxes])
+        buyer_id, _ = self.registry.add_buyer(buyer)
+        view: OrderView = self.registry.add_order(seller_id, buyer_id, None, None)
+        return Parties(
+            seller_id=seller_id,
+            buyer_id=buyer_id,
+            seller_mailbox=seller,
+            buyer_address=buyer,
+            buyer_alias=view.pair.buyer_alias,
+            seller_alias=view.pair.seller_alias,
+            pair_id=view.pair.pair_id,
+        )
+
+    def delivered(self, count: int = 1, timeout: float = 15) -> list[Path]:
+        """Wait until the maildir holds `count` messages; returns them oldest first."""
+        assert self.maildir is not None
+        return wait_for(
+            lambda: (
+                sorted((self.maildir / "new").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+                if len(list((self.maildir / "new").iterdir())) >= count
+                else None
+            ),
+            timeout,
+        )
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 15, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {probe}")
+        time.sleep(interval)
+
+
+@contextmanager
+def running_gateway(
+    folder: Path,
+    database_url: str,
+    *,
+    transport: str | None = None,
+    transport_object: Transport | None = None,
+    clock: Clock | None = None,
+    extra_config: str = "",
+) -> Iterator[RunningGateway]:
+    maildir = folder / "outbox"
+    config = write_config(folder, database_url, transport or f"maildir:{maildir}", extra_config)
+    settings = load_settings(config)
+    database = open_database(settings)
+    loop = asyncio.new_event_loop()
+    started: Future[Gateway] = Future()
+    stop = threading.Event()
+
+    async def main() -> None:
+        gateway = Gateway(settings, database=database, clock=clock, transport=transport_object)
+        await gateway.start()
+        started.set_result(gateway)
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await gateway.stop()
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        except BaseException as error:  # surface start-up failures to the test
+            if not started.done():
+                started.set_exception(error)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="gateway", daemon=True)
+    thread.start()
+    gateway = started.result(30)
+    try:
+        yield RunningGateway(gateway, loop, maildir if settings.delivery.maildir_path else None)
+    finally:
+        stop.set()
+        thread.join(30)
+        database.dispose()
