@@ -102,7 +102,11 @@ class GatewayHandler:
             maillog.recipient_refused(rule_id="rcpt.syntax", reply_code=501)
             return str(status.BAD_ADDRESS)
         token = alias_token_of(mailbox, self._domain)
-        target = await asyncio.to_thread(self._directory.find_alias, token) if token else None
+        try:
+            target = await asyncio.to_thread(self._directory.find_alias, token) if token else None
+        except Exception as error:
+            _log.error("alias_lookup_failed", alias_token=token, exc_info=error)
+            return str(status.TEMPORARY_FAILURE)
         judgement = judge(RCPT_CHAIN, RecipientContext(mailbox, self._domain, target))
         if not judgement.passed or target is None:
             violation = judgement.rejections[0]

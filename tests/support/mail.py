@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import smtplib
 from email.message import EmailMessage
-from email.policy import default
+from email.policy import SMTP, default
 from pathlib import Path
 
 
@@ -38,9 +38,14 @@ def send(
     port: int, mail_from: str, rcpts: list[str], data: bytes | EmailMessage
 ) -> dict[str, tuple[int, bytes]]:
     """Send with smtplib, as a seller's or buyer's client would; returns refused recipients."""
-    raw = data.as_bytes() if isinstance(data, EmailMessage) else data
+    raw = wire_bytes(data) if isinstance(data, EmailMessage) else data
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         return client.sendmail(mail_from, rcpts, raw)
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as a mail client puts it on the wire: CRLF line endings."""
+    return message.as_bytes(policy=SMTP)
 
 
 def read(path: Path) -> EmailMessage:

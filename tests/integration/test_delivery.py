@@ -1,0 +1,142 @@
+"""Delivery through a smarthost (an aiosmtpd sink): retries, bounces, give-up."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.policy import default
+from pathlib import Path
+
+from sqlalchemy import select
+
+from gateway.core.clock import FrozenClock
+from gateway.db.models import Outbound
+from tests.support.gateway import running_gateway, wait_for
+from tests.support.mail import send, text_message
+from tests.support.sink import smtp_sink
+
+
+def _parse(content: bytes) -> Message:
+    return email.message_from_bytes(content, policy=default)
+
+
+def _states(gw) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    with gw.gateway.database.transaction() as session:
+        rows = session.scalars(select(Outbound).order_by(Outbound.id)).all()
+        return [(row.state, row.attempts) for row in rows]
+
+
+def _dsn_status(dsn: Message) -> Message:
+    status_part = next(p for p in dsn.walk() if p.get_content_type() == "message/delivery-status")
+    blocks = status_part.get_payload()
+    return blocks[1]  # type: ignore[no-any-return]
+
+
+def test_delivered_through_smarthost_with_bounce_address(tmp_path: Path, db_url: str) -> None:
+    with (
+        smtp_sink() as sink,
+        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    ):
+        parties = gw.register()
+        send(
+            gw.port,
+            parties.seller_mailbox,
+            [parties.buyer_alias],
+            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
+        )
+        wait_for(lambda: sink.received)
+        [got] = sink.received
+        assert got.rcpt_tos == [parties.buyer_address]
+        assert got.mail_from.startswith("bounce-")
+        assert got.mail_from.endswith("@relay.example.test")
+        assert parties.seller_mailbox.encode() not in got.content
+        wait_for(lambda: _states(gw) == [("delivered", 1)])
+
+
+def test_temporary_failure_is_retried(tmp_path: Path, db_url: str) -> None:
+    with (
+        smtp_sink(["451 4.3.0 try later", "421 4.7.0 busy"]) as sink,
+        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    ):
+        parties = gw.register()
+        send(
+            gw.port,
+            parties.seller_mailbox,
+            [parties.buyer_alias],
+            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
+        )
+        wait_for(lambda: _states(gw) == [("delivered", 3)])
+        assert sink.attempts == 3
+        assert len(sink.received) == 1
+
+
+def test_permanent_failure_sends_dsn_to_the_seller(tmp_path: Path, db_url: str) -> None:
+    rejection = "550 5.1.1 <buyer@mail.example>: Recipient address rejected: User unknown"
+    with (
+        smtp_sink([rejection]) as sink,
+        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    ):
+        parties = gw.register()
+        send(
+            gw.port,
+            parties.seller_mailbox,
+            [parties.buyer_alias],
+            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
+        )
+        wait_for(lambda: sink.received)
+        [dsn_delivery] = sink.received
+        assert dsn_delivery.mail_from == "<>"  # null sender: a DSN is never bounced
+        assert dsn_delivery.rcpt_tos == [parties.seller_mailbox]
+        assert b"buyer@mail.example" not in dsn_delivery.content
+        dsn = _parse(dsn_delivery.content)
+        assert dsn.get_content_type() == "multipart/report"
+        recipient = _dsn_status(dsn)
+        assert recipient["Final-Recipient"] == f"rfc822; {parties.buyer_alias}"
+        assert recipient["Action"] == "failed"
+        assert recipient["Status"] == "5.1.1"
+        assert "User unknown" in recipient["Diagnostic-Code"]
+        wait_for(lambda: _states(gw) == [("failed", 1), ("delivered", 1)])
+
+
+def test_gives_up_after_five_days_and_tells_the_seller(tmp_path: Path, db_url: str) -> None:
+    clock = FrozenClock(datetime(2026, 11, 22, 12, 0, tzinfo=UTC))
+    with (
+        smtp_sink(["451 4.4.1 no answer"] * 2) as sink,
+        running_gateway(
+            tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}", clock=clock
+        ) as gw,
+    ):
+        parties = gw.register()
+        send(
+            gw.port,
+            parties.seller_mailbox,
+            [parties.buyer_alias],
+            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
+        )
+        wait_for(lambda: _states(gw) == [("queued", 1)] and sink.attempts == 1)
+        clock.advance(timedelta(days=5, seconds=1))
+        wait_for(lambda: sink.received)
+        [dsn_delivery] = sink.received
+        assert dsn_delivery.rcpt_tos == [parties.seller_mailbox]
+        recipient = _dsn_status(_parse(dsn_delivery.content))
+        assert recipient["Status"] == "5.4.7"
+        assert "gave up after 2 attempts" in recipient["Diagnostic-Code"]
+        wait_for(lambda: _states(gw) == [("failed", 2), ("delivered", 1)])
+
+
+def test_bounced_dsn_is_not_bounced_again(tmp_path: Path, db_url: str) -> None:
+    with (
+        smtp_sink(["550 5.1.1 no such user"] * 2) as sink,
+        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    ):
+        parties = gw.register()
+        send(
+            gw.port,
+            parties.seller_mailbox,
+            [parties.buyer_alias],
+            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
+        )
+        wait_for(lambda: _states(gw) == [("failed", 1), ("failed", 1)])
+        assert sink.attempts == 2
+        assert sink.received == []
