@@ -127,8 +127,12 @@ def serve(ctx: typer.Context) -> None:
 def check(ctx: typer.Context) -> None:
     """Health check: the SMTP listener greets and answers NOOP."""
     settings = _settings(ctx)
+    # A wildcard listener is reached on loopback from inside its own host or container.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
+        settings.smtp.host, settings.smtp.host
+    )
     try:
-        with smtplib.SMTP(settings.smtp.host, settings.smtp.port, timeout=5) as client:
+        with smtplib.SMTP(host, settings.smtp.port, timeout=5) as client:
             code, _ = client.noop()
     except (OSError, smtplib.SMTPException) as error:
         _fail(f"SMTP listener not answering: {error}", False)

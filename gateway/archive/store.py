@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import zstandard
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from gateway.core.model import ArchiveEntry, IntakeBatch
+from gateway.core.model import ArchiveEntry, BounceContext, IntakeBatch
 from gateway.db.models import Message, Outbound
 from gateway.db.session import Database
+from gateway.pipeline.dsn import header_block
 
 _LEVEL = 3
 
@@ -56,6 +60,43 @@ def add_entry(session: Session, entry: ArchiveEntry) -> int:
     return message.id
 
 
+def load_bounce_context(session: Session, which: ColumnElement[bool]) -> BounceContext | None:
+    """The delivery selected by `which` (a condition on Outbound), as its sender knew it."""
+    row = session.execute(
+        select(
+            Outbound.id,
+            Outbound.state,
+            Message.pair_id,
+            Message.envelope_from,
+            Message.recipient,
+            Message.raw_received,
+            Message.received_at,
+        )
+        .join(Message, Message.id == Outbound.message_id)
+        .where(which)
+    ).first()
+    if row is None:
+        return None
+    raw = decompress(row.raw_received) if row.raw_received is not None else b""
+    return BounceContext(
+        outbound_id=row.id,
+        state=row.state,
+        pair_id=row.pair_id,
+        original_sender=row.envelope_from,
+        alias_written_to=row.recipient,
+        original_headers=header_block(raw),
+        received_at=row.received_at,
+    )
+
+
+def mark_failed(session: Session, outbound_id: int, now: datetime, error: str) -> None:
+    session.execute(
+        update(Outbound)
+        .where(Outbound.id == outbound_id)
+        .values(state="failed", finished_at=now, last_error=error)
+    )
+
+
 class ArchiveIntake:
     """core.ports.Intake: one DATA command's records, committed together or not at all."""
 
@@ -65,4 +106,8 @@ class ArchiveIntake:
     def commit(self, batch: IntakeBatch) -> list[int]:
         with self._db.transaction() as session:
             ids = [add_entry(session, entry) for entry in batch.entries]
+            received_at = batch.entries[0].received_at if batch.entries else None
+            for outbound_id, error in batch.failed_deliveries:
+                assert received_at is not None
+                mark_failed(session, outbound_id, received_at, error)
         return ids

@@ -63,6 +63,15 @@ def alias_token_of(mailbox: Mailbox, alias_domain: str) -> str | None:
     return token if _ALIAS_TOKEN.match(token) else None
 
 
+def bounce_token_of(mailbox: Mailbox, alias_domain: str) -> str | None:
+    """The delivery token if `mailbox` is one of our bounce addresses, else None."""
+    local = mailbox.local.lower()
+    if mailbox.domain != alias_domain or not local.startswith(BOUNCE_PREFIX):
+        return None
+    token = local.removeprefix(BOUNCE_PREFIX)
+    return token if _ALIAS_TOKEN.match(token) else None
+
+
 def alias_address(token: str, alias_domain: str) -> str:
     return f"{token}@{alias_domain}"
 

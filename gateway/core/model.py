@@ -22,6 +22,7 @@ class Direction(StrEnum):
     SELLER_TO_BUYER = "seller_to_buyer"
     BUYER_TO_SELLER = "buyer_to_seller"
     NOTICE = "notice"  # written by the gateway itself: a DSN to a party
+    BOUNCE = "bounce"  # a DSN from the recipient's side about a message the gateway sent
 
     @staticmethod
     def from_sender(side: Side) -> Direction:
@@ -35,6 +36,19 @@ class AliasTarget:
     pair_id: int
     token: str
     recipient_side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class BounceContext:
+    """A delivery the gateway made, as its sender knew it: all a DSN about it may say."""
+
+    outbound_id: int
+    state: str
+    pair_id: int | None
+    original_sender: str  # the sender's real address, where a DSN goes ("" for a notice)
+    alias_written_to: str
+    original_headers: bytes
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +119,7 @@ class ArchiveEntry:
 
     @property
     def accepted(self) -> bool:
-        return self.delivery is not None or self.direction is Direction.NOTICE
+        return self.delivery is not None or self.direction in (Direction.NOTICE, Direction.BOUNCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +127,5 @@ class IntakeBatch:
     """Everything one DATA command produces; stored in a single transaction before 250."""
 
     entries: tuple[ArchiveEntry, ...] = field(default_factory=tuple)
+    # Deliveries that a bounce in this batch reports as failed after all: (outbound id, why).
+    failed_deliveries: tuple[tuple[int, str], ...] = ()

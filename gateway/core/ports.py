@@ -11,7 +11,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.core.model import AliasTarget, ArchiveEntry, Conversation, IntakeBatch
+from gateway.core.model import (
+    AliasTarget,
+    ArchiveEntry,
+    BounceContext,
+    Conversation,
+    IntakeBatch,
+)
 
 
 class Directory(Protocol):
@@ -20,6 +26,10 @@ class Directory(Protocol):
     def find_alias(self, token: str) -> AliasTarget | None: ...
 
     def conversation(self, target: AliasTarget, references: Sequence[str]) -> Conversation: ...
+
+    def find_bounce(self, token: str) -> BounceContext | None:
+        """The delivery whose bounce address carries `token`."""
+        ...
 
 
 class Intake(Protocol):
@@ -54,18 +64,9 @@ class DeliveryQueue(Protocol):
         """Mark a delivery failed and, in the same transaction, queue the DSN to its sender."""
         ...
 
-    def bounce_context(self, outbound_id: int) -> BounceContext: ...
-
-
-@dataclass(frozen=True, slots=True)
-class BounceContext:
-    """What a DSN for a failed delivery may say: only the sender's own view of the message."""
-
-    pair_id: int | None
-    original_sender: str  # the sender's real address, where the DSN goes
-    alias_written_to: str
-    original_headers: bytes
-    received_at: datetime
+    def bounce_context(self, outbound_id: int) -> BounceContext:
+        """The claimed delivery as its sender knew it, for the DSN."""
+        ...
 
 
 class Outcome(StrEnum):

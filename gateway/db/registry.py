@@ -10,17 +10,19 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.archive.store import load_bounce_context
 from gateway.core.addresses import alias_address, new_alias_token, normalise
 from gateway.core.clock import Clock
 from gateway.core.model import (
     AliasTarget,
+    BounceContext,
     Conversation,
     Direction,
     Party,
     Side,
     ThreadEntry,
 )
-from gateway.db.models import Buyer, Message, Order, Pair, Seller, SellerMailbox
+from gateway.db.models import Buyer, Message, Order, Outbound, Pair, Seller, SellerMailbox
 from gateway.db.session import Database
 
 BUYER_DISPLAY_NAME = "Buyer"
@@ -199,6 +201,10 @@ class Registry:
         if target.recipient_side is Side.BUYER:
             return Conversation(pair.id, seller_party, buyer_party, thread)
         return Conversation(pair.id, buyer_party, seller_party, thread)
+
+    def find_bounce(self, token: str) -> BounceContext | None:
+        with self._db.transaction() as session:
+            return load_bounce_context(session, Outbound.token == token)
 
     def _thread(
         self, session: Session, pair_id: int, references: Sequence[str]

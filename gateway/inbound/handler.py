@@ -17,6 +17,7 @@ from gateway.core.addresses import (
     AddressError,
     alias_token_of,
     bounce_address,
+    bounce_token_of,
     new_alias_token,
     new_message_id,
     parse_mailbox,
@@ -26,8 +27,10 @@ from gateway.core.message import ParsedMessage
 from gateway.core.model import (
     AliasTarget,
     ArchiveEntry,
+    BounceContext,
     Conversation,
     Delivery,
+    Direction,
     IntakeBatch,
     Violation,
 )
@@ -35,7 +38,13 @@ from gateway.core.ports import Directory, Intake
 from gateway.core.status import Reply
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
-from gateway.pipeline.dsn import FailedRecipient, failure_notice, header_block
+from gateway.pipeline.dsn import (
+    FailedRecipient,
+    failure_notice,
+    header_block,
+    read_report,
+    scrub_addresses,
+)
 from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.parse import MessageFormatError, parse_message
 from gateway.pipeline.rewrite import rewrite
@@ -50,8 +59,10 @@ class _Outcome:
     """One recipient's fate at DATA."""
 
     rcpt: str
-    target: AliasTarget
+    target: AliasTarget | BounceContext
     entry: ArchiveEntry
+    notice: ArchiveEntry | None = None  # a DSN this recipient's outcome sends to a sender
+    failed_delivery: tuple[int, str] | None = None
 
 
 class GatewayHandler:
@@ -70,7 +81,7 @@ class GatewayHandler:
         self._clock = clock
         self._on_queued = on_queued
         # What each accepted RCPT resolved to, kept for DATA of the same transaction.
-        self._targets: weakref.WeakKeyDictionary[Any, dict[str, AliasTarget]] = (
+        self._targets: weakref.WeakKeyDictionary[Any, dict[str, AliasTarget | BounceContext]] = (
             weakref.WeakKeyDictionary()
         )
         self._in_flight = 0
@@ -101,6 +112,9 @@ class GatewayHandler:
         except AddressError:
             maillog.recipient_refused(rule_id="rcpt.syntax", reply_code=501)
             return str(status.BAD_ADDRESS)
+        bounce_token = bounce_token_of(mailbox, self._domain)
+        if bounce_token is not None:
+            return await self._bounce_rcpt(envelope, address, bounce_token)
         token = alias_token_of(mailbox, self._domain)
         try:
             target = await asyncio.to_thread(self._directory.find_alias, token) if token else None
@@ -117,6 +131,20 @@ class GatewayHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         self._targets.setdefault(envelope, {})[address] = target
+        return str(status.RCPT_OK)
+
+    async def _bounce_rcpt(self, envelope: Any, address: str, token: str) -> str:
+        """A report about a message the gateway delivered, sent to its bounce address."""
+        try:
+            context = await asyncio.to_thread(self._directory.find_bounce, token)
+        except Exception as error:
+            _log.error("bounce_lookup_failed", exc_info=error)
+            return str(status.TEMPORARY_FAILURE)
+        if context is None:
+            maillog.recipient_refused(rule_id="rcpt.bounce", reply_code=550)
+            return str(status.UNKNOWN_ALIAS)
+        envelope.rcpt_tos.append(address)
+        self._targets.setdefault(envelope, {})[address] = context
         return str(status.RCPT_OK)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -162,15 +190,18 @@ class GatewayHandler:
                 session_id,
             )
             entries = [o.entry for o in outcomes]
+            entries += [o.notice for o in outcomes if o.notice is not None]
             refused = [o for o in outcomes if not o.entry.accepted]
             if refused and len(refused) < len(outcomes):
                 entries.append(
                     self._notice(envelope.mail_from, raw, refused, received_at, session_id)
                 )
-            # Shielded: a client that hangs up mid-commit does not cut the transaction short.
-            ids = await asyncio.shield(
-                asyncio.to_thread(self._intake.commit, IntakeBatch(tuple(entries)))
+            batch = IntakeBatch(
+                tuple(entries),
+                tuple(o.failed_delivery for o in outcomes if o.failed_delivery is not None),
             )
+            # Shielded: a client that hangs up mid-commit does not cut the transaction short.
+            ids = await asyncio.shield(asyncio.to_thread(self._intake.commit, batch))
         except Exception as error:
             maillog.not_stored(error=type(error).__name__)
             _log.error("commit_failed", exc_info=error)
@@ -188,7 +219,7 @@ class GatewayHandler:
         self,
         envelope_from: str,
         rcpts: Sequence[str],
-        targets: dict[str, AliasTarget],
+        targets: dict[str, AliasTarget | BounceContext],
         parsed: ParsedMessage | None,
         raw: bytes,
         received_at: datetime,
@@ -199,6 +230,11 @@ class GatewayHandler:
         outcomes = []
         for rcpt in rcpts:
             target = targets[rcpt]
+            if isinstance(target, BounceContext):
+                outcomes.append(
+                    self._bounce(envelope_from, rcpt, target, parsed, raw, received_at, session_id)
+                )
+                continue
             conversation = self._directory.conversation(target, references)
             entry = self._judge_one(envelope_from, rcpt, conversation, parsed, raw, received_at)
             outcomes.append(_Outcome(rcpt, target, replace(entry, session_id=session_id)))
@@ -244,6 +280,57 @@ class GatewayHandler:
             token=token,
         )
         return replace(entry, reply=status.QUEUED, raw_delivered=delivered, delivery=delivery)
+
+    def _bounce(
+        self,
+        envelope_from: str,
+        rcpt: str,
+        context: BounceContext,
+        parsed: ParsedMessage | None,
+        raw: bytes,
+        received_at: datetime,
+        session_id: str,
+    ) -> _Outcome:
+        """Archive the report; if it says the delivery failed, tell the sender in our words."""
+        entry = ArchiveEntry(
+            direction=Direction.BOUNCE,
+            pair_id=context.pair_id,
+            envelope_from=envelope_from,
+            recipient=rcpt,
+            received_at=received_at,
+            raw_received=raw,
+            raw_delivered=None,
+            gateway_message_id=new_message_id(self._domain),
+            original_message_id=parsed.message_id if parsed else None,
+            reply=status.QUEUED,
+            session_id=session_id,
+        )
+        report = read_report(parsed.message) if parsed else None
+        if (
+            report is None
+            or report.action != "failed"
+            or context.state == "failed"
+            or not context.original_sender
+        ):
+            return _Outcome(rcpt, context, entry)
+        code = report.status if report.status.startswith("5.") else "5.0.0"
+        diagnostic = scrub_addresses(
+            report.diagnostic or "the recipient's mail server returned the message",
+            self._domain,
+            "the recipient",
+        )
+        notice = failure_notice(
+            alias_domain=self._domain,
+            pair_id=context.pair_id,
+            original_sender=context.original_sender,
+            original_headers=context.original_headers,
+            arrival=context.received_at,
+            now=received_at,
+            failed=[FailedRecipient(context.alias_written_to, code, diagnostic)],
+            session_id=session_id,
+        )
+        failed = (context.outbound_id, f"bounced after delivery: {code} {diagnostic}")
+        return _Outcome(rcpt, context, entry, notice, failed)
 
     def _notice(
         self,

@@ -34,6 +34,33 @@ def scrub_addresses(text: str, alias_domain: str, replacement: str) -> str:
     return _ADDRESS.sub(_replace, " ".join(text.split()))
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a DSN received from the recipient's side says about its first recipient."""
+
+    action: str  # failed | delayed | delivered | relayed | expanded (RFC 3464 2.3.3)
+    status: str
+    diagnostic: str
+
+
+def read_report(message: EmailMessage) -> Report | None:
+    """The first per-recipient block of a multipart/report DSN; None if it is no DSN."""
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        if not isinstance(blocks, list):
+            return None
+        for block in blocks[1:]:
+            if not isinstance(block, Message):
+                continue
+            action = str(block.get("Action", "")).strip().lower()
+            if action:
+                diagnostic = str(block.get("Diagnostic-Code", "")).partition(";")[2].strip()
+                return Report(action, str(block.get("Status", "")).strip(), diagnostic)
+    return None
+
+
 def header_block(raw: bytes) -> bytes:
     """The header section of a message as received."""
     for separator in (b"\r\n\r\n", b"\n\n"):

@@ -6,12 +6,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from gateway.archive.store import add_entry, decompress
-from gateway.core.model import ArchiveEntry, Direction
-from gateway.core.ports import BounceContext, ClaimedDelivery
+from gateway.archive.store import add_entry, decompress, load_bounce_context, mark_failed
+from gateway.core.model import ArchiveEntry, BounceContext, Direction
+from gateway.core.ports import ClaimedDelivery
 from gateway.db.models import Message, Outbound
 from gateway.db.session import Database
-from gateway.pipeline.dsn import header_block
 
 
 class DatabaseQueue:
@@ -65,7 +64,12 @@ class DatabaseQueue:
             ]
 
     def delivered(self, outbound_id: int, now: datetime) -> None:
-        self._finish(outbound_id, "delivered", now, None)
+        with self._db.transaction() as session:
+            session.execute(
+                update(Outbound)
+                .where(Outbound.id == outbound_id)
+                .values(state="delivered", finished_at=now)
+            )
 
     def retry_at(self, outbound_id: int, when: datetime, error: str) -> None:
         with self._db.transaction() as session:
@@ -79,40 +83,12 @@ class DatabaseQueue:
         self, outbound_id: int, now: datetime, error: str, notice: ArchiveEntry | None
     ) -> None:
         with self._db.transaction() as session:
-            session.execute(
-                update(Outbound)
-                .where(Outbound.id == outbound_id)
-                .values(state="failed", finished_at=now, last_error=error)
-            )
+            mark_failed(session, outbound_id, now, error)
             if notice is not None:
                 add_entry(session, notice)
 
-    def _finish(self, outbound_id: int, state: str, now: datetime, error: str | None) -> None:
-        with self._db.transaction() as session:
-            session.execute(
-                update(Outbound)
-                .where(Outbound.id == outbound_id)
-                .values(state=state, finished_at=now, last_error=error)
-            )
-
     def bounce_context(self, outbound_id: int) -> BounceContext:
         with self._db.transaction() as session:
-            row = session.execute(
-                select(
-                    Message.pair_id,
-                    Message.envelope_from,
-                    Message.recipient,
-                    Message.raw_received,
-                    Message.received_at,
-                )
-                .join(Outbound, Outbound.message_id == Message.id)
-                .where(Outbound.id == outbound_id)
-            ).one()
-        raw = decompress(row.raw_received) if row.raw_received is not None else b""
-        return BounceContext(
-            pair_id=row.pair_id,
-            original_sender=row.envelope_from,
-            alias_written_to=row.recipient,
-            original_headers=header_block(raw),
-            received_at=row.received_at,
-        )
+            context = load_bounce_context(session, Outbound.id == outbound_id)
+        assert context is not None, "a claimed delivery has its message"
+        return context

@@ -140,3 +140,60 @@ def test_bounced_dsn_is_not_bounced_again(tmp_path: Path, db_url: str) -> None:
         wait_for(lambda: _states(gw) == [("failed", 1), ("failed", 1)])
         assert sink.attempts == 2
         assert sink.received == []
+
+
+def _bounce_for(original_rcpt: str, status: str, action: str = "failed") -> bytes:
+    """A DSN as the buyer's provider sends it after it had accepted the message."""
+    return (
+        "From: MAILER-DAEMON@mx.mail.example\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nMailbox full\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.mail.example\r\n\r\n"
+        f"Final-Recipient: rfc822; {original_rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 552 {status} <{original_rcpt}> mailbox full\r\n"
+        "--b--\r\n"
+    ).encode()
+
+
+def test_late_bounce_becomes_a_dsn_without_the_buyers_address(tmp_path: Path, db_url: str) -> None:
+    with (
+        smtp_sink() as sink,
+        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    ):
+        parties = gw.register()
+        send(
+            gw.port,
+            parties.seller_mailbox,
+            [parties.buyer_alias],
+            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
+        )
+        wait_for(lambda: sink.received)
+        bounce_address = sink.received[0].mail_from
+
+        # A delay notice changes nothing; the failure report fails the delivery and is
+        # reported to the seller once, however often it arrives.
+        send(gw.port, "", [bounce_address], _bounce_for(parties.buyer_address, "4.2.2", "delayed"))
+        for _ in range(2):
+            send(gw.port, "", [bounce_address], _bounce_for(parties.buyer_address, "5.2.2"))
+        wait_for(lambda: len(sink.received) == 2)
+        notice = sink.received[1]
+        assert notice.rcpt_tos == [parties.seller_mailbox]
+        assert parties.buyer_address.encode() not in notice.content
+        recipient = _dsn_status(_parse(notice.content))
+        assert recipient["Final-Recipient"] == f"rfc822; {parties.buyer_alias}"
+        assert recipient["Status"] == "5.2.2"
+        assert "mailbox full" in recipient["Diagnostic-Code"]
+        wait_for(lambda: _states(gw) == [("failed", 1), ("delivered", 1)])
+
+
+def test_unknown_bounce_address_is_refused(gw) -> None:  # type: ignore[no-untyped-def]
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+        client.ehlo()
+        client.mail("")
+        code, _ = client.rcpt("bounce-aaaaaaaaaaaaaaaa@relay.example.test")
+    assert code == 550
