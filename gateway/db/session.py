@@ -15,6 +15,9 @@ SQLITE_BUSY_TIMEOUT_MS = 15000
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # Statement parameters are real addresses and message bodies: keep them out of error
+    # texts, which end up in logs.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -9,12 +9,10 @@ from datetime import datetime
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import format_datetime
 
-from gateway.core.addresses import new_alias_token, new_message_id
+from gateway.core.addresses import ADDRESS_IN_TEXT, new_alias_token, new_message_id
 from gateway.core.model import ArchiveEntry, Delivery, Direction
 from gateway.core.status import OK
 from gateway.pipeline.parse import SMTP_POLICY
-
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +29,7 @@ def scrub_addresses(text: str, alias_domain: str, replacement: str) -> str:
         address = match.group(0)
         return address if address.lower().endswith("@" + alias_domain) else replacement
 
-    return _ADDRESS.sub(_replace, " ".join(text.split()))
+    return ADDRESS_IN_TEXT.sub(_replace, " ".join(text.split()))
 
 
 @dataclass(frozen=True, slots=True)
