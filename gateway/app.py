@@ -86,6 +86,7 @@ class Gateway:
             retry_schedule=list(delivery.retry_schedule),
             give_up_after=delivery.give_up_after,
             claim_lease=delivery.claim_lease,
+            claim_batch=delivery.claim_batch,
             poll_interval=delivery.poll_interval,
         )
         self.handler = GatewayHandler(

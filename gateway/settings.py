@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,6 +68,7 @@ class DeliverySettings(_Section):
     retry_schedule: Annotated[list[Seconds], Field(min_length=1)]
     give_up_after: Seconds
     claim_lease: Seconds
+    claim_batch: Annotated[int, Field(ge=1, le=500)]
     poll_interval: Seconds
     attempt_timeout: Seconds
 
@@ -75,6 +83,14 @@ class DeliverySettings(_Section):
             parse_smtp_target(value)
             return value
         raise ValueError("must be maildir:PATH or smtp://[user:pass@]host:port[?starttls=1]")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> DeliverySettings:
+        # A batch is sent at once; if an attempt could outlast the lease, another worker
+        # would take the row while it is still being sent, and deliver it twice.
+        if self.claim_lease <= self.attempt_timeout + 5:
+            raise ValueError("claim_lease must exceed attempt_timeout by more than 5 seconds")
+        return self
 
     @property
     def maildir_path(self) -> Path | None:

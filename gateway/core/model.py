@@ -30,15 +30,6 @@ class Direction(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class AliasTarget:
-    """What an alias leads to: the pair, and which side of it receives the mail."""
-
-    pair_id: int
-    token: str
-    recipient_side: Side
-
-
-@dataclass(frozen=True, slots=True)
 class BounceContext:
     """A delivery the gateway made, as its sender knew it: all a DSN about it may say."""
 

@@ -12,20 +12,24 @@ from enum import StrEnum
 from typing import Protocol
 
 from gateway.core.model import (
-    AliasTarget,
     ArchiveEntry,
     BounceContext,
     Conversation,
     IntakeBatch,
+    ThreadEntry,
 )
 
 
 class Directory(Protocol):
     """Who is who: aliases, pairs, registered mailboxes, earlier messages of a pair."""
 
-    def find_alias(self, token: str) -> AliasTarget | None: ...
+    def find_alias(self, token: str) -> Conversation | None:
+        """The pair behind an alias, seen from a message sent to it (no thread yet)."""
+        ...
 
-    def conversation(self, target: AliasTarget, references: Sequence[str]) -> Conversation: ...
+    def thread(self, pair_id: int, references: Sequence[str]) -> tuple[ThreadEntry, ...]:
+        """The pair's earlier messages among `references` (Message-IDs of either side)."""
+        ...
 
     def find_bounce(self, token: str) -> BounceContext | None:
         """The delivery whose bounce address carries `token`."""
@@ -51,17 +55,24 @@ class ClaimedDelivery:
     is_notice: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What became of one claimed delivery, to be written back to its queue row."""
+
+    outbound_id: int
+    state: str  # "delivered" | "queued" (to be retried at `when`) | "failed"
+    when: datetime  # finished at, or the next attempt
+    error: str | None = None
+    notice: ArchiveEntry | None = None  # the DSN a failure sends, queued in the same commit
+
+
 class DeliveryQueue(Protocol):
-    def claim(self, limit: int, now: datetime, lease_seconds: float) -> list[ClaimedDelivery]: ...
+    def claim(self, limit: int, now: datetime, lease_seconds: float) -> list[ClaimedDelivery]:
+        """Take up to `limit` due rows; they stay invisible to others for the lease."""
+        ...
 
-    def delivered(self, outbound_id: int, now: datetime) -> None: ...
-
-    def retry_at(self, outbound_id: int, when: datetime, error: str) -> None: ...
-
-    def failed(
-        self, outbound_id: int, now: datetime, error: str, notice: ArchiveEntry | None
-    ) -> None:
-        """Mark a delivery failed and, in the same transaction, queue the DSN to its sender."""
+    def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Record outcomes (and the DSNs of failures) in one transaction."""
         ...
 
     def bounce_context(self, outbound_id: int) -> BounceContext:
@@ -85,3 +96,7 @@ class Transport(Protocol):
     """Where delivered mail goes: a maildir, or a smarthost over SMTP."""
 
     async def send(self, delivery: ClaimedDelivery) -> SendResult: ...
+
+    async def close(self) -> None:
+        """Release what the transport holds open (idle connections)."""
+        ...

@@ -14,6 +14,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -120,6 +121,13 @@ class Message(Base):
     raw_received: Mapped[bytes | None] = mapped_column(LargeBinary)  # zstd
     raw_delivered: Mapped[bytes | None] = mapped_column(LargeBinary)  # zstd
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for hot-path statements that need no ORM machinery."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Outbound(Base):

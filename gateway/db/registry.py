@@ -14,7 +14,6 @@ from gateway.archive.store import load_bounce_context
 from gateway.core.addresses import alias_address, new_alias_token, normalise
 from gateway.core.clock import Clock
 from gateway.core.model import (
-    AliasTarget,
     BounceContext,
     Conversation,
     Direction,
@@ -125,7 +124,7 @@ class Registry:
             return OrderView(order.id, True, self._view(pair))
 
     def show_pair(self, seller_id: int, buyer_id: int) -> PairView:
-        with self._db.transaction() as session:
+        with self._db.reading() as session:
             pair = self._pair(session, seller_id, buyer_id)
             if pair is None:
                 raise RegistryError(f"seller {seller_id} and buyer {buyer_id} have no pair yet")
@@ -159,70 +158,64 @@ class Registry:
 
     # -- Directory ------------------------------------------------------------------
 
-    def find_alias(self, token: str) -> AliasTarget | None:
-        with self._db.transaction() as session:
-            row = session.execute(
-                select(Pair.id, Pair.buyer_alias).where(
-                    or_(Pair.buyer_alias == token, Pair.seller_alias == token)
+    def find_alias(self, token: str) -> Conversation | None:
+        with self._db.reading() as session:
+            rows = session.execute(
+                select(
+                    Pair.id,
+                    Pair.buyer_alias,
+                    Pair.seller_alias,
+                    Seller.name,
+                    Buyer.address.label("buyer_address"),
+                    SellerMailbox.address.label("mailbox"),
                 )
-            ).first()
-        if row is None:
+                .join(Seller, Seller.id == Pair.seller_id)
+                .join(Buyer, Buyer.id == Pair.buyer_id)
+                .join(SellerMailbox, SellerMailbox.seller_id == Pair.seller_id)
+                .where(or_(Pair.buyer_alias == token, Pair.seller_alias == token))
+                .order_by(SellerMailbox.id)
+            ).all()
+        if not rows:
             return None
-        side = Side.BUYER if row.buyer_alias == token else Side.SELLER
-        return AliasTarget(pair_id=row.id, token=token, recipient_side=side)
-
-    def conversation(self, target: AliasTarget, references: Sequence[str]) -> Conversation:
-        with self._db.transaction() as session:
-            pair = session.get_one(Pair, target.pair_id)
-            seller = session.get_one(Seller, pair.seller_id)
-            buyer = session.get_one(Buyer, pair.buyer_id)
-            mailboxes = tuple(
-                session.scalars(
-                    select(SellerMailbox.address)
-                    .where(SellerMailbox.seller_id == seller.id)
-                    .order_by(SellerMailbox.id)
-                )
-            )
-            thread = self._thread(session, pair.id, references)
-        seller_party = Party(
+        first = rows[0]
+        mailboxes = tuple(row.mailbox for row in rows)
+        seller = Party(
             side=Side.SELLER,
-            alias=alias_address(pair.seller_alias, self._domain),
-            display_name=seller.name,
+            alias=alias_address(first.seller_alias, self._domain),
+            display_name=first.name,
             registered=mailboxes,
             delivery_address=mailboxes[0],
         )
-        buyer_party = Party(
+        buyer = Party(
             side=Side.BUYER,
-            alias=alias_address(pair.buyer_alias, self._domain),
+            alias=alias_address(first.buyer_alias, self._domain),
             display_name=BUYER_DISPLAY_NAME,
-            registered=(buyer.address,),
-            delivery_address=buyer.address,
+            registered=(first.buyer_address,),
+            delivery_address=first.buyer_address,
         )
-        if target.recipient_side is Side.BUYER:
-            return Conversation(pair.id, seller_party, buyer_party, thread)
-        return Conversation(pair.id, buyer_party, seller_party, thread)
+        if first.buyer_alias == token:
+            return Conversation(first.id, sender=seller, recipient=buyer)
+        return Conversation(first.id, sender=buyer, recipient=seller)
 
-    def find_bounce(self, token: str) -> BounceContext | None:
-        with self._db.transaction() as session:
-            return load_bounce_context(session, Outbound.token == token)
-
-    def _thread(
-        self, session: Session, pair_id: int, references: Sequence[str]
-    ) -> tuple[ThreadEntry, ...]:
+    def thread(self, pair_id: int, references: Sequence[str]) -> tuple[ThreadEntry, ...]:
         if not references:
             return ()
-        rows = session.execute(
-            select(
-                Message.gateway_message_id, Message.original_message_id, Message.direction
-            ).where(
-                Message.pair_id == pair_id,
-                Message.verdict == "accepted",
-                or_(
-                    Message.gateway_message_id.in_(references),
-                    Message.original_message_id.in_(references),
-                ),
-            )
-        ).all()
+        with self._db.reading() as session:
+            rows = session.execute(
+                select(
+                    Message.gateway_message_id, Message.original_message_id, Message.direction
+                ).where(
+                    Message.pair_id == pair_id,
+                    Message.verdict == "accepted",
+                    Message.direction.in_(
+                        [Direction.SELLER_TO_BUYER.value, Direction.BUYER_TO_SELLER.value]
+                    ),
+                    or_(
+                        Message.gateway_message_id.in_(references),
+                        Message.original_message_id.in_(references),
+                    ),
+                )
+            ).all()
         return tuple(
             ThreadEntry(
                 gateway_id=row.gateway_message_id,
@@ -232,8 +225,11 @@ class Registry:
                 else Side.BUYER,
             )
             for row in rows
-            if row.direction != Direction.NOTICE
         )
+
+    def find_bounce(self, token: str) -> BounceContext | None:
+        with self._db.reading() as session:
+            return load_bounce_context(session, Outbound.token == token)
 
 
 def _address(text: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
+READ_ONLY = "bsm_read_only"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -27,7 +29,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    # No pre-ping (a round trip at every checkout): a connection found dead fails its one
+    # transaction (451, the client retries), and SQLAlchemy then discards the whole pool.
+    return create_engine(parsed, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -45,9 +49,13 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Take the write lock up front: two writers never deadlock on a lock upgrade,
-        # and a claim by one process excludes every other (SQLite has no SKIP LOCKED).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock up front: two writers never deadlock on a lock
+        # upgrade, and a claim by one process excludes every other (SQLite has no SKIP
+        # LOCKED). A reader takes none: in WAL mode it never waits for a writer.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -56,6 +64,17 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writer_turn: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+        # Reads on PostgreSQL need no transaction of their own (one statement each, or
+        # registry data that changes rarely): autocommit saves BEGIN and COMMIT.
+        read_options: dict[str, Any] = {READ_ONLY: True}
+        if engine.dialect.name != "sqlite":
+            read_options["isolation_level"] = "AUTOCOMMIT"
+        self._read_sessions = sessionmaker(
+            engine.execution_options(**read_options), expire_on_commit=False
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -67,7 +86,15 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        """A read-write transaction. On SQLite, writers of this process queue on a lock:
+        SQLite's own busy handler would make them sleep and poll for the write lock."""
+        with self._writer_turn, self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads (on SQLite it does not wait for writers)."""
+        with self._read_sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

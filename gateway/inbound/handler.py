@@ -25,7 +25,6 @@ from gateway.core.addresses import (
 from gateway.core.clock import Clock
 from gateway.core.message import ParsedMessage
 from gateway.core.model import (
-    AliasTarget,
     ArchiveEntry,
     BounceContext,
     Conversation,
@@ -59,7 +58,7 @@ class _Outcome:
     """One recipient's fate at DATA."""
 
     rcpt: str
-    target: AliasTarget | BounceContext
+    target: Conversation | BounceContext
     entry: ArchiveEntry
     notice: ArchiveEntry | None = None  # a DSN this recipient's outcome sends to a sender
     failed_delivery: tuple[int, str] | None = None
@@ -81,7 +80,7 @@ class GatewayHandler:
         self._clock = clock
         self._on_queued = on_queued
         # What each accepted RCPT resolved to, kept for DATA of the same transaction.
-        self._targets: weakref.WeakKeyDictionary[Any, dict[str, AliasTarget | BounceContext]] = (
+        self._targets: weakref.WeakKeyDictionary[Any, dict[str, Conversation | BounceContext]] = (
             weakref.WeakKeyDictionary()
         )
         self._in_flight = 0
@@ -117,12 +116,12 @@ class GatewayHandler:
             return await self._bounce_rcpt(envelope, address, bounce_token)
         token = alias_token_of(mailbox, self._domain)
         try:
-            target = await asyncio.to_thread(self._directory.find_alias, token) if token else None
+            found = await asyncio.to_thread(self._directory.find_alias, token) if token else None
         except Exception as error:
             _log.error("alias_lookup_failed", alias_token=token, exc_info=error)
             return str(status.TEMPORARY_FAILURE)
-        judgement = judge(RCPT_CHAIN, RecipientContext(mailbox, self._domain, target))
-        if not judgement.passed or target is None:
+        judgement = judge(RCPT_CHAIN, RecipientContext(mailbox, self._domain, found))
+        if not judgement.passed or found is None:
             violation = judgement.rejections[0]
             maillog.recipient_refused(
                 rule_id=violation.rule_id, reply_code=violation.reply.code, token=token
@@ -130,7 +129,7 @@ class GatewayHandler:
             return str(violation.reply)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        self._targets.setdefault(envelope, {})[address] = target
+        self._targets.setdefault(envelope, {})[address] = found
         return str(status.RCPT_OK)
 
     async def _bounce_rcpt(self, envelope: Any, address: str, token: str) -> str:
@@ -219,7 +218,7 @@ class GatewayHandler:
         self,
         envelope_from: str,
         rcpts: Sequence[str],
-        targets: dict[str, AliasTarget | BounceContext],
+        targets: dict[str, Conversation | BounceContext],
         parsed: ParsedMessage | None,
         raw: bytes,
         received_at: datetime,
@@ -235,7 +234,9 @@ class GatewayHandler:
                     self._bounce(envelope_from, rcpt, target, parsed, raw, received_at, session_id)
                 )
                 continue
-            conversation = self._directory.conversation(target, references)
+            conversation = replace(
+                target, thread=self._directory.thread(target.pair_id, references)
+            )
             entry = self._judge_one(envelope_from, rcpt, conversation, parsed, raw, received_at)
             outcomes.append(_Outcome(rcpt, target, replace(entry, session_id=session_id)))
         return outcomes

@@ -22,6 +22,9 @@ class MaildirTransport:
     async def send(self, delivery: ClaimedDelivery) -> SendResult:
         return await asyncio.to_thread(self._write, delivery)
 
+    async def close(self) -> None:
+        """Nothing is held open between deliveries."""
+
     def file_name(self, delivery: ClaimedDelivery) -> str:
         return f"{delivery.token}.bsm-gateway"
 

@@ -7,7 +7,7 @@ from typing import Protocol, TypeVar
 
 from gateway.core.addresses import Mailbox
 from gateway.core.message import ParsedMessage
-from gateway.core.model import AliasTarget, Conversation, Violation
+from gateway.core.model import Conversation, Violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class RecipientContext:
 
     mailbox: Mailbox
     alias_domain: str
-    target: AliasTarget | None
+    conversation: Conversation | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
-from gateway.archive.store import add_entry, decompress, load_bounce_context, mark_failed
-from gateway.core.model import ArchiveEntry, BounceContext, Direction
-from gateway.core.ports import ClaimedDelivery
-from gateway.db.models import Message, Outbound
+from gateway.archive.store import add_entry, decompress, load_bounce_context
+from gateway.core.model import BounceContext, Direction
+from gateway.core.ports import ClaimedDelivery, Settlement
+from gateway.db.models import Message, Outbound, table_of
 from gateway.db.session import Database
+
+_OUTBOUND = table_of(Outbound)
+
+# Built once: the due rows nobody else holds, pushed a lease into the future and returned.
+_CLAIM = (
+    update(_OUTBOUND)
+    .where(
+        _OUTBOUND.c.id.in_(
+            select(_OUTBOUND.c.id)
+            .where(
+                _OUTBOUND.c.state == "queued",
+                _OUTBOUND.c.next_attempt_at <= bindparam("now"),
+            )
+            .order_by(_OUTBOUND.c.next_attempt_at)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(next_attempt_at=bindparam("until"), attempts=_OUTBOUND.c.attempts + 1)
+    .returning(
+        _OUTBOUND.c.id,
+        _OUTBOUND.c.message_id,
+        _OUTBOUND.c.envelope_from,
+        _OUTBOUND.c.recipient,
+        _OUTBOUND.c.token,
+        _OUTBOUND.c.attempts,
+        _OUTBOUND.c.queued_at,
+    )
+)
 
 
 class DatabaseQueue:
@@ -21,74 +53,60 @@ class DatabaseQueue:
         """Take up to `limit` due rows for this worker. A claimed row stays invisible for the
         lease; if the worker dies, it comes back when the lease runs out."""
         with self._db.transaction() as session:
-            due = (
-                session.execute(
-                    select(Outbound.id)
-                    .where(Outbound.state == "queued", Outbound.next_attempt_at <= now)
-                    .order_by(Outbound.next_attempt_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-                .scalars()
-                .all()
-            )
-            if not due:
-                return []
-            session.execute(
-                update(Outbound)
-                .where(Outbound.id.in_(due))
-                .values(
-                    next_attempt_at=now + timedelta(seconds=lease_seconds),
-                    attempts=Outbound.attempts + 1,
-                )
-            )
-            rows = session.execute(
-                select(Outbound, Message.raw_delivered, Message.direction)
-                .join(Message, Message.id == Outbound.message_id)
-                .where(Outbound.id.in_(due))
-                .order_by(Outbound.next_attempt_at, Outbound.id)
+            claimed = session.execute(
+                _CLAIM,
+                {"now": now, "limit": limit, "until": now + timedelta(seconds=lease_seconds)},
             ).all()
-            return [
-                ClaimedDelivery(
-                    outbound_id=row.Outbound.id,
-                    message_id=row.Outbound.message_id,
-                    envelope_from=row.Outbound.envelope_from,
-                    recipient=row.Outbound.recipient,
-                    token=row.Outbound.token,
-                    content=decompress(row.raw_delivered),
-                    attempts=row.Outbound.attempts,
-                    queued_at=row.Outbound.queued_at,
-                    is_notice=row.direction == Direction.NOTICE,
+            if not claimed:
+                return []
+            messages = {
+                row.id: row
+                for row in session.execute(
+                    select(Message.id, Message.raw_delivered, Message.direction).where(
+                        Message.id.in_([row.message_id for row in claimed])
+                    )
                 )
-                for row in rows
-            ]
-
-    def delivered(self, outbound_id: int, now: datetime) -> None:
-        with self._db.transaction() as session:
-            session.execute(
-                update(Outbound)
-                .where(Outbound.id == outbound_id)
-                .values(state="delivered", finished_at=now)
+            }
+        return [
+            ClaimedDelivery(
+                outbound_id=row.id,
+                message_id=row.message_id,
+                envelope_from=row.envelope_from,
+                recipient=row.recipient,
+                token=row.token,
+                content=decompress(messages[row.message_id].raw_delivered),
+                attempts=row.attempts,
+                queued_at=row.queued_at,
+                is_notice=messages[row.message_id].direction == Direction.NOTICE,
             )
+            for row in sorted(claimed, key=lambda row: row.id)
+        ]
 
-    def retry_at(self, outbound_id: int, when: datetime, error: str) -> None:
+    def settle(self, settlements: Sequence[Settlement]) -> None:
+        retries = [
+            {"id": s.outbound_id, "next_attempt_at": s.when, "last_error": s.error}
+            for s in settlements
+            if s.state == "queued"
+        ]
+        finished = [
+            {"id": s.outbound_id, "state": s.state, "finished_at": s.when, "last_error": s.error}
+            for s in settlements
+            if s.state != "queued"
+        ]
         with self._db.transaction() as session:
-            session.execute(
-                update(Outbound)
-                .where(Outbound.id == outbound_id)
-                .values(next_attempt_at=when, last_error=error)
-            )
-
-    def failed(
-        self, outbound_id: int, now: datetime, error: str, notice: ArchiveEntry | None
-    ) -> None:
-        with self._db.transaction() as session:
-            mark_failed(session, outbound_id, now, error)
-            if notice is not None:
-                add_entry(session, notice)
+            for rows in (retries, finished):
+                if rows:
+                    columns: dict[str, Any] = {k: bindparam(k) for k in rows[0] if k != "id"}
+                    session.execute(
+                        update(_OUTBOUND).where(_OUTBOUND.c.id == bindparam("oid")).values(columns),
+                        [{**row, "oid": row["id"]} for row in rows],
+                    )
+            for item in settlements:
+                if item.notice is not None:
+                    add_entry(session, item.notice)
 
     def bounce_context(self, outbound_id: int) -> BounceContext:
-        with self._db.transaction() as session:
+        with self._db.reading() as session:
             context = load_bounce_context(session, Outbound.id == outbound_id)
         assert context is not None, "a claimed delivery has its message"
         return context

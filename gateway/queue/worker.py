@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.core.clock import Clock
 from gateway.core.model import ArchiveEntry
-from gateway.core.ports import ClaimedDelivery, DeliveryQueue, Outcome, SendResult, Transport
+from gateway.core.ports import (
+    ClaimedDelivery,
+    DeliveryQueue,
+    Outcome,
+    SendResult,
+    Settlement,
+    Transport,
+)
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
 from gateway.pipeline.dsn import FailedRecipient, failure_notice, scrub_addresses
@@ -21,7 +29,7 @@ _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 class DeliveryWorkers:
-    """`count` workers on the event loop; each claims one row at a time."""
+    """`count` workers on the event loop; each claims up to `claim_batch` due rows at a time."""
 
     def __init__(
         self,
@@ -34,6 +42,7 @@ class DeliveryWorkers:
         retry_schedule: list[float],
         give_up_after: float,
         claim_lease: float,
+        claim_batch: int,
         poll_interval: float,
         rng: random.Random | None = None,
     ) -> None:
@@ -45,9 +54,11 @@ class DeliveryWorkers:
         self._schedule = retry_schedule
         self._give_up_after = give_up_after
         self._lease = claim_lease
+        self._batch = claim_batch
         self._poll = poll_interval
         self._rng = rng or random.Random()
-        self._wake = asyncio.Event()
+        # One event per idle worker: new work wakes one of them, not all.
+        self._idle: collections.deque[asyncio.Event] = collections.deque()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -57,62 +68,97 @@ class DeliveryWorkers:
         ]
 
     def wake(self) -> None:
-        """New rows were queued: look now rather than at the next poll."""
-        self._wake.set()
+        """New rows were queued: one idle worker looks now rather than at its next poll.
+        (A busy worker claims again as soon as its batch is done.)"""
+        if self._idle:
+            self._idle.popleft().set()
 
     async def stop(self) -> None:
         """Stop claiming; a delivery in flight is finished and recorded first."""
         self._stopping = True
-        self._wake.set()
+        while self._idle:
+            self._idle.popleft().set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._transport.close()
 
     async def _run(self) -> None:
         while not self._stopping:
             try:
                 claimed = await asyncio.to_thread(
-                    self._queue.claim, 1, self._clock.now(), self._lease
+                    self._queue.claim, self._batch, self._clock.now(), self._lease
                 )
             except Exception as error:
                 _log.error("claim_failed", exc_info=error)
                 claimed = []
-            for delivery in claimed:
-                await self._deliver(delivery)
-            if not claimed and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            if claimed:
+                await self._deliver(claimed)
+            # A short batch drained the queue: rest until new work wakes this worker.
+            if len(claimed) < self._batch and not self._stopping:
+                await self._rest()
 
-    async def _deliver(self, delivery: ClaimedDelivery) -> None:
+    async def _rest(self) -> None:
+        woken = asyncio.Event()
+        self._idle.append(woken)
         try:
-            result = await self._transport.send(delivery)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=self._poll)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._idle.remove(woken)
+
+    async def _deliver(self, claimed: list[ClaimedDelivery]) -> None:
+        """Send a claimed batch at once (each attempt is bounded well inside the lease),
+        then record every outcome in one commit."""
+        results = await asyncio.gather(*(self._send(d) for d in claimed))
+        try:
+            await asyncio.to_thread(self._settle, claimed, results)
+        except Exception as error:
+            # The rows come back when their lease runs out and are tried again.
+            _log.error(
+                "record_failed", outbound_ids=[d.outbound_id for d in claimed], exc_info=error
+            )
+
+    async def _send(self, delivery: ClaimedDelivery) -> SendResult:
+        try:
+            return await self._transport.send(delivery)
         except Exception as error:
             _log.error("transport_error", outbound_id=delivery.outbound_id, exc_info=error)
-            result = SendResult(Outcome.TRANSIENT, "4.3.0 internal error in transport")
-        try:
-            await asyncio.to_thread(self._record, delivery, result)
-        except Exception as error:
-            # The row comes back when its lease runs out and is tried again.
-            _log.error("record_failed", outbound_id=delivery.outbound_id, exc_info=error)
+            return SendResult(Outcome.TRANSIENT, "4.3.0 internal error in transport")
 
-    def _record(self, delivery: ClaimedDelivery, result: SendResult) -> None:
+    def _settle(self, claimed: list[ClaimedDelivery], results: list[SendResult]) -> None:
         now = self._clock.now()
-        ids = {"outbound_id": delivery.outbound_id, "message_id": delivery.message_id}
-        detail = scrub_addresses(result.detail, self._domain, "the recipient")
+        settlements = [self._settlement(d, r, now) for d, r in zip(claimed, results, strict=True)]
+        self._queue.settle(settlements)
+        for delivery, settled in zip(claimed, settlements, strict=True):
+            ids = {
+                "outbound_id": delivery.outbound_id,
+                "message_id": delivery.message_id,
+                "attempts": delivery.attempts,
+            }
+            if settled.state == "delivered":
+                maillog.delivered(**ids)
+            elif settled.state == "queued":
+                delay = (settled.when - now).total_seconds()
+                maillog.deferred(**ids, retry_in=delay, error=settled.error or "")
+            else:
+                maillog.bounced(**ids, error=settled.error or "", notice=settled.notice is not None)
+
+    def _settlement(
+        self, delivery: ClaimedDelivery, result: SendResult, now: datetime
+    ) -> Settlement:
         if result.outcome is Outcome.DELIVERED:
-            self._queue.delivered(delivery.outbound_id, now)
-            maillog.delivered(**ids, attempts=delivery.attempts)
-            return
+            return Settlement(delivery.outbound_id, "delivered", now)
+        detail = scrub_addresses(result.detail, self._domain, "the recipient")
         expired = should_give_up(delivery.queued_at, now, self._give_up_after)
         if result.outcome is Outcome.TRANSIENT and not expired:
             delay = retry_delay(delivery.attempts, self._schedule, self._rng)
-            self._queue.retry_at(delivery.outbound_id, now + timedelta(seconds=delay), detail)
-            maillog.deferred(**ids, attempts=delivery.attempts, retry_in=delay, error=detail)
-            return
-        if expired and result.outcome is Outcome.TRANSIENT:
+            return Settlement(
+                delivery.outbound_id, "queued", now + timedelta(seconds=delay), detail
+            )
+        if result.outcome is Outcome.TRANSIENT:
             detail = f"gave up after {delivery.attempts} attempts; last error: {detail}"
         notice = None if delivery.is_notice else self._notice(delivery, result, detail)
-        self._queue.failed(delivery.outbound_id, now, detail, notice)
-        maillog.bounced(**ids, attempts=delivery.attempts, error=detail, notice=notice is not None)
+        return Settlement(delivery.outbound_id, "failed", now, detail, notice)
 
     def _notice(
         self, delivery: ClaimedDelivery, result: SendResult, detail: str

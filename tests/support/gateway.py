@@ -27,8 +27,8 @@ shutdown_grace = 5
 transport = "{transport}"
 retry_schedule = [0.2]
 poll_interval = 0.1
-claim_lease = 5
-attempt_timeout = 5
+claim_lease = 8
+attempt_timeout = 2
 {extra}
 """
 

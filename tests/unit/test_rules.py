@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.core.addresses import parse_mailbox
-from gateway.core.model import AliasTarget, Conversation, Party, Side
+from gateway.core.model import Conversation, Party, Side
 from gateway.pipeline.parse import parse_message
 from gateway.policy.chains import DATA_CHAIN, RCPT_CHAIN, judge
 from gateway.policy.rule import MessageContext, RecipientContext
@@ -28,9 +28,8 @@ def _message(from_lines: str) -> MessageContext:
 
 
 def test_rcpt_chain() -> None:
-    target = AliasTarget(1, "b" * 16, Side.BUYER)
     ours = parse_mailbox(f"{'b' * 16}@{DOMAIN}")
-    assert judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, target)).passed
+    assert judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, TO_BUYER)).passed
     assert _ids(judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, None))) == ["rcpt.alias"]
     elsewhere = parse_mailbox("x@other.example")
     assert _ids(judge(RCPT_CHAIN, RecipientContext(elsewhere, DOMAIN, None))) == ["rcpt.relay"]

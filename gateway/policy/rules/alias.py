@@ -22,6 +22,6 @@ class UnknownAlias:
     description = "The recipient must be an alias of an existing pair."
 
     def check(self, ctx: RecipientContext) -> list[Violation]:
-        if ctx.target is None:
+        if ctx.conversation is None:
             return [Violation(self.id, status.UNKNOWN_ALIAS)]
         return []
