@@ -1,0 +1,158 @@
+"""The bsm-gateway command in subprocesses: --json output, idempotency, errors, config errors."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.db import migrate
+from tests.support.process import clean_env, cli_json, one_json_object, run_cli
+
+SELLER = "owner@sakura-shop.example"
+BUYER = "kim.buyer@buyer-mail.example"
+
+
+def _config(folder: Path, database_url: str, body: str = "") -> Path:
+    """An operator config: the database, a maildir under `folder`, and `body`."""
+    path = folder / "operator.toml"
+    path.write_text(
+        f'database_url = "{database_url}"\n'
+        f"{body}\n"
+        f'[delivery]\ntransport = "maildir:{folder / "outbox"}"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path, db_url: str) -> Path:
+    return _config(tmp_path, db_url)
+
+
+def _failed_json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """A --json command that failed: non-zero exit, one {"error": "..."} on stdout."""
+    assert result.returncode != 0, f"exited 0: {result.stdout!r}"
+    error = one_json_object(result.stdout)
+    assert set(error) == {"error"} and isinstance(error["error"], str) and error["error"]
+    return error
+
+
+def test_every_json_command_prints_one_object(config: Path) -> None:
+    upgraded = cli_json(config, "db", "upgrade")
+    assert upgraded == {"from": None, "to": migrate.head_revision()}
+    assert cli_json(config, "db", "upgrade") == {"from": upgraded["to"], "to": upgraded["to"]}
+
+    seller = cli_json(config, "seller", "add", "Sakura Shop", "--mailbox", SELLER)
+    assert set(seller) == {"seller_id"} and isinstance(seller["seller_id"], int)
+    buyer = cli_json(config, "buyer", "add", BUYER)
+    assert set(buyer) == {"buyer_id", "created"} and buyer["created"] is True
+
+    ids = ("--seller", str(seller["seller_id"]), "--buyer", str(buyer["buyer_id"]))
+    order = cli_json(config, "order", "add", *ids)
+    assert order["created"] is True and isinstance(order["order_id"], int)
+    assert order["seller_id"] == seller["seller_id"] and order["buyer_id"] == buyer["buyer_id"]
+    for alias in (order["buyer_alias"], order["seller_alias"]):
+        assert alias.endswith("@relay.example.test")
+    assert order["buyer_alias"] != order["seller_alias"]
+
+    pair = cli_json(config, "pair", "show", *ids)
+    assert pair == {
+        "pair_id": order["pair_id"],
+        "seller_id": seller["seller_id"],
+        "buyer_id": buyer["buyer_id"],
+        "buyer_alias": order["buyer_alias"],
+        "seller_alias": order["seller_alias"],
+    }
+    # No real address in what the registry prints back.
+    for value in (*order.values(), *pair.values()):
+        assert value not in (SELLER, BUYER)
+
+
+def test_buyer_add_twice_returns_the_same_id(config: Path) -> None:
+    first = cli_json(config, "buyer", "add", BUYER)
+    same = cli_json(config, "buyer", "add", BUYER)
+    assert first["created"] is True
+    assert same == {"buyer_id": first["buyer_id"], "created": False}
+    # Domains are case-insensitive: the same mailbox.
+    shouted = cli_json(config, "buyer", "add", BUYER.replace("buyer-mail", "BUYER-Mail"))
+    assert shouted == {"buyer_id": first["buyer_id"], "created": False}
+
+
+def test_order_add_with_the_same_ref_is_idempotent(config: Path) -> None:
+    seller = cli_json(config, "seller", "add", "Sakura Shop", "--mailbox", SELLER)["seller_id"]
+    buyer = cli_json(config, "buyer", "add", BUYER)["buyer_id"]
+    ids = ("--seller", str(seller), "--buyer", str(buyer))
+    first = cli_json(config, "order", "add", *ids, "--order-ref", "ORD-1001")
+    second = cli_json(config, "order", "add", *ids, "--order-ref", "ORD-1001")
+    assert first["created"] is True
+    assert second == {**first, "created": False}
+    # Another order of the same pair keeps the pair's aliases.
+    other = cli_json(config, "order", "add", *ids, "--order-ref", "ORD-1002")
+    assert other["created"] is True and other["order_id"] != first["order_id"]
+    assert (other["pair_id"], other["buyer_alias"], other["seller_alias"]) == (
+        first["pair_id"],
+        first["buyer_alias"],
+        first["seller_alias"],
+    )
+
+
+def test_order_add_for_an_unknown_seller_fails_with_a_json_error(config: Path) -> None:
+    buyer = cli_json(config, "buyer", "add", BUYER)["buyer_id"]
+    result = run_cli(config, "order", "add", "--seller", "999", "--buyer", str(buyer), "--json")
+    error = _failed_json(result)
+    assert "999" in str(error["error"])
+
+
+def test_pair_show_for_a_missing_pair_fails(config: Path) -> None:
+    seller = cli_json(config, "seller", "add", "Sakura Shop", "--mailbox", SELLER)["seller_id"]
+    buyer = cli_json(config, "buyer", "add", BUYER)["buyer_id"]
+    ids = ("--seller", str(seller), "--buyer", str(buyer))
+
+    _failed_json(run_cli(config, "pair", "show", *ids, "--json"))
+
+    human = run_cli(config, "pair", "show", *ids)
+    assert human.returncode != 0
+    assert human.stdout == ""
+    assert "error" in human.stderr.lower()
+
+
+# -- configuration errors: exit 2, one line on stderr naming the key -------------------------
+
+COMMANDS = [
+    pytest.param(["serve"], id="serve"),
+    pytest.param(["check"], id="check"),
+    pytest.param(["db", "upgrade", "--json"], id="db-upgrade"),
+    pytest.param(["seller", "add", "Shop", "--mailbox", SELLER, "--json"], id="seller-add"),
+    pytest.param(["buyer", "add", BUYER, "--json"], id="buyer-add"),
+    pytest.param(["order", "add", "--seller", "1", "--buyer", "1", "--json"], id="order-add"),
+    pytest.param(["pair", "show", "--seller", "1", "--buyer", "1", "--json"], id="pair-show"),
+]
+
+BAD_CONFIGS = [
+    pytest.param("[smtp]\nprot = 25", {}, "smtp.prot", id="unknown-key"),
+    pytest.param("[smtp]\nport = 70000", {}, "smtp.port", id="port-out-of-range"),
+    pytest.param("", {"BSM_SMTP__PORT": "abc"}, "smtp.port", id="env-port-not-a-number"),
+]
+
+
+@pytest.mark.parametrize(("body", "env", "key"), BAD_CONFIGS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_bad_config_exits_2_with_one_line_naming_the_key(
+    tmp_path: Path, command: list[str], body: str, env: dict[str, str], key: str
+) -> None:
+    database = tmp_path / "gateway.db"
+    config = _config(tmp_path, f"sqlite:///{database}", body)
+    result = run_cli(config, *command, env=clean_env(**env), timeout=30)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {result.stderr!r}"
+    assert key in lines[0], f"{key} not named in {lines[0]!r}"
+    assert not database.exists(), "a command ran on a config it rejected"
+
+
+def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    database = tmp_path / "fresh" / "gateway.db"
+    config = _config(tmp_path, f"sqlite:///{database}")
+    assert cli_json(config, "db", "upgrade") == {"from": None, "to": "0001"}
+    assert database.is_file()

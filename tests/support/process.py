@@ -1,0 +1,204 @@
+"""The bsm-gateway command as operators run it: real subprocesses, a real port, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.gateway import write_config
+from tests.support.sink import free_port
+
+# The console script installed next to the interpreter running the tests (.venv/bin).
+BSM_GATEWAY = str(Path(sys.executable).with_name("bsm-gateway"))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any BSM_* variable of the caller's, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BSM_")}
+    env.update(extra)
+    return env
+
+
+def process_config(folder: Path, database_url: str, transport: str, port: int) -> Path:
+    """The test config (tests.support.gateway.write_config) with a fixed SMTP port: port 0
+    cannot be discovered from outside the process."""
+    path = write_config(folder, database_url, transport)
+    text = path.read_text()
+    assert "\nport = 0\n" in text
+    path.write_text(text.replace("\nport = 0\n", f"\nport = {port}\n", 1))
+    return path
+
+
+def run_cli(
+    config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    command = [BSM_GATEWAY, *(["--config", str(config)] if config else []), *args]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else clean_env(),
+        check=False,
+    )
+
+
+def one_json_object(stdout: str) -> dict[str, Any]:
+    """stdout must be exactly one JSON object (on one line)."""
+    lines = stdout.splitlines()
+    assert len(lines) == 1, f"expected one line of JSON on stdout, got {stdout!r}"
+    value = json.loads(lines[0])
+    assert isinstance(value, dict), f"expected a JSON object, got {lines[0]!r}"
+    return value
+
+
+def cli_json(config: Path, *args: str) -> dict[str, Any]:
+    """Run a --json command that must succeed; its one JSON object."""
+    result = run_cli(config, *args, "--json")
+    assert result.returncode == 0, (
+        f"bsm-gateway {' '.join(args)} exited {result.returncode}: "
+        f"stdout={result.stdout!r} stderr={result.stderr!r}"
+    )
+    return one_json_object(result.stdout)
+
+
+@dataclass
+class CliParties:
+    seller_id: int
+    buyer_id: int
+    seller_mailbox: str
+    buyer_address: str
+    buyer_alias: str
+    seller_alias: str
+
+
+def register_with_cli(
+    config: Path,
+    *,
+    shop: str = "Sakura Shop",
+    seller: str = "owner@sakura-shop.example",
+    buyer: str = "kim.buyer@buyer-mail.example",
+) -> CliParties:
+    seller_id = cli_json(config, "seller", "add", shop, "--mailbox", seller)["seller_id"]
+    buyer_id = cli_json(config, "buyer", "add", buyer)["buyer_id"]
+    order = cli_json(config, "order", "add", "--seller", str(seller_id), "--buyer", str(buyer_id))
+    return CliParties(
+        seller_id=seller_id,
+        buyer_id=buyer_id,
+        seller_mailbox=seller,
+        buyer_address=buyer,
+        buyer_alias=order["buyer_alias"],
+        seller_alias=order["seller_alias"],
+    )
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Serve:
+    """One `bsm-gateway --config FILE serve` process; its stderr goes to a file."""
+
+    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None):
+        self.config = config
+        self.port = port
+        self.log = log
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            [BSM_GATEWAY, "--config", str(config), "serve"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file,
+            env=env if env is not None else clean_env(),
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Until the listener accepts connections (and the process is still alive)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise AssertionError(f"serve exited with {code} at start:\n{self.stderr()}")
+            if port_open(self.port):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"serve did not listen on {self.port} in {timeout}s:\n{self.stderr()}")
+
+    def signal(self, signum: signal.Signals) -> None:
+        os.kill(self.process.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> int:
+        """SIGTERM, as an orchestrator stops it; the exit code."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def close(self) -> None:
+        self.kill()
+        self._log_file.close()
+
+    def stderr(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serving(config: Path, port: int, folder: Path, name: str = "serve") -> Iterator[Serve]:
+    """A started serve process, killed at the end if the test left it running."""
+    index = len(list(folder.glob(f"{name}-*.log")))
+    process = Serve(config, port, folder / f"{name}-{index}.log")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.close()
+
+
+def reserve_port() -> int:
+    """A port that was free a moment ago (bind to 0, close)."""
+    return free_port()
+
+
+def json_log_lines(stderr: str) -> list[dict[str, Any]]:
+    """Every line of a serve process's stderr, each of which must be a JSON object."""
+    records = []
+    for number, line in enumerate(stderr.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise AssertionError(f"stderr line {number} is not JSON: {line!r}") from None
+        assert isinstance(record, dict), f"stderr line {number} is not an object: {line!r}"
+        records.append(record)
+    return records
+
+
+def addresses_in_log(stderr: str, addresses: list[str]) -> list[str]:
+    """The lines that name any of `addresses` (case-insensitively)."""
+    wanted = [a.lower() for a in addresses]
+    return [line for line in stderr.splitlines() if any(a in line.lower() for a in wanted)]
