@@ -49,6 +49,10 @@ FROM_MISMATCH = Reply(
     550, "5.7.1", "Header From must be the same registered mailbox as the envelope sender"
 )
 MALFORMED = Reply(554, "5.6.0", "Message could not be parsed")
+UNPROCESSABLE = Reply(
+    554, "5.6.0", "Message could not be processed; it is kept for the operators to examine"
+)
+LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
 LEAK_REFUSED = Reply(550, "5.7.1", "Message would reveal a real address; remove it and send again")
 SOME_REFUSED = Reply(550, "5.7.1", "Message refused for every recipient")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")

@@ -29,9 +29,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    # No pre-ping (a round trip at every checkout): a connection found dead fails its one
-    # transaction (451, the client retries), and SQLAlchemy then discards the whole pool.
-    return create_engine(parsed, **kwargs)
+    # Pre-ping costs a round trip per checkout, but without it every connection the pool
+    # kept through a database outage fails once afterwards: a spurious 451 each.
+    return create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -237,7 +237,13 @@ class GatewayHandler:
             conversation = replace(
                 target, thread=self._directory.thread(target.pair_id, references)
             )
-            entry = self._judge_one(envelope_from, rcpt, conversation, parsed, raw, received_at)
+            try:
+                entry = self._judge_one(envelope_from, rcpt, conversation, parsed, raw, received_at)
+            except Exception as error:
+                # Judging and rewriting are pure: the same bytes would fail again, so a
+                # 451 would only make the sender retry for days. Refuse, keep, report.
+                _log.error("content_error", pair_id=target.pair_id, exc_info=error)
+                entry = self._unprocessable(envelope_from, rcpt, conversation, raw, received_at)
             outcomes.append(_Outcome(rcpt, target, replace(entry, session_id=session_id)))
         return outcomes
 
@@ -281,6 +287,29 @@ class GatewayHandler:
             token=token,
         )
         return replace(entry, reply=status.QUEUED, raw_delivered=delivered, delivery=delivery)
+
+    def _unprocessable(
+        self,
+        envelope_from: str,
+        rcpt: str,
+        conversation: Conversation,
+        raw: bytes,
+        received_at: datetime,
+    ) -> ArchiveEntry:
+        reply = status.UNPROCESSABLE
+        return ArchiveEntry(
+            direction=conversation.direction,
+            pair_id=conversation.pair_id,
+            envelope_from=envelope_from,
+            recipient=rcpt,
+            received_at=received_at,
+            raw_received=raw,
+            raw_delivered=None,
+            gateway_message_id=new_message_id(self._domain),
+            original_message_id=None,
+            reply=reply,
+            violations=(Violation("message.unprocessable", reply),),
+        )
 
     def _bounce(
         self,

@@ -14,8 +14,19 @@ from gateway.inbound.handler import GatewayHandler
 BANNER_IDENT = "ESMTP"  # the greeting names no software and no version
 
 
+# aiosmtpd's own replies, in the gateway's words with RFC 3463 codes.
+_BUILT_IN_REPLIES = {
+    b"552 Error: Too much mail data": str(status.TOO_BIG).encode(),
+    b"500 Line too long (see RFC5321 4.5.3.1.6)": str(status.LINE_TOO_LONG).encode(),
+}
+
+
 class _TrackedSMTP(SMTP):
     """aiosmtpd's protocol, remembering its open sessions so shutdown can close them."""
+
+    # Text lines longer than RFC 5322's 998 octets are accepted, as Postfix does: real
+    # mail has them. Commands keep aiosmtpd's own limit (512, RFC 5321 4.5.3.1.4).
+    line_length_limit = 64 * 1024
 
     def __init__(self, sessions: set[_TrackedSMTP], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -28,6 +39,10 @@ class _TrackedSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self._open_sessions.discard(self)
         super().connection_lost(error)
+
+    async def push(self, reply: str | bytes) -> None:
+        raw = reply.encode() if isinstance(reply, str) else reply
+        await super().push(_BUILT_IN_REPLIES.get(raw, raw))
 
     def say_goodbye(self) -> None:
         transport = self.transport

@@ -8,11 +8,11 @@ would show it, and any address left (in a header, an attachment) refuses the mes
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from email.header import decode_header, make_header
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
-from gateway.pipeline.mime import leaf_parts, part_label, read_text, write_text
+from gateway.pipeline.mime import leaf_parts, part_label, read_text
 
 
 class LeakFound(Exception):
@@ -37,30 +37,30 @@ class LeakGuard:
     def scrub_text(self, text: str) -> str:
         return self._pattern.sub(self.alias, text) if self._pattern else text
 
-    def scrub_inline_text(self, message: EmailMessage) -> int:
-        """Replace the addresses in every inline text part; returns how many parts changed."""
+    def scrubbed_parts(self, message: EmailMessage) -> dict[int, str]:
+        """The new text of each inline text part that names an address, by its position in
+        leaf_parts(message). Nothing is changed; empty when no part needs scrubbing."""
         if self._pattern is None:
-            return 0
-        changed = 0
-        for part in leaf_parts(message):
+            return {}
+        changes = {}
+        for position, part in enumerate(leaf_parts(message)):
             if part.get_content_maintype() != "text" or part.is_attachment():
                 continue
             text = read_text(part)
             scrubbed = self._pattern.sub(self.alias, text)
             if scrubbed != text:
-                write_text(part, scrubbed)
-                changed += 1
-        return changed
+                changes[position] = scrubbed
+        return changes
 
     def find(self, message: EmailMessage, content: bytes) -> list[str]:
         """Where an address is still visible in the final message (empty: nothing leaks)."""
         if not self.addresses:
             return []
-        places: list[str] = []
-        for part in message.walk():
-            for name, value in part.raw_items():
-                if self._in_text(_decoded_header(str(value))):
-                    places.append(f"header {name}")
+        places = [
+            where
+            for where, value in _headers(message, "")
+            if self._in_text(_decoded_header(str(value)))
+        ]
         for part in leaf_parts(message):
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes):
@@ -81,8 +81,25 @@ class LeakGuard:
         return any(
             encoded in lowered
             for a in self.addresses
-            for encoded in (a.encode(), a.encode("utf-16-le"), a.encode("utf-16-be"))
+            for encoded in (
+                a.encode("utf-8", "replace"),
+                a.encode("utf-16-le", "replace"),
+                a.encode("utf-16-be", "replace"),
+            )
         )
+
+
+def _headers(part: Message, inside: str) -> Iterator[tuple[str, str]]:
+    """Every header of the tree with where it stands, e.g. 'header To of an attached
+    message', so that a refusal points at the place the sender can find."""
+    for name, value in part.raw_items():
+        yield f"header {name}{inside}", str(value)
+    if part.is_multipart():
+        if part.get_content_type() == "message/rfc822":
+            inside = " of an attached message"
+        for sub in part.get_payload():
+            if isinstance(sub, Message):
+                yield from _headers(sub, inside)
 
 
 def _decoded_header(value: str) -> str:

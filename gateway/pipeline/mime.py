@@ -21,25 +21,30 @@ def part_label(part: EmailMessage) -> str:
     return f"{kind} {filename!r}" if filename else f"{kind} {part.get_content_type()}"
 
 
-def _charset(part: EmailMessage) -> str:
-    declared = part.get_content_charset() or "us-ascii"
+def _payload(part: EmailMessage) -> bytes:
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _decoded(part: EmailMessage) -> tuple[str, str]:
+    """The part's text and the codec that reads it losslessly: its declared charset (stray
+    bytes kept as surrogates), or latin-1 (one byte, one character) where the label is
+    unknown or the bytes cannot be read in it at all."""
+    payload = _payload(part)
     try:
-        return codecs.lookup(declared).name
-    except LookupError:
-        return "latin-1"  # unknown label: read bytes one to one, so they round-trip
+        codec = codecs.lookup(part.get_content_charset() or "us-ascii").name
+        return payload.decode(codec, errors="surrogateescape"), codec
+    except (LookupError, UnicodeDecodeError):
+        return payload.decode("latin-1"), "latin-1"
 
 
 def read_text(part: EmailMessage) -> str:
-    """The decoded text of a part; undecodable bytes are kept as surrogates, not replaced."""
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    return payload.decode(_charset(part), errors="surrogateescape")
+    return _decoded(part)[0]
 
 
 def write_text(part: EmailMessage, text: str) -> None:
     """Replace a part's text, keeping its headers, charset and transfer encoding."""
-    charset = _charset(part)
+    charset = _decoded(part)[1]
     try:
         data = text.encode(charset, errors="surrogateescape")
     except UnicodeEncodeError:

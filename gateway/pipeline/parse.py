@@ -44,8 +44,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 
 def _raw_values(message: EmailMessage, name: str) -> list[str]:
+    """The values of a header field as text: raw 8-bit bytes (UTF-8 in practice, RFC 6532)
+    arrive as surrogate escapes, which no database or encoder accepts."""
     wanted = name.lower()
-    return [str(value) for key, value in message.raw_items() if key.lower() == wanted]
+    return [
+        str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        for key, value in message.raw_items()
+        if key.lower() == wanted
+    ]
 
 
 def _addr_specs(raw_value: str) -> list[str]:

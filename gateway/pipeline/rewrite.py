@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import datetime
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.headerregistry import Address
+from email.message import EmailMessage
 from email.utils import format_datetime
 
 from gateway.core.message import ParsedMessage
 from gateway.core.model import Conversation
 from gateway.pipeline.leakguard import LeakFound, LeakGuard
-from gateway.pipeline.parse import SMTP_POLICY
+from gateway.pipeline.mime import leaf_parts, write_text
+from gateway.pipeline.parse import SMTP_POLICY, parse_message
 from gateway.pipeline.threading import map_references
 
 # Headers that describe the body, and so travel with it.
 _BODY_HEADERS = (
-    "MIME-Version",
     "Content-Type",
     "Content-Transfer-Encoding",
     "Content-Disposition",
     "Content-Language",
 )
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def leak_guard(parsed: ParsedMessage, conversation: Conversation) -> LeakGuard:
@@ -39,43 +46,79 @@ def rewrite(
     parsed: ParsedMessage, conversation: Conversation, gateway_id: str, now: datetime
 ) -> bytes:
     """The delivered message, or LeakFound if a real address of the sender would remain."""
-    message = copy.deepcopy(parsed.message)
     guard = leak_guard(parsed, conversation)
-    guard.scrub_inline_text(message)
+    head = _header_block(parsed, conversation, gateway_id, now, guard)
+    content = head + _body(parsed, guard)
+    # Judge what the recipient's client will read: the final bytes, parsed again.
+    places = guard.find(parse_message(content).message, content)
+    if places:
+        raise LeakFound(places)
+    return content
 
-    source = {name.lower(): value for name, value in reversed(list(message.raw_items()))}
-    for name in set(message.keys()):
-        del message[name]
 
+def _header_block(
+    parsed: ParsedMessage,
+    conversation: Conversation,
+    gateway_id: str,
+    now: datetime,
+    guard: LeakGuard,
+) -> bytes:
+    """New headers: the sender's alias, the recipient, ids in the recipient's view, and the
+    few headers the sender wrote that describe its message (Subject, Date, Content-*)."""
+    source = {name.lower(): value for name, value in reversed(list(parsed.message.raw_items()))}
+    head = EmailMessage(policy=SMTP_POLICY)
     sender = conversation.sender
     local, _, domain = sender.alias.partition("@")
-    message["From"] = Address(display_name=sender.display_name, username=local, domain=domain)
-    message["To"] = conversation.recipient.delivery_address
+    head["From"] = Address(display_name=sender.display_name, username=local, domain=domain)
+    head["To"] = conversation.recipient.delivery_address
     if "subject" in source:
         subject = str(SMTP_POLICY.header_factory("subject", str(source["subject"])))
         scrubbed = guard.scrub_text(subject)
         if scrubbed == subject:
-            message.set_raw("Subject", source["subject"])
+            head.set_raw("Subject", source["subject"])
         else:
-            message["Subject"] = scrubbed
+            head["Subject"] = scrubbed
     if "date" in source:
-        message.set_raw("Date", source["date"])
+        head.set_raw("Date", source["date"])
     else:
-        message["Date"] = format_datetime(now)
-    message["Message-ID"] = gateway_id
+        head["Date"] = format_datetime(now)
+    head["Message-ID"] = gateway_id
     in_reply_to = map_references(parsed.in_reply_to, conversation.thread, sender.side)
     references = map_references(parsed.references, conversation.thread, sender.side)
     if in_reply_to:
-        message["In-Reply-To"] = in_reply_to[0]
+        head["In-Reply-To"] = in_reply_to[0]
     if references or in_reply_to:
-        message["References"] = " ".join(dict.fromkeys((*references, *in_reply_to[:1])))
-    message["MIME-Version"] = "1.0"
-    for name in _BODY_HEADERS[1:]:
+        head["References"] = " ".join(dict.fromkeys((*references, *in_reply_to[:1])))
+    head["MIME-Version"] = "1.0"
+    for name in _BODY_HEADERS:
         if name.lower() in source:
-            message.set_raw(name, source[name.lower()])
+            head.set_raw(name, source[name.lower()])
+    # Only the header section: a generator would also invent an empty multipart body.
+    folded = (SMTP_POLICY.fold_binary(name, value) for name, value in head.raw_items())
+    return b"".join(folded) + b"\r\n"
 
-    content = message.as_bytes(policy=SMTP_POLICY)
-    places = guard.find(message, content)
-    if places:
-        raise LeakFound(places)
-    return content
+
+def _body(parsed: ParsedMessage, guard: LeakGuard) -> bytes:
+    """The body as received, byte for byte, unless the leak guard has text to replace."""
+    changes = guard.scrubbed_parts(parsed.message)
+    if not changes:
+        received = _received_body(parsed)
+        if received is not None:
+            return received
+    message = copy.deepcopy(parsed.message)
+    for position, part in enumerate(leaf_parts(message)):
+        if position in changes:
+            write_text(part, changes[position])
+    generated = message.as_bytes(policy=SMTP_POLICY)
+    return generated[generated.index(b"\r\n\r\n") + 4 :]
+
+
+def _received_body(parsed: ParsedMessage) -> bytes | None:
+    """The received bytes after the empty line that ends the header section, with CRLF
+    line ends; None where the parser found no such line (it then guessed the boundary)."""
+    if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in parsed.message.defects):
+        return None
+    match = _HEADER_END.search(parsed.raw)
+    if match is None:
+        return b""
+    return _BARE_LF.sub(b"\r\n", parsed.raw[match.end() :])

@@ -21,17 +21,20 @@ def test_two_instances_share_the_queue(tmp_path: Path, db_url: str) -> None:
     extra = "workers = 3\n"  # [delivery] is the last section of the test config
     with (
         smtp_sink() as sink,
-        running_gateway(tmp_path / "a", db_url, transport=f"smtp://127.0.0.1:{sink.port}",
-                        extra_config=extra) as first,
-        running_gateway(tmp_path / "b", db_url, transport=f"smtp://127.0.0.1:{sink.port}",
-                        extra_config=extra) as second,
+        running_gateway(
+            tmp_path / "a", db_url, transport=f"smtp://127.0.0.1:{sink.port}", extra_config=extra
+        ) as first,
+        running_gateway(
+            tmp_path / "b", db_url, transport=f"smtp://127.0.0.1:{sink.port}", extra_config=extra
+        ) as second,
     ):
         parties = first.register()
         ports = [first.port, second.port]
 
         def one(n: int) -> None:
-            message = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias,
-                                   subject=f"message {n}")
+            message = text_message(
+                sender=parties.seller_mailbox, to=parties.buyer_alias, subject=f"message {n}"
+            )
             send(ports[n % 2], parties.seller_mailbox, [parties.buyer_alias], message)
 
         with ThreadPoolExecutor(max_workers=6) as pool:
