@@ -17,6 +17,7 @@ BANNER_IDENT = "ESMTP"  # the greeting names no software and no version
 # aiosmtpd's own replies, in the gateway's words with RFC 3463 codes.
 _BUILT_IN_REPLIES = {
     b"552 Error: Too much mail data": str(status.TOO_BIG).encode(),
+    b"552 Error: message size exceeds fixed maximum message size": str(status.TOO_BIG).encode(),
     b"500 Line too long (see RFC5321 4.5.3.1.6)": str(status.LINE_TOO_LONG).encode(),
 }
 

@@ -148,22 +148,23 @@ def test_every_recipient_refused_names_each_reason(gw: RunningGateway) -> None:
     assert other.buyer_alias.encode() in text and other.seller_alias.encode() in text
 
 
-def test_message_too_big_is_refused(tmp_path, db_url) -> None:  # type: ignore[no-untyped-def]
-    from tests.support.gateway import running_gateway
-
-    with running_gateway(tmp_path, db_url, extra_config="") as gw:
-        parties = gw.register()
-        limit = gw.settings.smtp.max_message_size
-        with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
-            client.ehlo()
-            assert client.has_extn("size")
-            assert int(client.esmtp_features["size"]) == limit
-        body = "x" * 76 + "\n"
-        message = text_message(
-            sender=parties.seller_mailbox,
-            to=parties.buyer_alias,
-            body=body * (limit // len(body) + 10),
-        )
-        with pytest.raises(smtplib.SMTPException) as refused:
-            send(gw.port, parties.seller_mailbox, [parties.buyer_alias], message)
-        assert "552" in str(refused.value)
+def test_message_too_big_is_refused(gw: RunningGateway) -> None:
+    parties = gw.register()
+    limit = gw.settings.smtp.max_message_size
+    body = "x" * 76 + "\n"
+    message = text_message(
+        sender=parties.seller_mailbox, to=parties.buyer_alias, body=body * (limit // len(body) + 10)
+    )
+    # A client that declares the size (RFC 1870) is refused at MAIL FROM ...
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        send(gw.port, parties.seller_mailbox, [parties.buyer_alias], message)
+    assert refused.value.smtp_code == 552
+    assert refused.value.smtp_error.startswith(b"5.3.4")
+    # ... and one that does not, after its data.
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+        client.ehlo()
+        assert int(client.esmtp_features["size"]) == limit
+        client.mail(parties.seller_mailbox)
+        client.rcpt(parties.buyer_alias)
+        code, text = client.data(wire_bytes(message))
+    assert (code, text[:5]) == (552, b"5.3.4")

@@ -14,7 +14,7 @@ from gateway.core.clock import FrozenClock
 from gateway.db.models import Outbound
 from tests.support.gateway import running_gateway, wait_for
 from tests.support.mail import send, text_message
-from tests.support.sink import smtp_sink
+from tests.support.sink import free_port, smtp_sink
 
 
 def _parse(content: bytes) -> Message:
@@ -203,3 +203,31 @@ def test_unknown_bounce_address_is_refused(gw) -> None:  # type: ignore[no-untyp
         client.mail("")
         code, _ = client.rcpt("bounce-aaaaaaaaaaaaaaaa@relay.example.test")
     assert code == 550
+
+
+def test_connection_dropped_by_the_smarthost_is_replaced(tmp_path: Path, db_url: str) -> None:
+    """Deliveries reuse smarthost connections; one the server closed while idle is not an
+    error: the next message goes over a new connection, and nothing is retried."""
+    port = free_port()
+    with running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{port}") as gw:
+        parties = gw.register()
+
+        def one(subject: str) -> None:
+            send(
+                gw.port,
+                parties.seller_mailbox,
+                [parties.buyer_alias],
+                text_message(
+                    sender=parties.seller_mailbox, to=parties.buyer_alias, subject=subject
+                ),
+            )
+
+        with smtp_sink(port=port) as first:
+            one("first")
+            wait_for(lambda: first.received)
+        # The server went away and came back: the idle connection is dead.
+        with smtp_sink(port=port) as second:
+            one("second")
+            wait_for(lambda: second.received)
+            assert second.attempts == 1
+        wait_for(lambda: _states(gw) == [("delivered", 1), ("delivered", 1)])

@@ -41,8 +41,8 @@ class Sink:
 
 
 @contextmanager
-def smtp_sink(script: list[str] | None = None) -> Iterator[Sink]:
-    sink = Sink(script=list(script or []), port=free_port())
+def smtp_sink(script: list[str] | None = None, port: int | None = None) -> Iterator[Sink]:
+    sink = Sink(script=list(script or []), port=port or free_port())
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
     controller.start()
     try:
