@@ -8,7 +8,6 @@ import signal
 from gateway.archive.store import ArchiveIntake
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.ports import Transport
-from gateway.db import migrate
 from gateway.db.registry import Registry
 from gateway.db.session import Database
 from gateway.inbound.handler import GatewayHandler
@@ -21,26 +20,6 @@ from gateway.queue.worker import DeliveryWorkers
 from gateway.settings import Settings
 
 _log = get_logger("app")
-
-
-class SchemaError(RuntimeError):
-    """The database schema is not the one this version of the gateway needs."""
-
-
-def open_database(settings: Settings) -> Database:
-    """The database, with its schema created if it is empty, and checked to be current."""
-    database = Database.from_url(settings.database_url)
-    if migrate.is_empty(database):
-        migrate.upgrade(database)
-        _log.info("schema_created", revision=migrate.head_revision())
-    current, head = migrate.current_revision(database), migrate.head_revision()
-    if current != head:
-        database.dispose()
-        raise SchemaError(
-            f"database schema is at {current}, this gateway needs {head}: "
-            "run `bsm-gateway db upgrade`"
-        )
-    return database
 
 
 def build_transport(settings: Settings) -> Transport:

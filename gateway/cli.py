@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.app import Gateway, SchemaError, open_database
 from gateway.core.clock import SystemClock
 from gateway.db import migrate
+from gateway.db.migrate import SchemaError, open_database
 from gateway.db.registry import Registry, RegistryError
 from gateway.db.session import Database
 from gateway.obs.log import configure_logging
@@ -79,7 +79,7 @@ def _fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
 def _registry(ctx: typer.Context, as_json: bool) -> Iterator[Registry]:
     settings = _settings(ctx)
     try:
-        database = open_database(settings)
+        database = open_database(settings.database_url)
     except SchemaError as error:
         _fail(str(error), as_json)
     except Exception as error:  # the database cannot be reached or opened
@@ -117,9 +117,11 @@ def serve(ctx: typer.Context) -> None:
     """Run the SMTP listener and the delivery workers until SIGTERM."""
     settings = _settings(ctx)
     try:
-        database = open_database(settings)
+        database = open_database(settings.database_url)
     except SchemaError as error:
         _fail(str(error), False, 2)
+    from gateway.app import Gateway  # the SMTP and delivery stack: only `serve` needs it
+
     asyncio.run(Gateway(settings, database=database).run_until_signalled())
 
 

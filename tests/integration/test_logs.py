@@ -8,16 +8,15 @@ import json
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from gateway.app import open_database
 from gateway.core.clock import SystemClock
+from gateway.db.migrate import open_database
 from gateway.db.models import Buyer
 from gateway.db.registry import Registry
 from gateway.obs.log import configure_logging, get_logger
-from gateway.settings import load_settings
 
 
 def test_database_error_in_a_log_line_names_no_address(db_url: str) -> None:
-    database = open_database(load_settings(database_url=db_url))
+    database = open_database(db_url)
     stream = io.StringIO()
     try:
         Registry(database, "relay.example.test", SystemClock()).add_buyer("anna@mail.example")

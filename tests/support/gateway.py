@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.app import Gateway, open_database
+from gateway.app import Gateway
 from gateway.core.clock import Clock
 from gateway.core.ports import Transport
+from gateway.db.migrate import open_database
 from gateway.db.registry import OrderView, Registry
 from gateway.settings import Settings, load_settings
 
@@ -131,7 +132,7 @@ def running_gateway(
     maildir = folder / "outbox"
     config = write_config(folder, database_url, transport or f"maildir:{maildir}", extra_config)
     settings = load_settings(config)
-    database = open_database(settings)
+    database = open_database(settings.database_url)
     loop = asyncio.new_event_loop()
     started: Future[Gateway] = Future()
     stop = threading.Event()
