@@ -6,62 +6,34 @@ import asyncio
 import secrets
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
 from gateway.core import status
-from gateway.core.addresses import (
-    AddressError,
-    alias_token_of,
-    bounce_address,
-    bounce_token_of,
-    new_alias_token,
-    new_message_id,
-    parse_mailbox,
-)
+from gateway.core.addresses import AddressError, alias_token_of, bounce_token_of, parse_mailbox
 from gateway.core.clock import Clock
 from gateway.core.message import ParsedMessage
-from gateway.core.model import (
-    ArchiveEntry,
-    BounceContext,
-    Conversation,
-    Delivery,
-    Direction,
-    IntakeBatch,
-    Violation,
-)
+from gateway.core.model import BounceContext, Conversation, IntakeBatch
 from gateway.core.ports import Directory, Intake
 from gateway.core.status import Reply
+from gateway.inbound.outcomes import (
+    Outcome,
+    Received,
+    for_alias,
+    for_bounce,
+    partial_refusal_notice,
+    refusal_reply,
+    unprocessable,
+)
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
-from gateway.pipeline.dsn import (
-    FailedRecipient,
-    failure_notice,
-    header_block,
-    read_report,
-    scrub_addresses,
-)
-from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.parse import MessageFormatError, parse_message
-from gateway.pipeline.rewrite import rewrite
-from gateway.policy.chains import DATA_CHAIN, RCPT_CHAIN, judge
-from gateway.policy.rule import MessageContext, RecipientContext
+from gateway.policy.chains import RCPT_CHAIN, judge
+from gateway.policy.rule import RecipientContext
 
 _log = get_logger("inbound")
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """One recipient's fate at DATA."""
-
-    rcpt: str
-    target: Conversation | BounceContext
-    entry: ArchiveEntry
-    notice: ArchiveEntry | None = None  # a DSN this recipient's outcome sends to a sender
-    failed_delivery: tuple[int, str] | None = None
 
 
 class GatewayHandler:
@@ -169,32 +141,29 @@ class GatewayHandler:
     # -- DATA -------------------------------------------------------------------------
 
     async def _data(self, session: Any, envelope: Any) -> Reply:
-        received_at = self._clock.now()
         raw: bytes = envelope.content
-        targets = self._targets.pop(envelope, {})
-        session_id: str = session.bsm_session_id
         try:
             parsed: ParsedMessage | None = parse_message(raw)
         except MessageFormatError:
             parsed = None
+        received = Received(
+            envelope_from=envelope.mail_from,
+            raw=raw,
+            parsed=parsed,
+            received_at=self._clock.now(),
+            session_id=session.bsm_session_id,
+            alias_domain=self._domain,
+        )
+        targets = self._targets.pop(envelope, {})
         try:
             outcomes = await asyncio.to_thread(
-                self._judge_all,
-                envelope.mail_from,
-                envelope.rcpt_tos,
-                targets,
-                parsed,
-                raw,
-                received_at,
-                session_id,
+                self._outcomes, received, [(rcpt, targets[rcpt]) for rcpt in envelope.rcpt_tos]
             )
+            refused = [o for o in outcomes if not o.entry.accepted]
             entries = [o.entry for o in outcomes]
             entries += [o.notice for o in outcomes if o.notice is not None]
-            refused = [o for o in outcomes if not o.entry.accepted]
             if refused and len(refused) < len(outcomes):
-                entries.append(
-                    self._notice(envelope.mail_from, raw, refused, received_at, session_id)
-                )
+                entries.append(partial_refusal_notice(received, refused))
             batch = IntakeBatch(
                 tuple(entries),
                 tuple(o.failed_delivery for o in outcomes if o.failed_delivery is not None),
@@ -212,184 +181,31 @@ class GatewayHandler:
                 f"Message accepted for delivery as {ids[0]}"
                 + (f"; {len(refused)} recipient(s) refused, a report follows" if refused else "")
             )
-        return _refusal_reply(refused)
+        return refusal_reply(refused)
 
-    def _judge_all(
-        self,
-        envelope_from: str,
-        rcpts: Sequence[str],
-        targets: dict[str, Conversation | BounceContext],
-        parsed: ParsedMessage | None,
-        raw: bytes,
-        received_at: datetime,
-        session_id: str,
-    ) -> list[_Outcome]:
-        """Runs in a worker thread: directory look-ups, then pure judging and rewriting."""
-        references = parsed.thread_ids if parsed else ()
+    def _outcomes(
+        self, received: Received, targets: Sequence[tuple[str, Conversation | BounceContext]]
+    ) -> list[Outcome]:
+        """Runs in a worker thread: the thread look-up, then pure judging and rewriting."""
+        references = received.parsed.thread_ids if received.parsed else ()
         outcomes = []
-        for rcpt in rcpts:
-            target = targets[rcpt]
+        for rcpt, target in targets:
             if isinstance(target, BounceContext):
-                outcomes.append(
-                    self._bounce(envelope_from, rcpt, target, parsed, raw, received_at, session_id)
-                )
+                outcomes.append(for_bounce(received, rcpt, target))
                 continue
             conversation = replace(
                 target, thread=self._directory.thread(target.pair_id, references)
             )
             try:
-                entry = self._judge_one(envelope_from, rcpt, conversation, parsed, raw, received_at)
+                outcomes.append(for_alias(received, rcpt, conversation))
             except Exception as error:
                 # Judging and rewriting are pure: the same bytes would fail again, so a
                 # 451 would only make the sender retry for days. Refuse, keep, report.
                 _log.error("content_error", pair_id=target.pair_id, exc_info=error)
-                entry = self._unprocessable(envelope_from, rcpt, conversation, raw, received_at)
-            outcomes.append(_Outcome(rcpt, target, replace(entry, session_id=session_id)))
+                outcomes.append(unprocessable(received, rcpt, conversation))
         return outcomes
 
-    def _judge_one(
-        self,
-        envelope_from: str,
-        rcpt: str,
-        conversation: Conversation,
-        parsed: ParsedMessage | None,
-        raw: bytes,
-        received_at: datetime,
-    ) -> ArchiveEntry:
-        entry = ArchiveEntry(
-            direction=conversation.direction,
-            pair_id=conversation.pair_id,
-            envelope_from=envelope_from,
-            recipient=rcpt,
-            received_at=received_at,
-            raw_received=raw,
-            raw_delivered=None,
-            gateway_message_id=new_message_id(self._domain),
-            original_message_id=parsed.message_id if parsed else None,
-            reply=status.MALFORMED,
-        )
-        if parsed is None:
-            return replace(entry, violations=(Violation("message.format", status.MALFORMED),))
-        violations = judge(DATA_CHAIN, MessageContext(envelope_from, parsed, conversation))
-        if not violations.passed:
-            rejections = violations.rejections
-            return replace(entry, reply=rejections[0].reply, violations=rejections)
-        try:
-            delivered = rewrite(parsed, conversation, entry.gateway_message_id, received_at)
-        except LeakFound as leak:
-            where = ", ".join(leak.places)
-            reply = status.LEAK_REFUSED.with_details(f"Your address appears in: {where}")
-            return replace(entry, reply=reply, violations=(Violation("leak.guard", reply, where),))
-        token = new_alias_token()
-        delivery = Delivery(
-            envelope_from=bounce_address(token, self._domain),
-            recipient=conversation.recipient.delivery_address,
-            token=token,
-        )
-        return replace(entry, reply=status.QUEUED, raw_delivered=delivered, delivery=delivery)
-
-    def _unprocessable(
-        self,
-        envelope_from: str,
-        rcpt: str,
-        conversation: Conversation,
-        raw: bytes,
-        received_at: datetime,
-    ) -> ArchiveEntry:
-        reply = status.UNPROCESSABLE
-        return ArchiveEntry(
-            direction=conversation.direction,
-            pair_id=conversation.pair_id,
-            envelope_from=envelope_from,
-            recipient=rcpt,
-            received_at=received_at,
-            raw_received=raw,
-            raw_delivered=None,
-            gateway_message_id=new_message_id(self._domain),
-            original_message_id=None,
-            reply=reply,
-            violations=(Violation("message.unprocessable", reply),),
-        )
-
-    def _bounce(
-        self,
-        envelope_from: str,
-        rcpt: str,
-        context: BounceContext,
-        parsed: ParsedMessage | None,
-        raw: bytes,
-        received_at: datetime,
-        session_id: str,
-    ) -> _Outcome:
-        """Archive the report; if it says the delivery failed, tell the sender in our words."""
-        entry = ArchiveEntry(
-            direction=Direction.BOUNCE,
-            pair_id=context.pair_id,
-            envelope_from=envelope_from,
-            recipient=rcpt,
-            received_at=received_at,
-            raw_received=raw,
-            raw_delivered=None,
-            gateway_message_id=new_message_id(self._domain),
-            original_message_id=parsed.message_id if parsed else None,
-            reply=status.QUEUED,
-            session_id=session_id,
-        )
-        report = read_report(parsed.message) if parsed else None
-        if (
-            report is None
-            or report.action != "failed"
-            or context.state == "failed"
-            or not context.original_sender
-        ):
-            return _Outcome(rcpt, context, entry)
-        code = report.status if report.status.startswith("5.") else "5.0.0"
-        diagnostic = scrub_addresses(
-            report.diagnostic or "the recipient's mail server returned the message",
-            self._domain,
-            "the recipient",
-        )
-        notice = failure_notice(
-            alias_domain=self._domain,
-            pair_id=context.pair_id,
-            original_sender=context.original_sender,
-            original_headers=context.original_headers,
-            arrival=context.received_at,
-            now=received_at,
-            failed=[FailedRecipient(context.alias_written_to, code, diagnostic)],
-            session_id=session_id,
-        )
-        failed = (context.outbound_id, f"bounced after delivery: {code} {diagnostic}")
-        return _Outcome(rcpt, context, entry, notice, failed)
-
-    def _notice(
-        self,
-        envelope_from: str,
-        raw: bytes,
-        refused: Sequence[_Outcome],
-        received_at: datetime,
-        session_id: str,
-    ) -> ArchiveEntry:
-        """Some recipients passed, others not: the sender learns which by a DSN."""
-        return failure_notice(
-            alias_domain=self._domain,
-            pair_id=refused[0].target.pair_id,
-            original_sender=envelope_from,
-            original_headers=header_block(raw),
-            arrival=received_at,
-            now=received_at,
-            failed=[
-                FailedRecipient(
-                    alias=o.rcpt,
-                    status=o.entry.reply.enhanced,
-                    diagnostic=o.entry.reply.text,
-                )
-                for o in refused
-            ],
-            session_id=session_id,
-        )
-
-    def _log_outcomes(self, outcomes: Sequence[_Outcome], ids: Sequence[int], size: int) -> None:
+    def _log_outcomes(self, outcomes: Sequence[Outcome], ids: Sequence[int], size: int) -> None:
         for outcome, message_id in zip(outcomes, ids, strict=False):
             entry = outcome.entry
             if entry.accepted:
@@ -415,13 +231,3 @@ class GatewayHandler:
         if getattr(session, "bsm_session_id", None) is None:
             session.bsm_session_id = secrets.token_hex(6)
         structlog.contextvars.bind_contextvars(session_id=session.bsm_session_id)
-
-
-def _refusal_reply(refused: Sequence[_Outcome]) -> Reply:
-    replies = list(dict.fromkeys(o.entry.reply for o in refused))
-    if len(replies) == 1:
-        return replies[0]
-    # Different reasons for different recipients: name each one.
-    return status.SOME_REFUSED.with_details(
-        *(f"{o.rcpt}: {o.entry.reply.enhanced} {o.entry.reply.text}" for o in refused)
-    )

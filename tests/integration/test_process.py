@@ -24,9 +24,9 @@ from sqlalchemy import select as sql_select
 
 from gateway.db.models import Message, Outbound
 from gateway.db.session import Database
+from tests.support.gateway import Parties
 from tests.support.mail import read, text_message, wire_bytes
 from tests.support.process import (
-    CliParties,
     Serve,
     addresses_in_log,
     json_log_lines,
@@ -49,7 +49,7 @@ class Deployment:
         self.maildir = folder / "outbox"
         self.port = reserve_port()
         self.config = process_config(folder, database_url, f"maildir:{self.maildir}", self.port)
-        self.parties: CliParties = register_with_cli(self.config)
+        self.parties: Parties = register_with_cli(self.config)
 
     def serve(self) -> AbstractContextManager[Serve]:
         return serving(self.config, self.port, self.folder)

@@ -11,11 +11,10 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.gateway import write_config
+from tests.support.gateway import Parties, write_config
 from tests.support.sink import free_port
 
 # The console script installed next to the interpreter running the tests (.venv/bin).
@@ -72,33 +71,24 @@ def cli_json(config: Path, *args: str) -> dict[str, Any]:
     return one_json_object(result.stdout)
 
 
-@dataclass
-class CliParties:
-    seller_id: int
-    buyer_id: int
-    seller_mailbox: str
-    buyer_address: str
-    buyer_alias: str
-    seller_alias: str
-
-
 def register_with_cli(
     config: Path,
     *,
     shop: str = "Sakura Shop",
     seller: str = "owner@sakura-shop.example",
     buyer: str = "kim.buyer@buyer-mail.example",
-) -> CliParties:
+) -> Parties:
     seller_id = cli_json(config, "seller", "add", shop, "--mailbox", seller)["seller_id"]
     buyer_id = cli_json(config, "buyer", "add", buyer)["buyer_id"]
     order = cli_json(config, "order", "add", "--seller", str(seller_id), "--buyer", str(buyer_id))
-    return CliParties(
+    return Parties(
         seller_id=seller_id,
         buyer_id=buyer_id,
         seller_mailbox=seller,
         buyer_address=buyer,
         buyer_alias=order["buyer_alias"],
         seller_alias=order["seller_alias"],
+        pair_id=order["pair_id"],
     )
 
 

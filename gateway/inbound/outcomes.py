@@ -1,0 +1,174 @@
+"""What one DATA command means for each recipient, as archive entries: pure, no I/O.
+
+The handler looks the facts up and commits; everything between is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from gateway.core import status
+from gateway.core.addresses import bounce_address, new_alias_token, new_message_id
+from gateway.core.message import ParsedMessage
+from gateway.core.model import (
+    ArchiveEntry,
+    BounceContext,
+    Conversation,
+    Delivery,
+    Direction,
+    Violation,
+)
+from gateway.core.status import Reply
+from gateway.pipeline.dsn import (
+    FailedRecipient,
+    failure_notice,
+    header_block,
+    read_report,
+    scrub_addresses,
+)
+from gateway.pipeline.leakguard import LeakFound
+from gateway.pipeline.rewrite import rewrite
+from gateway.policy.chains import DATA_CHAIN, judge
+from gateway.policy.rule import MessageContext
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One DATA command as it arrived."""
+
+    envelope_from: str
+    raw: bytes
+    parsed: ParsedMessage | None  # None: the bytes could not be read as a message
+    received_at: datetime
+    session_id: str
+    alias_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One recipient's fate: its archive entry, and what else it sets off."""
+
+    rcpt: str
+    pair_id: int | None
+    entry: ArchiveEntry
+    notice: ArchiveEntry | None = None  # a DSN to a sender
+    failed_delivery: tuple[int, str] | None = None  # a delivery a bounce reports as failed
+
+
+def _as_received(
+    received: Received, rcpt: str, direction: Direction, pair_id: int | None, reply: Reply
+) -> ArchiveEntry:
+    """The archive entry of the message as it arrived, with nothing delivered yet."""
+    parsed = received.parsed
+    return ArchiveEntry(
+        direction=direction,
+        pair_id=pair_id,
+        envelope_from=received.envelope_from,
+        recipient=rcpt,
+        received_at=received.received_at,
+        raw_received=received.raw,
+        raw_delivered=None,
+        gateway_message_id=new_message_id(received.alias_domain),
+        original_message_id=parsed.message_id if parsed else None,
+        reply=reply,
+        session_id=received.session_id,
+    )
+
+
+def for_alias(received: Received, rcpt: str, conversation: Conversation) -> Outcome:
+    """A message to a pair's alias: judged, and if it passes, rewritten for delivery."""
+    pair_id = conversation.pair_id
+    entry = _as_received(received, rcpt, conversation.direction, pair_id, status.MALFORMED)
+    parsed = received.parsed
+    if parsed is None:
+        violation = Violation("message.format", status.MALFORMED)
+        return Outcome(rcpt, pair_id, replace(entry, violations=(violation,)))
+    judgement = judge(DATA_CHAIN, MessageContext(received.envelope_from, parsed, conversation))
+    if not judgement.passed:
+        rejections = judgement.rejections
+        refused = replace(entry, reply=rejections[0].reply, violations=rejections)
+        return Outcome(rcpt, pair_id, refused)
+    try:
+        delivered = rewrite(parsed, conversation, entry.gateway_message_id, received.received_at)
+    except LeakFound as leak:
+        where = ", ".join(leak.places)
+        reply = status.LEAK_REFUSED.with_details(f"Your address appears in: {where}")
+        violation = Violation("leak.guard", reply, where)
+        return Outcome(rcpt, pair_id, replace(entry, reply=reply, violations=(violation,)))
+    token = new_alias_token()
+    delivery = Delivery(
+        envelope_from=bounce_address(token, received.alias_domain),
+        recipient=conversation.recipient.delivery_address,
+        token=token,
+    )
+    accepted = replace(entry, reply=status.QUEUED, raw_delivered=delivered, delivery=delivery)
+    return Outcome(rcpt, pair_id, accepted)
+
+
+def unprocessable(received: Received, rcpt: str, conversation: Conversation) -> Outcome:
+    """Judging or rewriting failed on these bytes: refused, and kept for the operators."""
+    reply = status.UNPROCESSABLE
+    entry = _as_received(received, rcpt, conversation.direction, conversation.pair_id, reply)
+    violation = Violation("message.unprocessable", reply)
+    return Outcome(rcpt, conversation.pair_id, replace(entry, violations=(violation,)))
+
+
+def for_bounce(received: Received, rcpt: str, context: BounceContext) -> Outcome:
+    """A report sent to a delivery's bounce address. It is archived; if it says the delivery
+    failed, the delivery is marked failed and its sender is told, in the gateway's words."""
+    entry = _as_received(received, rcpt, Direction.BOUNCE, context.pair_id, status.QUEUED)
+    report = read_report(received.parsed.message) if received.parsed else None
+    if (
+        report is None
+        or report.action != "failed"
+        or context.state == "failed"
+        or not context.original_sender
+    ):
+        return Outcome(rcpt, context.pair_id, entry)
+    code = report.status if report.status.startswith("5.") else "5.0.0"
+    diagnostic = scrub_addresses(
+        report.diagnostic or "the recipient's mail server returned the message",
+        received.alias_domain,
+        "the recipient",
+    )
+    notice = failure_notice(
+        alias_domain=received.alias_domain,
+        pair_id=context.pair_id,
+        original_sender=context.original_sender,
+        original_headers=context.original_headers,
+        arrival=context.received_at,
+        now=received.received_at,
+        failed=[FailedRecipient(context.alias_written_to, code, diagnostic)],
+        session_id=received.session_id,
+    )
+    failed = (context.outbound_id, f"bounced after delivery: {code} {diagnostic}")
+    return Outcome(rcpt, context.pair_id, entry, notice, failed)
+
+
+def partial_refusal_notice(received: Received, refused: Sequence[Outcome]) -> ArchiveEntry:
+    """Some recipients passed, others not: the sender learns which by a DSN."""
+    return failure_notice(
+        alias_domain=received.alias_domain,
+        pair_id=refused[0].pair_id,
+        original_sender=received.envelope_from,
+        original_headers=header_block(received.raw),
+        arrival=received.received_at,
+        now=received.received_at,
+        failed=[
+            FailedRecipient(o.rcpt, o.entry.reply.enhanced, o.entry.reply.text) for o in refused
+        ],
+        session_id=received.session_id,
+    )
+
+
+def refusal_reply(refused: Sequence[Outcome]) -> Reply:
+    """The reply when every recipient was refused."""
+    replies = list(dict.fromkeys(o.entry.reply for o in refused))
+    if len(replies) == 1:
+        return replies[0]
+    # Different reasons for different recipients: name each one.
+    return status.SOME_REFUSED.with_details(
+        *(f"{o.rcpt}: {o.entry.reply.enhanced} {o.entry.reply.text}" for o in refused)
+    )
