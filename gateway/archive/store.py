@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import zstandard
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.core.model import ArchiveEntry, BounceContext, IntakeBatch
@@ -96,12 +97,25 @@ def load_bounce_context(session: Session, which: ColumnElement[bool]) -> BounceC
     )
 
 
-def mark_failed(session: Session, outbound_id: int, now: datetime, error: str) -> None:
-    session.execute(
-        update(Outbound)
-        .where(Outbound.id == outbound_id)
-        .values(state="failed", finished_at=now, last_error=error)
-    )
+_FINISH = (
+    update(_OUTBOUND)
+    .where(_OUTBOUND.c.id == bindparam("oid"))
+    .values(state=bindparam("new_state"), finished_at=bindparam("at"), last_error=bindparam("why"))
+)
+
+
+def finish_deliveries(
+    session: Session, finished: Sequence[tuple[int, str, datetime, str | None]]
+) -> None:
+    """Mark deliveries (outbound id, "delivered" | "failed", when, why) as done."""
+    if finished:
+        session.execute(
+            _FINISH,
+            [
+                {"oid": oid, "new_state": state, "at": at, "why": why}
+                for oid, state, at, why in finished
+            ],
+        )
 
 
 class ArchiveIntake:
@@ -113,8 +127,9 @@ class ArchiveIntake:
     def commit(self, batch: IntakeBatch) -> list[int]:
         with self._db.transaction() as session:
             ids = [add_entry(session, entry) for entry in batch.entries]
-            received_at = batch.entries[0].received_at if batch.entries else None
-            for outbound_id, error in batch.failed_deliveries:
-                assert received_at is not None
-                mark_failed(session, outbound_id, received_at, error)
+            if batch.failed_deliveries:
+                at = batch.entries[0].received_at
+                finish_deliveries(
+                    session, [(oid, "failed", at, why) for oid, why in batch.failed_deliveries]
+                )
         return ids

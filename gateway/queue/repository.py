@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from gateway.archive.store import add_entry, decompress, load_bounce_context
+from gateway.archive.store import add_entry, decompress, finish_deliveries, load_bounce_context
 from gateway.core.model import BounceContext, Direction
 from gateway.core.ports import ClaimedDelivery, Settlement
 from gateway.db.models import Message, Outbound, table_of
 from gateway.db.session import Database
 
 _OUTBOUND = table_of(Outbound)
+
+_RETRY = (
+    update(_OUTBOUND)
+    .where(_OUTBOUND.c.id == bindparam("oid"))
+    .values(next_attempt_at=bindparam("at"), last_error=bindparam("why"))
+)
 
 # Built once: the due rows nobody else holds, pushed a lease into the future and returned.
 _CLAIM = (
@@ -84,23 +89,17 @@ class DatabaseQueue:
 
     def settle(self, settlements: Sequence[Settlement]) -> None:
         retries = [
-            {"id": s.outbound_id, "next_attempt_at": s.when, "last_error": s.error}
+            {"oid": s.outbound_id, "at": s.when, "why": s.error}
             for s in settlements
             if s.state == "queued"
         ]
         finished = [
-            {"id": s.outbound_id, "state": s.state, "finished_at": s.when, "last_error": s.error}
-            for s in settlements
-            if s.state != "queued"
+            (s.outbound_id, s.state, s.when, s.error) for s in settlements if s.state != "queued"
         ]
         with self._db.transaction() as session:
-            for rows in (retries, finished):
-                if rows:
-                    columns: dict[str, Any] = {k: bindparam(k) for k in rows[0] if k != "id"}
-                    session.execute(
-                        update(_OUTBOUND).where(_OUTBOUND.c.id == bindparam("oid")).values(columns),
-                        [{**row, "oid": row["id"]} for row in rows],
-                    )
+            if retries:
+                session.execute(_RETRY, retries)
+            finish_deliveries(session, finished)
             for item in settlements:
                 if item.notice is not None:
                     add_entry(session, item.notice)
