@@ -73,6 +73,8 @@ class Gateway:
             directory=self.registry,
             intake=ArchiveIntake(database),
             clock=self.clock,
+            max_recipients=settings.smtp.max_recipients,
+            max_mime_depth=settings.smtp.max_mime_depth,
             on_queued=self.workers.wake,
         )
         smtp = settings.smtp
@@ -83,6 +85,8 @@ class Gateway:
             hostname=smtp.hostname,
             max_message_size=smtp.max_message_size,
             idle_timeout=smtp.idle_timeout,
+            max_commands=smtp.max_commands,
+            max_sessions_per_client=smtp.max_sessions_per_client,
         )
 
     async def start(self) -> None:

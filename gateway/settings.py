@@ -50,6 +50,10 @@ class SmtpSettings(_Section):
     max_message_size: Annotated[int, Field(gt=0)]
     idle_timeout: Seconds
     shutdown_grace: Seconds
+    max_recipients: Annotated[int, Field(ge=1)]
+    max_commands: Annotated[int, Field(ge=10)]
+    max_sessions_per_client: Annotated[int, Field(ge=1)]
+    max_mime_depth: Annotated[int, Field(ge=1)]
 
 
 class SmtpTarget(BaseModel):

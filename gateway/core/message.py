@@ -12,6 +12,7 @@ class ParsedMessage:
     message: EmailMessage
     from_count: int  # number of From header fields
     from_addresses: tuple[str, ...]  # addr-specs of every From field, as written
+    from_ambiguous: bool  # a From field the parser had to guess at (defects)
     message_id: str | None  # "<...>"
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]

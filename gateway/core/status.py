@@ -45,6 +45,9 @@ UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such recipient here")
 BAD_ADDRESS = Reply(501, "5.1.3", "Bad recipient address syntax")
 BAD_SENDER_ADDRESS = Reply(501, "5.1.7", "Bad sender address syntax")
 SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "Sender is not registered for this conversation")
+FROM_NOT_ONE_MAILBOX = Reply(
+    550, "5.6.0", "Message must have one From field naming one address, written unambiguously"
+)
 FROM_MISMATCH = Reply(
     550, "5.7.1", "Header From must be the same registered mailbox as the envelope sender"
 )
@@ -53,6 +56,9 @@ UNPROCESSABLE = Reply(
     554, "5.6.0", "Message could not be processed; it is kept for the operators to examine"
 )
 LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
+MIME_TOO_DEEP = Reply(554, "5.6.0", "MIME parts are nested too deeply")
+TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients in this transaction")
+TOO_MANY_SESSIONS = Reply(421, "4.7.0", "Too many connections from your address, try later")
 LEAK_REFUSED = Reply(550, "5.7.1", "Message would reveal a real address; remove it and send again")
 SOME_REFUSED = Reply(550, "5.7.1", "Message refused for every recipient")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")

@@ -19,6 +19,8 @@ from gateway.core.model import BounceContext, Conversation, IntakeBatch
 from gateway.core.ports import Directory, Intake
 from gateway.core.status import Reply
 from gateway.inbound.outcomes import (
+    MIME_TOO_DEEP,
+    UNREADABLE,
     Outcome,
     Received,
     for_alias,
@@ -29,7 +31,12 @@ from gateway.inbound.outcomes import (
 )
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
-from gateway.pipeline.parse import MessageFormatError, parse_message
+from gateway.pipeline.parse import (
+    MessageFormatError,
+    MimeTooDeep,
+    canonical_line_ends,
+    parse_message,
+)
 from gateway.policy.chains import RCPT_CHAIN, judge
 from gateway.policy.rule import RecipientContext
 
@@ -44,8 +51,12 @@ class GatewayHandler:
         directory: Directory,
         intake: Intake,
         clock: Clock,
+        max_recipients: int = 100,
+        max_mime_depth: int = 100,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._max_recipients = max_recipients
+        self._max_mime_depth = max_mime_depth
         self._domain = alias_domain
         self._directory = directory
         self._intake = intake
@@ -78,6 +89,9 @@ class GatewayHandler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         self._bind(session)
+        if len(envelope.rcpt_tos) >= self._max_recipients:
+            maillog.recipient_refused(rule_id="rcpt.count", reply_code=452)
+            return str(status.TOO_MANY_RECIPIENTS)
         try:
             mailbox = parse_mailbox(address)
         except AddressError:
@@ -141,11 +155,15 @@ class GatewayHandler:
     # -- DATA -------------------------------------------------------------------------
 
     async def _data(self, session: Any, envelope: Any) -> Reply:
-        raw: bytes = envelope.content
+        raw = canonical_line_ends(envelope.content)
+        parsed: ParsedMessage | None = None
+        unreadable = UNREADABLE
         try:
-            parsed: ParsedMessage | None = parse_message(raw)
+            parsed = parse_message(raw, self._max_mime_depth)
+        except MimeTooDeep:
+            unreadable = MIME_TOO_DEEP
         except MessageFormatError:
-            parsed = None
+            pass
         received = Received(
             envelope_from=envelope.mail_from,
             raw=raw,
@@ -153,6 +171,7 @@ class GatewayHandler:
             received_at=self._clock.now(),
             session_id=session.bsm_session_id,
             alias_domain=self._domain,
+            unreadable=unreadable,
         )
         targets = self._targets.pop(envelope, {})
         try:

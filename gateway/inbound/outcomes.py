@@ -33,6 +33,9 @@ from gateway.pipeline.rewrite import rewrite
 from gateway.policy.chains import DATA_CHAIN, judge
 from gateway.policy.rule import MessageContext
 
+UNREADABLE = Violation("message.format", status.MALFORMED)
+MIME_TOO_DEEP = Violation("message.mime_depth", status.MIME_TOO_DEEP)
+
 
 @dataclass(frozen=True, slots=True)
 class Received:
@@ -40,10 +43,11 @@ class Received:
 
     envelope_from: str
     raw: bytes
-    parsed: ParsedMessage | None  # None: the bytes could not be read as a message
+    parsed: ParsedMessage | None  # None: the bytes could not be read, for `unreadable`
     received_at: datetime
     session_id: str
     alias_domain: str
+    unreadable: Violation = UNREADABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +84,12 @@ def _as_received(
 def for_alias(received: Received, rcpt: str, conversation: Conversation) -> Outcome:
     """A message to a pair's alias: judged, and if it passes, rewritten for delivery."""
     pair_id = conversation.pair_id
-    entry = _as_received(received, rcpt, conversation.direction, pair_id, status.MALFORMED)
     parsed = received.parsed
     if parsed is None:
-        violation = Violation("message.format", status.MALFORMED)
-        return Outcome(rcpt, pair_id, replace(entry, violations=(violation,)))
+        unreadable = received.unreadable
+        entry = _as_received(received, rcpt, conversation.direction, pair_id, unreadable.reply)
+        return Outcome(rcpt, pair_id, replace(entry, violations=(unreadable,)))
+    entry = _as_received(received, rcpt, conversation.direction, pair_id, status.QUEUED)
     judgement = judge(DATA_CHAIN, MessageContext(received.envelope_from, parsed, conversation))
     if not judgement.passed:
         rejections = judgement.rejections

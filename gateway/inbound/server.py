@@ -29,17 +29,32 @@ class _TrackedSMTP(SMTP):
     # mail has them. Commands keep aiosmtpd's own limit (512, RFC 5321 4.5.3.1.4).
     line_length_limit = 64 * 1024
 
-    def __init__(self, sessions: set[_TrackedSMTP], *args: Any, **kwargs: Any) -> None:
+    local_part_limit = 64  # RFC 5321 4.5.3.1.1
+
+    def __init__(
+        self, sessions: set[_TrackedSMTP], per_client: int, *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._open_sessions = sessions
+        self._per_client = per_client
+        self._client: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self._client = peer[0] if peer else None
+        if sum(1 for s in self._open_sessions if s._client == self._client) >= self._per_client:
+            # Refused before the greeting: one client cannot hold every session slot.
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(f"{status.TOO_MANY_SESSIONS}\r\n".encode())
+            transport.close()
+            return
         self._open_sessions.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self._open_sessions.discard(self)
-        super().connection_lost(error)
+        if self in self._open_sessions:
+            self._open_sessions.discard(self)
+            super().connection_lost(error)
 
     async def push(self, reply: str | bytes) -> None:
         raw = reply.encode() if isinstance(reply, str) else reply
@@ -63,7 +78,11 @@ class Listener:
         hostname: str,
         max_message_size: int,
         idle_timeout: float,
+        max_commands: int,
+        max_sessions_per_client: int,
     ) -> None:
+        self._max_commands = max_commands
+        self._per_client = max_sessions_per_client
         self._handler = handler
         self._host = host
         self._port = port
@@ -76,12 +95,14 @@ class Listener:
     def _protocol(self) -> _TrackedSMTP:
         return _TrackedSMTP(
             self._sessions,
+            self._per_client,
             self._handler,
             hostname=self._hostname,
             ident=BANNER_IDENT,
             data_size_limit=self._max_size,
             decode_data=False,
             timeout=self._idle_timeout,
+            command_call_limit={"*": self._max_commands},
             loop=asyncio.get_running_loop(),
         )
 

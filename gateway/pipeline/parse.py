@@ -16,21 +16,51 @@ SMTP_POLICY: EmailPolicy[EmailMessage] = email_policy.SMTP.clone(refold_source="
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 
 
+_STRAY_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
 class MessageFormatError(ValueError):
     """Bytes that cannot be read as a message at all."""
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
+class MimeTooDeep(MessageFormatError):
+    """MIME parts nested deeper than the gateway reads."""
+
+
+def canonical_line_ends(raw: bytes) -> bytes:
+    """Every bare CR and bare LF as CRLF (RFC 5322 2.3). Done before anything is stored or
+    sent: a bare line end is how a hidden second message is smuggled past one server and
+    split off by the next ('\n.\n' read as the end of data)."""
+    return _STRAY_LINE_END.sub(b"\r\n", raw) if _STRAY_LINE_END.search(raw) else raw
+
+
+def mime_depth(message: EmailMessage) -> int:
+    """How deeply parts are nested (a single-part message: 1)."""
+    deepest, stack = 0, [(message, 1)]
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((sub, depth + 1) for sub in payload if isinstance(sub, EmailMessage))
+    return deepest
+
+
+def parse_message(raw: bytes, max_depth: int | None = None) -> ParsedMessage:
     try:
         message = BytesParser(_class=EmailMessage, policy=SMTP_POLICY).parsebytes(raw)
     except Exception as error:  # the parser is lenient; anything raised here is unusable
         raise MessageFormatError(f"unparseable message: {type(error).__name__}") from None
+    if max_depth is not None and mime_depth(message) > max_depth:
+        raise MimeTooDeep(f"MIME parts nested deeper than {max_depth}")
     from_values = _raw_values(message, "From")
+    from_fields = [_address_field(value) for value in from_values]
     return ParsedMessage(
         raw=raw,
         message=message,
         from_count=len(from_values),
-        from_addresses=tuple(a for value in from_values for a in _addr_specs(value)),
+        from_addresses=tuple(a for addresses, _ in from_fields for a in addresses),
+        from_ambiguous=any(defective for _, defective in from_fields),
         message_id=_first_id(_raw_values(message, "Message-ID")),
         in_reply_to=_ids(_raw_values(message, "In-Reply-To")),
         references=_ids(_raw_values(message, "References")),
@@ -54,13 +84,19 @@ def _raw_values(message: EmailMessage, name: str) -> list[str]:
     ]
 
 
-def _addr_specs(raw_value: str) -> list[str]:
-    """The addr-specs of an address header's raw value; [] where it cannot be read."""
+def _address_field(raw_value: str) -> tuple[list[str], bool]:
+    """The addr-specs of an address field, and whether the parser had to guess (defects:
+    'alice@example.org)<bob@example.org>' is read as alice by some and bob by others)."""
     try:
         header = SMTP_POLICY.header_factory("from", raw_value)
-        return [a.addr_spec for a in header.addresses if a.addr_spec]
-    except Exception:  # a header so broken the parser gives up names no usable address
-        return []
+        addresses = [a.addr_spec for a in header.addresses if a.addr_spec]
+        return addresses, bool(header.defects)
+    except Exception:  # a field so broken the parser gives up names no usable address
+        return [], True
+
+
+def _addr_specs(raw_value: str) -> list[str]:
+    return _address_field(raw_value)[0]
 
 
 def _ids(values: list[str]) -> tuple[str, ...]:

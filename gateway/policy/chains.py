@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext, RecipientContext, Rule
 from gateway.policy.rules.alias import RelayDenied, UnknownAlias
-from gateway.policy.rules.sender import EnvelopeSender, HeaderFrom
+from gateway.policy.rules.sender import EnvelopeSender, FromSyntax, HeaderFrom
 
 Ctx = TypeVar("Ctx", RecipientContext, MessageContext)
 
@@ -56,5 +56,6 @@ RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
 
 DATA_CHAIN: tuple[Link[MessageContext], ...] = (
     Link(EnvelopeSender()),
+    Link(FromSyntax(), stop=True),
     Link(HeaderFrom()),
 )

@@ -65,7 +65,7 @@ def test_aliases_match_case_insensitively(gw: RunningGateway) -> None:
     [
         ("intruder@evil.example", "{seller}", b"Sender is not registered"),
         ("{seller}", "intruder@evil.example", b"Header From is not registered"),
-        ("{seller}", "{seller}, intruder@evil.example", b"exactly one From"),
+        ("{seller}", "{seller}, intruder@evil.example", b"one From field naming one address"),
         ("{buyer}", "{buyer}", b"Sender is not registered"),  # a buyer writing as the seller
     ],
 )
@@ -78,12 +78,13 @@ def test_spoofed_sender_is_refused(
     with pytest.raises(smtplib.SMTPDataError) as refused:
         send(gw.port, envelope.format(**names), [parties.buyer_alias], message)
     assert refused.value.smtp_code == 550
-    assert refused.value.smtp_error.startswith(b"5.7.1")
+    code = refused.value.smtp_error[:5]
+    assert code in (b"5.7.1", b"5.6.0")
     assert reason in refused.value.smtp_error
     with gw.gateway.database.transaction() as session:
         archived = session.scalars(select(Message)).one()
         assert archived.verdict == "refused"
-        assert archived.smtp_reply.startswith("550 5.7.1")
+        assert archived.smtp_reply.startswith("550 " + code.decode())
         assert archived.raw_received is not None
         assert decompress(archived.raw_received) == wire_bytes(message)
         assert session.scalars(select(Outbound)).all() == []

@@ -24,6 +24,7 @@ database_url = "{database_url}"
 [smtp]
 port = 0
 shutdown_grace = 5
+{smtp_extra}
 [delivery]
 transport = "{transport}"
 retry_schedule = [0.2]
@@ -34,9 +35,16 @@ attempt_timeout = 2
 """
 
 
-def write_config(folder: Path, database_url: str, transport: str, extra: str = "") -> Path:
+def write_config(
+    folder: Path, database_url: str, transport: str, extra: str = "", smtp_extra: str = ""
+) -> Path:
+    """A test config: `extra` lands in [delivery], `smtp_extra` in [smtp]."""
     path = folder / "gateway.toml"
-    path.write_text(TEST_CONFIG.format(database_url=database_url, transport=transport, extra=extra))
+    path.write_text(
+        TEST_CONFIG.format(
+            database_url=database_url, transport=transport, extra=extra, smtp_extra=smtp_extra
+        )
+    )
     return path
 
 
@@ -128,9 +136,12 @@ def running_gateway(
     transport_object: Transport | None = None,
     clock: Clock | None = None,
     extra_config: str = "",
+    smtp_config: str = "",
 ) -> Iterator[RunningGateway]:
     maildir = folder / "outbox"
-    config = write_config(folder, database_url, transport or f"maildir:{maildir}", extra_config)
+    config = write_config(
+        folder, database_url, transport or f"maildir:{maildir}", extra_config, smtp_config
+    )
     settings = load_settings(config)
     database = open_database(settings.database_url)
     loop = asyncio.new_event_loop()

@@ -33,15 +33,35 @@ class EnvelopeSender:
         return [Violation(self.id, reply, "envelope sender not registered")]
 
 
-class HeaderFrom:
-    id = "sender.header_from"
-    description = "The message has one From address, a registered mailbox of the sending party."
+class FromSyntax:
+    id = "sender.from_syntax"
+    description = (
+        "One From field with one address that every parser reads the same way: two From "
+        "fields, several addresses or an ambiguous form could show the recipient one sender "
+        "while the gateway checked another."
+    )
 
     def check(self, ctx: MessageContext) -> list[Violation]:
         message = ctx.message
-        if message.from_count != 1 or len(message.from_addresses) != 1:
-            reply = status.FROM_MISMATCH.with_text("Message must have exactly one From address")
-            return [Violation(self.id, reply, f"{len(message.from_addresses)} From addresses")]
+        if message.from_count != 1:
+            detail = f"{message.from_count} From fields"
+        elif len(message.from_addresses) != 1:
+            detail = f"{len(message.from_addresses)} addresses in From"
+        elif message.from_ambiguous:
+            detail = "From cannot be read unambiguously"
+        else:
+            return []
+        return [Violation(self.id, status.FROM_NOT_ONE_MAILBOX, detail)]
+
+
+class HeaderFrom:
+    id = "sender.header_from"
+    description = "The From address is a registered mailbox of the sending party."
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        message = ctx.message
+        if len(message.from_addresses) != 1:
+            return []  # FromSyntax has said it
         if not _registered(message.from_addresses[0], ctx):
             reply = status.FROM_MISMATCH.with_text(
                 f"Header From is not registered for this conversation: this alias accepts "

@@ -1,0 +1,241 @@
+"""The SMTP surface against hostile clients, over real sockets."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from gateway.archive.store import decompress
+from gateway.db.models import Message
+from tests.support.gateway import RunningGateway, running_gateway, wait_for
+from tests.support.mail import send, text_message
+from tests.support.sink import smtp_sink
+
+# Every way a bare CR or LF has been used to fake the end of DATA (SMTP smuggling).
+FAKE_ENDS = [
+    b"\n.\n",
+    b"\n.\r",
+    b"\r.\n",
+    b"\r.\r",
+    b"\n.\r\n",
+    b"\r.\r\n",
+    b"\r\n\x00.\r\n",
+    b"\r\n.\x00\r\n",
+    b"\r\n.\n",
+    b"\r\n.\r",
+]
+
+
+def _session(port: int, script: bytes) -> bytes:
+    """Send raw bytes as one client would, all at once; return every reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(script)
+        replies = b""
+        while chunk := connection.recv(65536):
+            replies += chunk
+    return replies
+
+
+@pytest.mark.parametrize("fake_end", FAKE_ENDS, ids=repr)
+def test_smuggled_second_message_is_never_delivered(
+    tmp_path: Path, db_url: str, fake_end: bytes
+) -> None:
+    with (
+        smtp_sink() as sink,
+        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    ):
+        parties = gw.register()
+        seller, alias = parties.seller_mailbox.encode(), parties.buyer_alias.encode()
+        headers = b"From: %s\r\nTo: %s\r\n" % (seller, alias)
+        hidden = (
+            b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n%sSubject: smuggled\r\n\r\nhidden\r\n"
+            % (seller, alias, headers)
+        )
+        script = (
+            b"EHLO client.example\r\nMAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (seller, alias)
+            + headers
+            + b"Subject: visible\r\n\r\nfirst"
+            + fake_end
+            + hidden
+            + b"\r\n.\r\nQUIT\r\n"
+        )
+        replies = _session(gw.port, script)
+        # One DATA answered: a 250 for one message, or a refusal; never two 250s for DATA.
+        assert replies.count(b"250 2.0.0 Message accepted") <= 1
+        wait_for(lambda: _archived(gw) >= 1)
+        if b"250 2.0.0 Message accepted" in replies:
+            wait_for(lambda: sink.received)
+        assert len(sink.received) <= 1
+        for got in sink.received:
+            assert b"Subject: visible" in got.content
+            assert b"\nSubject: smuggled" not in got.content.split(b"\r\n\r\n", 1)[0]
+            _assert_only_crlf(got.content)
+        for raw in _archived_blobs(gw):
+            _assert_only_crlf(raw)
+
+
+def _assert_only_crlf(content: bytes) -> None:
+    stripped = content.replace(b"\r\n", b"")
+    assert b"\r" not in stripped and b"\n" not in stripped
+
+
+def _archived(gw: RunningGateway) -> int:
+    return len(_archived_blobs(gw))
+
+
+def _archived_blobs(gw: RunningGateway) -> list[bytes]:
+    with gw.gateway.database.transaction() as session:
+        rows = session.scalars(select(Message)).all()
+        return [
+            decompress(blob)
+            for row in rows
+            for blob in (row.raw_received, row.raw_delivered)
+            if blob is not None
+        ]
+
+
+@pytest.mark.parametrize(
+    "from_value",
+    [
+        "{seller})<intruder@evil.example>",
+        "{seller} <intruder@evil.example>",
+        "{seller}, intruder@evil.example",
+    ],
+)
+def test_ambiguous_from_is_refused(gw: RunningGateway, from_value: str) -> None:
+    parties = gw.register()
+    raw = (
+        f"From: {from_value.format(seller=parties.seller_mailbox)}\r\n"
+        f"To: {parties.buyer_alias}\r\nSubject: hi\r\n\r\nhello\r\n"
+    ).encode()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(gw.port, parties.seller_mailbox, [parties.buyer_alias], raw)
+    assert refused.value.smtp_code == 550
+    assert refused.value.smtp_error.startswith(b"5.6.0")
+
+
+def test_two_from_fields_are_refused(gw: RunningGateway) -> None:
+    parties = gw.register()
+    raw = (
+        f"From: {parties.seller_mailbox}\r\nFrom: intruder@evil.example\r\n"
+        f"To: {parties.buyer_alias}\r\nSubject: hi\r\n\r\nhello\r\n"
+    ).encode()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(gw.port, parties.seller_mailbox, [parties.buyer_alias], raw)
+    assert (refused.value.smtp_code, refused.value.smtp_error[:5]) == (550, b"5.6.0")
+
+
+@pytest.mark.parametrize(
+    "rcpt",
+    [
+        "user@other.example",
+        '"{alias}"@other.example',
+        "{local}%other.example@relay.example.test",
+        "@relay.example.test,@other.example:user@other.example",
+        "user@[127.0.0.1]",
+        "user@[IPv6:::1]",
+        "{alias}.other.example",
+    ],
+)
+def test_not_an_open_relay(gw: RunningGateway, rcpt: str) -> None:
+    parties = gw.register()
+    target = rcpt.format(alias=parties.buyer_alias, local=parties.buyer_alias.split("@")[0])
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+        client.ehlo()
+        client.mail(parties.seller_mailbox)
+        code, _ = client.rcpt(target)
+    assert 500 <= code < 600
+
+
+def test_recipients_per_transaction_are_limited(tmp_path: Path, db_url: str) -> None:
+    with running_gateway(tmp_path, db_url, smtp_config="max_recipients = 3") as gw:
+        parties = gw.register()
+        with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+            client.ehlo()
+            client.mail(parties.seller_mailbox)
+            codes = [client.rcpt(parties.buyer_alias)[0] for _ in range(3)]
+            code, text = client.rcpt(parties.buyer_alias)
+        assert codes == [250, 250, 250]
+        assert (code, text[:5]) == (452, b"4.5.3")
+
+
+def test_sessions_per_client_are_limited(tmp_path: Path, db_url: str) -> None:
+    with running_gateway(tmp_path, db_url, smtp_config="max_sessions_per_client = 2") as gw:
+        held = [smtplib.SMTP("127.0.0.1", gw.port, timeout=30) for _ in range(2)]
+        try:
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                smtplib.SMTP("127.0.0.1", gw.port, timeout=30)
+            assert refused.value.smtp_code == 421
+        finally:
+            for client in held:
+                client.close()
+        # A slot freed is a slot to use again.
+        wait_for(lambda: _greets(gw.port))
+
+
+def _greets(port: int) -> bool:
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+            return client.noop()[0] == 250
+    except smtplib.SMTPConnectError:
+        return False
+
+
+def test_commands_per_session_are_limited(tmp_path: Path, db_url: str) -> None:
+    with running_gateway(tmp_path, db_url, smtp_config="max_commands = 10") as gw:
+        replies = _session(gw.port, b"NOOP\r\n" * 12).splitlines()
+    assert replies[0].startswith(b"220 ")
+    assert [r[:3] for r in replies[1:]] == [b"250"] * 10 + [b"421"]  # then the server hangs up
+
+
+def test_local_part_longer_than_64_is_refused(gw: RunningGateway) -> None:
+    parties = gw.register()
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+        client.ehlo()
+        client.mail(parties.seller_mailbox)
+        code, _ = client.rcpt("a" * 65 + "@relay.example.test")
+    assert 500 <= code < 600
+
+
+def _nested(depth: int) -> str:
+    """A message whose parts are nested `depth` levels deep."""
+    body = "Content-Type: text/plain\r\n\r\ninnermost\r\n"
+    for level in range(depth - 1, 0, -1):
+        body = (
+            f'Content-Type: multipart/mixed; boundary="b{level}"\r\n\r\n'
+            f"--b{level}\r\n{body}--b{level}--\r\n"
+        )
+    return body
+
+
+def test_mime_nesting_is_limited(tmp_path: Path, db_url: str) -> None:
+    with running_gateway(tmp_path, db_url, smtp_config="max_mime_depth = 10") as gw:
+        parties = gw.register()
+        head = f"From: {parties.seller_mailbox}\r\nTo: {parties.buyer_alias}\r\nSubject: deep\r\n"
+
+        deep = (head + "MIME-Version: 1.0\r\n" + _nested(11)).encode()
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            send(gw.port, parties.seller_mailbox, [parties.buyer_alias], deep)
+        assert (refused.value.smtp_code, refused.value.smtp_error[:5]) == (554, b"5.6.0")
+
+        shallow = (head + "MIME-Version: 1.0\r\n" + _nested(10)).encode()
+        assert send(gw.port, parties.seller_mailbox, [parties.buyer_alias], shallow) == {}
+
+
+def test_bare_line_ends_are_stored_and_sent_as_crlf(tmp_path: Path, db_url: str) -> None:
+    with (
+        smtp_sink() as sink,
+        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    ):
+        parties = gw.register()
+        message = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias)
+        raw = message.as_bytes().replace(b"\r\n", b"\n") + b"line\rwith a bare CR\n"
+        send(gw.port, parties.seller_mailbox, [parties.buyer_alias], raw)
+        wait_for(lambda: sink.received)
+        _assert_only_crlf(sink.received[0].content)
+        for blob in _archived_blobs(gw):
+            _assert_only_crlf(blob)
