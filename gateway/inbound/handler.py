@@ -155,28 +155,15 @@ class GatewayHandler:
     # -- DATA -------------------------------------------------------------------------
 
     async def _data(self, session: Any, envelope: Any) -> Reply:
-        raw = canonical_line_ends(envelope.content)
-        parsed: ParsedMessage | None = None
-        unreadable = UNREADABLE
-        try:
-            parsed = parse_message(raw, self._max_mime_depth)
-        except MimeTooDeep:
-            unreadable = MIME_TOO_DEEP
-        except MessageFormatError:
-            pass
-        received = Received(
-            envelope_from=envelope.mail_from,
-            raw=raw,
-            parsed=parsed,
-            received_at=self._clock.now(),
-            session_id=session.bsm_session_id,
-            alias_domain=self._domain,
-            unreadable=unreadable,
-        )
         targets = self._targets.pop(envelope, {})
         try:
-            outcomes = await asyncio.to_thread(
-                self._outcomes, received, [(rcpt, targets[rcpt]) for rcpt in envelope.rcpt_tos]
+            # Parsing a large message takes a while: off the event loop, like the rest.
+            received, outcomes = await asyncio.to_thread(
+                self._judge,
+                envelope.mail_from,
+                envelope.content,
+                session.bsm_session_id,
+                [(rcpt, targets[rcpt]) for rcpt in envelope.rcpt_tos],
             )
             refused = [o for o in outcomes if not o.entry.accepted]
             entries = [o.entry for o in outcomes]
@@ -193,7 +180,7 @@ class GatewayHandler:
             maillog.not_stored(error=type(error).__name__)
             _log.error("commit_failed", exc_info=error)
             return status.TEMPORARY_FAILURE
-        self._log_outcomes(outcomes, ids, len(raw))
+        self._log_outcomes(outcomes, ids, len(received.raw))
         if len(refused) < len(outcomes):
             self._on_queued()
             return status.QUEUED.with_text(
@@ -202,10 +189,38 @@ class GatewayHandler:
             )
         return refusal_reply(refused)
 
+    def _judge(
+        self,
+        envelope_from: str,
+        content: bytes,
+        session_id: str,
+        targets: Sequence[tuple[str, Conversation | BounceContext]],
+    ) -> tuple[Received, list[Outcome]]:
+        """Runs in a worker thread: read the message, then each recipient's outcome."""
+        raw = canonical_line_ends(content)
+        parsed: ParsedMessage | None = None
+        unreadable = UNREADABLE
+        try:
+            parsed = parse_message(raw, self._max_mime_depth)
+        except MimeTooDeep:
+            unreadable = MIME_TOO_DEEP
+        except MessageFormatError:
+            pass
+        received = Received(
+            envelope_from=envelope_from,
+            raw=raw,
+            parsed=parsed,
+            received_at=self._clock.now(),
+            session_id=session_id,
+            alias_domain=self._domain,
+            unreadable=unreadable,
+        )
+        return received, self._outcomes(received, targets)
+
     def _outcomes(
         self, received: Received, targets: Sequence[tuple[str, Conversation | BounceContext]]
     ) -> list[Outcome]:
-        """Runs in a worker thread: the thread look-up, then pure judging and rewriting."""
+        """The thread look-up for each recipient, then pure judging and rewriting."""
         references = received.parsed.thread_ids if received.parsed else ()
         outcomes = []
         for rcpt, target in targets:

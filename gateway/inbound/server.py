@@ -23,7 +23,8 @@ _BUILT_IN_REPLIES = {
 
 
 class _TrackedSMTP(SMTP):
-    """aiosmtpd's protocol, remembering its open sessions so shutdown can close them."""
+    """aiosmtpd's protocol with the gateway's limits; it remembers its open sessions, so that
+    shutdown can close them and one client cannot take every slot."""
 
     # Text lines longer than RFC 5322's 998 octets are accepted, as Postfix does: real
     # mail has them. Commands keep aiosmtpd's own limit (512, RFC 5321 4.5.3.1.4).
