@@ -8,11 +8,13 @@ import signal
 from gateway.archive.store import ArchiveIntake
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.ports import Transport
+from gateway.db.dkim_keys import DkimKeyStore
 from gateway.db.registry import Registry
 from gateway.db.session import Database
 from gateway.inbound.handler import GatewayHandler
 from gateway.inbound.server import Listener
 from gateway.obs.log import get_logger
+from gateway.outbound.dkim import SigningTransport, new_private_key
 from gateway.outbound.maildir import MaildirTransport
 from gateway.outbound.smtp import SmtpTransport
 from gateway.queue.repository import DatabaseQueue
@@ -55,10 +57,15 @@ class Gateway:
         self.database = database
         self.registry = Registry(database, settings.alias_domain, self.clock)
         self.queue = DatabaseQueue(database)
+        self.dkim_keys = DkimKeyStore(database, self.clock)
         delivery = settings.delivery
         self.workers = DeliveryWorkers(
             queue=self.queue,
-            transport=transport or build_transport(settings),
+            transport=SigningTransport(
+                transport or build_transport(settings),
+                self.dkim_keys.active,
+                settings.alias_domain,
+            ),
             clock=self.clock,
             alias_domain=settings.alias_domain,
             count=delivery.workers,
@@ -90,6 +97,9 @@ class Gateway:
         )
 
     async def start(self) -> None:
+        await asyncio.to_thread(
+            self.dkim_keys.ensure_active, self.settings.dkim.selector, new_private_key
+        )
         await self.listener.start()
         self.workers.start()
         _log.info("started", smtp_port=self.listener.port, workers=self.settings.delivery.workers)

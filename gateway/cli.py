@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import smtplib
 import sys
 from collections.abc import Callable, Iterator
@@ -18,11 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.core.clock import SystemClock
+from gateway.core.model import SigningKey
 from gateway.db import migrate
+from gateway.db.dkim_keys import DkimKeyError, DkimKeyStore
 from gateway.db.migrate import SchemaError, open_database
 from gateway.db.registry import Registry, RegistryError
 from gateway.db.session import Database
 from gateway.obs.log import configure_logging
+from gateway.outbound.dkim import dns_record, new_private_key
 from gateway.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -31,12 +35,14 @@ buyer_app = typer.Typer(no_args_is_help=True, help="Buyers.")
 order_app = typer.Typer(no_args_is_help=True, help="Orders (the first one of a pair makes it).")
 pair_app = typer.Typer(no_args_is_help=True, help="Buyer-seller pairs and their aliases.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+dkim_app = typer.Typer(no_args_is_help=True, help="DKIM keys of the alias domain.")
 for sub, name in (
     (seller_app, "seller"),
     (buyer_app, "buyer"),
     (order_app, "order"),
     (pair_app, "pair"),
     (db_app, "db"),
+    (dkim_app, "dkim"),
 ):
     app.add_typer(sub, name=name)
 
@@ -229,6 +235,58 @@ def pair_show(
         view = registry.show_pair(seller, buyer)
     result = asdict(view)
     _emit(result, as_json, _table(f"pair {view.pair_id}", result))
+
+
+@contextmanager
+def _dkim_keys(ctx: typer.Context, as_json: bool) -> Iterator[tuple[DkimKeyStore, Settings]]:
+    settings = _settings(ctx)
+    try:
+        database = open_database(settings.database_url)
+    except SchemaError as error:
+        _fail(str(error), as_json)
+    except Exception as error:  # the database cannot be reached or opened
+        _fail(f"database unavailable: {type(error).__name__}: {error}", as_json)
+    try:
+        yield DkimKeyStore(database, SystemClock()), settings
+    except DkimKeyError as error:
+        _fail(str(error), as_json)
+    finally:
+        database.dispose()
+
+
+def _emit_key(key: SigningKey, keys: DkimKeyStore, domain: str, as_json: bool) -> None:
+    result = {"selector": key.selector, "domain": domain, "txt": dns_record(key.private_key_pem)}
+    older = [s for s in keys.selectors() if s != key.selector]
+
+    def human() -> None:
+        _out.print(f"Publish at {key.selector}._domainkey.{domain}:", highlight=False)
+        _out.print(result["txt"], soft_wrap=True, highlight=False)
+        if older:
+            _out.print(f"Keep the records of older selectors published: {', '.join(older)}")
+
+    _emit(result, as_json, human)
+
+
+@dkim_app.command("show")
+def dkim_show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The DNS TXT record of the active signing key (made now if there is none yet)."""
+    with _dkim_keys(ctx, as_json) as (keys, settings):
+        key = keys.ensure_active(settings.dkim.selector, new_private_key)
+        _emit_key(key, keys, settings.alias_domain, as_json)
+
+
+@dkim_app.command("keygen")
+def dkim_keygen(
+    ctx: typer.Context,
+    selector: Annotated[str, typer.Option("--selector", help="Selector of the new key.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a new key the active one. Publish its record first; keep the old ones."""
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", selector):
+        _fail(f"selector {selector!r}: use lowercase letters, digits and '-'", as_json)
+    with _dkim_keys(ctx, as_json) as (keys, settings):
+        key = keys.add(selector, new_private_key())
+        _emit_key(key, keys, settings.alias_domain, as_json)
 
 
 def _parse_time(text: str, as_json: bool) -> datetime:

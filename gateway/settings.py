@@ -131,6 +131,10 @@ def parse_smtp_target(url: str) -> SmtpTarget:
     )
 
 
+class DkimSettings(_Section):
+    selector: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["json", "console"]
@@ -149,6 +153,7 @@ class Settings(BaseSettings):
     database_url: Annotated[str, Field(min_length=1)]
     smtp: SmtpSettings
     delivery: DeliverySettings
+    dkim: DkimSettings
     log: LogSettings
 
     @classmethod

@@ -43,6 +43,14 @@ class BounceContext:
 
 
 @dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A DKIM key of the alias domain: its selector and its private key (PEM)."""
+
+    selector: str
+    private_key_pem: str
+
+
+@dataclass(frozen=True, slots=True)
 class Party:
     side: Side
     alias: str  # full alias address on the alias domain

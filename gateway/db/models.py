@@ -123,6 +123,17 @@ class Message(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class DkimKey(Base):
+    """A signing key of the alias domain; one is active, older ones are kept for the record."""
+
+    __tablename__ = "dkim_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    selector: Mapped[str] = mapped_column(String(63), unique=True)
+    private_key: Mapped[str] = mapped_column(Text)  # PEM, PKCS#8
+    active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table of a model, for hot-path statements that need no ORM machinery."""
     table = model.__table__
