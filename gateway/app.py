@@ -82,6 +82,7 @@ class Gateway:
             clock=self.clock,
             max_recipients=settings.smtp.max_recipients,
             max_mime_depth=settings.smtp.max_mime_depth,
+            rcpt_refusal_delay=settings.smtp.rcpt_refusal_delay,
             on_queued=self.workers.wake,
         )
         smtp = settings.smtp

@@ -54,6 +54,7 @@ class SmtpSettings(_Section):
     max_commands: Annotated[int, Field(ge=10)]
     max_sessions_per_client: Annotated[int, Field(ge=1)]
     max_mime_depth: Annotated[int, Field(ge=1)]
+    rcpt_refusal_delay: Annotated[float, Field(ge=0)]
 
 
 class SmtpTarget(BaseModel):

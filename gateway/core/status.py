@@ -44,7 +44,6 @@ RELAY_DENIED = Reply(
 UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such recipient here")
 BAD_ADDRESS = Reply(501, "5.1.3", "Bad recipient address syntax")
 BAD_SENDER_ADDRESS = Reply(501, "5.1.7", "Bad sender address syntax")
-SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "Sender is not registered for this conversation")
 FROM_NOT_ONE_MAILBOX = Reply(
     550, "5.6.0", "Message must have one From field naming one address, written unambiguously"
 )

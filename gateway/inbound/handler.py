@@ -42,6 +42,17 @@ from gateway.policy.rule import RecipientContext
 
 _log = get_logger("inbound")
 
+FREE_REFUSALS = 3  # a client's typos cost nothing
+MAX_REFUSAL_DELAY = 30.0
+
+
+def refusal_delay(refusals: int, base: float) -> float:
+    """Seconds to wait before answering a session's n-th refused RCPT: none for the first
+    few, then doubling from `base`, never more than MAX_REFUSAL_DELAY."""
+    if refusals <= FREE_REFUSALS or base <= 0:
+        return 0.0
+    return float(min(base * 2 ** (refusals - FREE_REFUSALS - 1), MAX_REFUSAL_DELAY))
+
 
 class GatewayHandler:
     def __init__(
@@ -53,8 +64,10 @@ class GatewayHandler:
         clock: Clock,
         max_recipients: int = 100,
         max_mime_depth: int = 100,
+        rcpt_refusal_delay: float = 1.0,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._rcpt_refusal_delay = rcpt_refusal_delay
         self._max_recipients = max_recipients
         self._max_mime_depth = max_mime_depth
         self._domain = alias_domain
@@ -89,6 +102,16 @@ class GatewayHandler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         self._bind(session)
+        reply = await self._rcpt(envelope, address, rcpt_options)
+        if not reply.startswith("250"):
+            # A client collecting refusals is guessing aliases: each further one costs it time.
+            session.bsm_rcpt_refusals = getattr(session, "bsm_rcpt_refusals", 0) + 1
+            delay = refusal_delay(session.bsm_rcpt_refusals, self._rcpt_refusal_delay)
+            if delay:
+                await asyncio.sleep(delay)
+        return reply
+
+    async def _rcpt(self, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self._max_recipients:
             maillog.recipient_refused(rule_id="rcpt.count", reply_code=452)
             return str(status.TOO_MANY_RECIPIENTS)
@@ -106,7 +129,8 @@ class GatewayHandler:
         except Exception as error:
             _log.error("alias_lookup_failed", alias_token=token, exc_info=error)
             return str(status.TEMPORARY_FAILURE)
-        judgement = judge(RCPT_CHAIN, RecipientContext(mailbox, self._domain, found))
+        context = RecipientContext(mailbox, self._domain, found, envelope.mail_from or "")
+        judgement = judge(RCPT_CHAIN, context)
         if not judgement.passed or found is None:
             violation = judgement.rejections[0]
             maillog.recipient_refused(

@@ -173,7 +173,12 @@ def refusal_reply(refused: Sequence[Outcome]) -> Reply:
     replies = list(dict.fromkeys(o.entry.reply for o in refused))
     if len(replies) == 1:
         return replies[0]
-    # Different reasons for different recipients: name each one.
+    # Different reasons for different recipients: name each one, with what it found.
     return status.SOME_REFUSED.with_details(
-        *(f"{o.rcpt}: {o.entry.reply.enhanced} {o.entry.reply.text}" for o in refused)
+        *(
+            " ".join(
+                (f"{o.rcpt}: {o.entry.reply.enhanced}", o.entry.reply.text, *o.entry.reply.details)
+            )
+            for o in refused
+        )
     )

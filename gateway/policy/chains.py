@@ -52,10 +52,10 @@ def judge(chain: Sequence[Link[Ctx]], ctx: Ctx) -> Judgement:
 RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
     Link(RelayDenied(), stop=True),
     Link(UnknownAlias(), stop=True),
+    Link(EnvelopeSender(), stop=True),
 )
 
 DATA_CHAIN: tuple[Link[MessageContext], ...] = (
-    Link(EnvelopeSender()),
     Link(FromSyntax(), stop=True),
     Link(HeaderFrom()),
 )

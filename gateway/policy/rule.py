@@ -17,6 +17,7 @@ class RecipientContext:
     mailbox: Mailbox
     alias_domain: str
     conversation: Conversation | None
+    envelope_from: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import smtplib
+from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
 
 from gateway.archive.store import decompress
 from gateway.db.models import Message, Outbound
-from tests.support.gateway import RunningGateway
+from tests.support.gateway import Parties, RunningGateway
 from tests.support.mail import read, send, text_message, wire_bytes
 
 
@@ -61,22 +62,39 @@ def test_aliases_match_case_insensitively(gw: RunningGateway) -> None:
 
 
 @pytest.mark.parametrize(
-    ("envelope", "header", "reason"),
+    "envelope",
+    ["intruder@evil.example", "{buyer}", "owner@other-shop.example", "Owner@Sakura-Shop.example"],
+)
+def test_sender_outside_the_pair_learns_nothing_at_rcpt(gw: RunningGateway, envelope: str) -> None:
+    """To anyone but the pair's sending party, a real alias answers exactly as one that does
+    not exist: RCPT replies reveal nothing."""
+    parties = gw.register()
+    gw.register(shop="Other Shop", buyer="carla@mail.example")
+    sender = envelope.format(buyer=parties.buyer_address)
+    real = _rcpt(gw, sender, parties.buyer_alias)
+    invented = _rcpt(gw, sender, "aaaaaaaaaaaaaaaa@relay.example.test")
+    assert real == invented
+    assert (real[0], real[1][:5]) == (550, b"5.1.1")
+    with gw.gateway.database.transaction() as session:
+        assert session.scalars(select(Message)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
     [
-        ("intruder@evil.example", "{seller}", b"Sender is not registered"),
-        ("{seller}", "intruder@evil.example", b"Header From is not registered"),
-        ("{seller}", "{seller}, intruder@evil.example", b"one From field naming one address"),
-        ("{buyer}", "{buyer}", b"Sender is not registered"),  # a buyer writing as the seller
+        ("intruder@evil.example", b"Header From is not registered"),
+        ("{seller}, intruder@evil.example", b"one From field naming one address"),
     ],
 )
-def test_spoofed_sender_is_refused(
-    gw: RunningGateway, envelope: str, header: str, reason: bytes
+def test_header_from_spoofing_is_refused_and_archived(
+    gw: RunningGateway, header: str, reason: bytes
 ) -> None:
     parties = gw.register()
-    names = {"seller": parties.seller_mailbox, "buyer": parties.buyer_address}
-    message = text_message(sender=header.format(**names), to=parties.buyer_alias)
+    message = text_message(
+        sender=header.format(seller=parties.seller_mailbox), to=parties.buyer_alias
+    )
     with pytest.raises(smtplib.SMTPDataError) as refused:
-        send(gw.port, envelope.format(**names), [parties.buyer_alias], message)
+        send(gw.port, parties.seller_mailbox, [parties.buyer_alias], message)
     assert refused.value.smtp_code == 550
     code = refused.value.smtp_error[:5]
     assert code in (b"5.7.1", b"5.6.0")
@@ -108,45 +126,63 @@ def test_mail_for_seller_goes_to_its_first_mailbox(gw: RunningGateway) -> None:
     assert str(delivered["From"]) == f"Buyer <{parties.buyer_alias}>"
 
 
+def _two_hats(gw: RunningGateway) -> tuple[Parties, str, str]:
+    """A seller (mailboxes owner@ and orders@) whose owner@ also shops at another seller:
+    owner@ may write both to its own buyer and, as a buyer, to the other shop. Returns the
+    seller's parties, the other shop's seller alias, and the other shop's mailbox."""
+    ours = gw.register(buyer="anna@mail.example", mailboxes=("orders@sakura-shop.example",))
+    other_shop = gw.registry.add_seller("Other Shop", ["owner@other-shop.example"])
+    as_buyer, _ = gw.registry.add_buyer(ours.seller_mailbox)
+    other = gw.registry.add_order(other_shop, as_buyer, None, None).pair
+    return ours, other.seller_alias, "owner@other-shop.example"
+
+
+def _with_card(message: EmailMessage, address: str) -> EmailMessage:
+    message.add_attachment(
+        f"EMAIL:{address}\n".encode(), maintype="text", subtype="vcard", filename="card.vcf"
+    )
+    return message
+
+
 def test_recipients_judged_one_by_one(gw: RunningGateway) -> None:
-    """Two aliases of the seller's own pairs pass; a third pair's alias does not: the message
-    goes to the two buyers and the seller gets a DSN that names only the alias."""
-    ours = gw.register(buyer="anna@mail.example")
-    second_id, _ = gw.registry.add_buyer("boris@mail.example")
-    second = gw.registry.add_order(ours.seller_id, second_id, None, None).pair
-    other = gw.register(shop="Other Shop", buyer="carla@mail.example")
-    rcpts = [ours.buyer_alias, second.buyer_alias, other.buyer_alias]
+    """Verdicts that differ at DATA: a card naming the seller's second mailbox is a leak to
+    its own buyer, but nothing of the other shop's buyer. The message goes where it may, and
+    the sender gets a DSN for the rest that names only the alias."""
+    ours, other_alias, other_mailbox = _two_hats(gw)
+    rcpts = [ours.buyer_alias, other_alias]
+    message = _with_card(
+        text_message(sender=ours.seller_mailbox, to=", ".join(rcpts)), "orders@sakura-shop.example"
+    )
+    assert send(gw.port, ours.seller_mailbox, rcpts, message) == {}
 
-    message = text_message(sender=ours.seller_mailbox, to=", ".join(rcpts))
-    refused = send(gw.port, ours.seller_mailbox, rcpts, message)
-    assert refused == {}  # accepted at RCPT; judged at DATA
-
-    paths = gw.delivered(3)
-    by_recipient = {read(p)["Delivered-To"]: read(p) for p in paths}
-    assert set(by_recipient) == {"anna@mail.example", "boris@mail.example", ours.seller_mailbox}
-    for buyer in ("anna@mail.example", "boris@mail.example"):
-        assert str(by_recipient[buyer]["To"]) == buyer
-    dsn = by_recipient[ours.seller_mailbox]
+    paths = gw.delivered(2)
+    by_recipient = {read(p)["Delivered-To"]: p for p in paths}
+    assert set(by_recipient) == {other_mailbox, ours.seller_mailbox}
+    assert str(read(by_recipient[other_mailbox])["To"]) == other_mailbox
+    dsn = read(by_recipient[ours.seller_mailbox])
     assert dsn.get_content_type() == "multipart/report"
     assert dsn.get_param("report-type") == "delivery-status"
     assert dsn["Return-Path"] == "<>"
-    raw = b"".join(p.read_bytes() for p in paths if read(p)["Delivered-To"] == ours.seller_mailbox)
-    assert other.buyer_alias.encode() in raw
-    assert b"5.7.1" in raw
-    for hidden in (b"carla@mail.example", b"anna@mail.example", b"boris@mail.example"):
-        assert hidden not in raw
+    status_part = next(p for p in dsn.walk() if p.get_content_type() == "message/delivery-status")
+    failed = [block["Final-Recipient"] for block in status_part.get_payload()[1:]]
+    assert failed == [f"rfc822; {ours.buyer_alias}"]
+    assert b"5.7.1" in by_recipient[ours.seller_mailbox].read_bytes()
+    assert b"anna@mail.example" not in by_recipient[ours.seller_mailbox].read_bytes()
 
 
 def test_every_recipient_refused_names_each_reason(gw: RunningGateway) -> None:
-    first = gw.register()
-    other = gw.register(shop="Other Shop", buyer="carla@mail.example")
-    rcpts = [other.buyer_alias, other.seller_alias]
-    message = text_message(sender=first.seller_mailbox, to=other.buyer_alias)
+    ours, other_alias, _ = _two_hats(gw)
+    rcpts = [ours.buyer_alias, other_alias]
+    # From orders@: the seller's own, not the shopper's; and the card leaks it to anna.
+    message = _with_card(
+        text_message(sender="orders@sakura-shop.example", to="x"), "orders@sakura-shop.example"
+    )
     with pytest.raises(smtplib.SMTPDataError) as refused:
-        send(gw.port, first.seller_mailbox, rcpts, message)
+        send(gw.port, ours.seller_mailbox, rcpts, message)
     assert refused.value.smtp_code == 550
     text = refused.value.smtp_error
-    assert other.buyer_alias.encode() in text and other.seller_alias.encode() in text
+    assert ours.buyer_alias.encode() in text and other_alias.encode() in text
+    assert b"card.vcf" in text and b"Header From is not registered" in text
 
 
 def test_message_too_big_is_refused(gw: RunningGateway) -> None:

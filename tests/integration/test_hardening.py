@@ -239,3 +239,16 @@ def test_bare_line_ends_are_stored_and_sent_as_crlf(tmp_path: Path, db_url: str)
         _assert_only_crlf(sink.received[0].content)
         for blob in _archived_blobs(gw):
             _assert_only_crlf(blob)
+
+
+def test_alias_guessing_is_slowed_but_answered_the_same(tmp_path: Path, db_url: str) -> None:
+    with running_gateway(tmp_path, db_url, smtp_config="rcpt_refusal_delay = 0.01") as gw:
+        parties = gw.register()
+        with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+            client.ehlo()
+            client.mail(parties.seller_mailbox)
+            guesses = [
+                client.rcpt(f"{n:016d}@relay.example.test".replace("0", "a")) for n in range(8)
+            ]
+            assert {(code, text[:5]) for code, text in guesses} == {(550, b"5.1.1")}
+            assert client.rcpt(parties.buyer_alias)[0] == 250  # the session stays usable

@@ -29,7 +29,7 @@ def _message(from_lines: str) -> MessageContext:
 
 def test_rcpt_chain() -> None:
     ours = parse_mailbox(f"{'b' * 16}@{DOMAIN}")
-    assert judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, TO_BUYER)).passed
+    assert judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, TO_BUYER, "owner@shop.example")).passed
     assert _ids(judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, None))) == ["rcpt.alias"]
     elsewhere = parse_mailbox("x@other.example")
     assert _ids(judge(RCPT_CHAIN, RecipientContext(elsewhere, DOMAIN, None))) == ["rcpt.relay"]
@@ -39,10 +39,15 @@ def test_registered_sender_passes() -> None:
     assert judge(DATA_CHAIN, _message("From: Owner <owner@SHOP.example>\r\n")).passed
 
 
-def test_every_violation_is_collected() -> None:
-    ctx = _message("From: mallory@evil.example\r\n")
-    ctx = MessageContext("mallory@evil.example", ctx.message, TO_BUYER)
-    assert _ids(judge(DATA_CHAIN, ctx)) == ["sender.envelope", "sender.header_from"]
+def test_envelope_sender_outside_the_pair_gets_the_unknown_alias_reply() -> None:
+    ours = parse_mailbox(f"{'b' * 16}@{DOMAIN}")
+    stranger = RecipientContext(ours, DOMAIN, TO_BUYER, "mallory@evil.example")
+    result = judge(RCPT_CHAIN, stranger)
+    assert _ids(result) == ["sender.envelope"]
+    missing = judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, None, "mallory@evil.example"))
+    assert result.rejections[0].reply == missing.rejections[0].reply
+    seller = RecipientContext(ours, DOMAIN, TO_BUYER, "owner@shop.example")
+    assert judge(RCPT_CHAIN, seller).passed
 
 
 def test_from_must_name_exactly_one_address() -> None:

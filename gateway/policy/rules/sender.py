@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from gateway.core import status
 from gateway.core.addresses import AddressError, normalise
-from gateway.core.model import Side, Violation
-from gateway.policy.rule import MessageContext
+from gateway.core.model import Conversation, Side, Violation
+from gateway.policy.rule import MessageContext, RecipientContext
 
 
-def _registered(address: str, ctx: MessageContext) -> bool:
+def _registered(address: str, conversation: Conversation) -> bool:
     try:
-        return normalise(address) in ctx.conversation.sender.registered
+        return normalise(address) in conversation.sender.registered
     except AddressError:
         return False
 
@@ -21,16 +21,16 @@ def _party(ctx: MessageContext) -> str:
 
 class EnvelopeSender:
     id = "sender.envelope"
-    description = "The envelope sender must be a registered mailbox of the pair's sending party."
+    description = (
+        "The envelope sender must be a registered mailbox of the pair's sending party. To "
+        "anyone else the alias answers exactly as one that does not exist: RCPT replies "
+        "reveal nothing about which aliases are real."
+    )
 
-    def check(self, ctx: MessageContext) -> list[Violation]:
-        if _registered(ctx.envelope_from, ctx):
+    def check(self, ctx: RecipientContext) -> list[Violation]:
+        if ctx.conversation is None or _registered(ctx.envelope_from, ctx.conversation):
             return []
-        reply = status.SENDER_NOT_ALLOWED.with_text(
-            f"Sender is not registered for this conversation: this alias accepts mail only "
-            f"from {_party(ctx)}'s registered mailbox"
-        )
-        return [Violation(self.id, reply, "envelope sender not registered")]
+        return [Violation(self.id, status.UNKNOWN_ALIAS, "envelope sender not registered")]
 
 
 class FromSyntax:
@@ -62,7 +62,7 @@ class HeaderFrom:
         message = ctx.message
         if len(message.from_addresses) != 1:
             return []  # FromSyntax has said it
-        if not _registered(message.from_addresses[0], ctx):
+        if not _registered(message.from_addresses[0], ctx.conversation):
             reply = status.FROM_MISMATCH.with_text(
                 f"Header From is not registered for this conversation: this alias accepts "
                 f"mail only from {_party(ctx)}'s registered mailbox"
