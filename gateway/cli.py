@@ -82,7 +82,8 @@ def _fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def _registry(ctx: typer.Context, as_json: bool) -> Iterator[Registry]:
+def _database(ctx: typer.Context, as_json: bool) -> Iterator[tuple[Database, Settings]]:
+    """The database of the settings, opened (schema checked) and closed after the command."""
     settings = _settings(ctx)
     try:
         database = open_database(settings.database_url)
@@ -91,11 +92,18 @@ def _registry(ctx: typer.Context, as_json: bool) -> Iterator[Registry]:
     except Exception as error:  # the database cannot be reached or opened
         _fail(f"database unavailable: {type(error).__name__}: {error}", as_json)
     try:
-        yield Registry(database, settings.alias_domain, SystemClock())
-    except RegistryError as error:
-        _fail(str(error), as_json)
+        yield database, settings
     finally:
         database.dispose()
+
+
+@contextmanager
+def _registry(ctx: typer.Context, as_json: bool) -> Iterator[Registry]:
+    with _database(ctx, as_json) as (database, settings):
+        try:
+            yield Registry(database, settings.alias_domain, SystemClock())
+        except RegistryError as error:
+            _fail(str(error), as_json)
 
 
 def _emit(result: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
@@ -239,19 +247,11 @@ def pair_show(
 
 @contextmanager
 def _dkim_keys(ctx: typer.Context, as_json: bool) -> Iterator[tuple[DkimKeyStore, Settings]]:
-    settings = _settings(ctx)
-    try:
-        database = open_database(settings.database_url)
-    except SchemaError as error:
-        _fail(str(error), as_json)
-    except Exception as error:  # the database cannot be reached or opened
-        _fail(f"database unavailable: {type(error).__name__}: {error}", as_json)
-    try:
-        yield DkimKeyStore(database, SystemClock()), settings
-    except DkimKeyError as error:
-        _fail(str(error), as_json)
-    finally:
-        database.dispose()
+    with _database(ctx, as_json) as (database, settings):
+        try:
+            yield DkimKeyStore(database, SystemClock()), settings
+        except DkimKeyError as error:
+            _fail(str(error), as_json)
 
 
 def _emit_key(key: SigningKey, keys: DkimKeyStore, domain: str, as_json: bool) -> None:
