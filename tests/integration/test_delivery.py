@@ -45,12 +45,7 @@ def test_delivered_through_smarthost_with_bounce_address(tmp_path: Path, db_url:
         running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
     ):
         parties = gw.register()
-        send(
-            gw.port,
-            parties.seller_mailbox,
-            [parties.buyer_alias],
-            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
-        )
+        gw.seller_writes(parties)
         wait_for(lambda: sink.received)
         [got] = sink.received
         assert got.rcpt_tos == [parties.buyer_address]
@@ -66,12 +61,7 @@ def test_temporary_failure_is_retried(tmp_path: Path, db_url: str) -> None:
         running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
     ):
         parties = gw.register()
-        send(
-            gw.port,
-            parties.seller_mailbox,
-            [parties.buyer_alias],
-            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
-        )
+        gw.seller_writes(parties)
         wait_for(lambda: _states(gw) == [("delivered", 3)])
         assert sink.attempts == 3
         assert len(sink.received) == 1
@@ -84,12 +74,7 @@ def test_permanent_failure_sends_dsn_to_the_seller(tmp_path: Path, db_url: str) 
         running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
     ):
         parties = gw.register()
-        send(
-            gw.port,
-            parties.seller_mailbox,
-            [parties.buyer_alias],
-            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
-        )
+        gw.seller_writes(parties)
         wait_for(lambda: sink.received)
         [dsn_delivery] = sink.received
         assert dsn_delivery.mail_from == "<>"  # null sender: a DSN is never bounced
@@ -114,12 +99,7 @@ def test_gives_up_after_five_days_and_tells_the_seller(tmp_path: Path, db_url: s
         ) as gw,
     ):
         parties = gw.register()
-        send(
-            gw.port,
-            parties.seller_mailbox,
-            [parties.buyer_alias],
-            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
-        )
+        gw.seller_writes(parties)
         wait_for(lambda: _retry_recorded(gw))  # the first attempt failed and was recorded
         clock.advance(timedelta(days=5, seconds=1))
         wait_for(lambda: sink.received)
@@ -137,12 +117,7 @@ def test_bounced_dsn_is_not_bounced_again(tmp_path: Path, db_url: str) -> None:
         running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
     ):
         parties = gw.register()
-        send(
-            gw.port,
-            parties.seller_mailbox,
-            [parties.buyer_alias],
-            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
-        )
+        gw.seller_writes(parties)
         wait_for(lambda: _states(gw) == [("failed", 1), ("failed", 1)])
         assert sink.attempts == 2
         assert sink.received == []
@@ -170,12 +145,7 @@ def test_late_bounce_becomes_a_dsn_without_the_buyers_address(tmp_path: Path, db
         running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
     ):
         parties = gw.register()
-        send(
-            gw.port,
-            parties.seller_mailbox,
-            [parties.buyer_alias],
-            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
-        )
+        gw.seller_writes(parties)
         wait_for(lambda: sink.received)
         bounce_address = sink.received[0].mail_from
 

@@ -84,12 +84,7 @@ def test_maildir_deliveries_are_signed_too(tmp_path: Path, db_url: str) -> None:
     with local_dns() as dns, running_gateway(tmp_path, db_url) as gw:
         _publish(gw, dns)
         parties = gw.register()
-        send(
-            gw.port,
-            parties.seller_mailbox,
-            [parties.buyer_alias],
-            text_message(sender=parties.seller_mailbox, to=parties.buyer_alias),
-        )
+        gw.seller_writes(parties)
         [path] = gw.delivered()
         stored = path.read_bytes().replace(b"\n", b"\r\n")  # maildir files use LF
         assert b"\r\nDKIM-Signature:" in stored

@@ -18,6 +18,7 @@ from gateway.core.ports import Transport
 from gateway.db.migrate import open_database
 from gateway.db.registry import OrderView, Registry
 from gateway.settings import Settings, load_settings
+from tests.support.mail import send, text_message
 
 TEST_CONFIG = """
 database_url = "{database_url}"
@@ -102,6 +103,11 @@ class RunningGateway:
             seller_alias=view.pair.seller_alias,
             pair_id=view.pair.pair_id,
         )
+
+    def seller_writes(self, parties: Parties, **message: str) -> None:
+        """The seller sends one message to its buyer's alias over SMTP (it must be accepted)."""
+        mail = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias, **message)
+        assert send(self.port, parties.seller_mailbox, [parties.buyer_alias], mail) == {}
 
     def delivered(self, count: int = 1, timeout: float = 15) -> list[Path]:
         """Wait until the maildir holds `count` messages; returns them oldest first."""
