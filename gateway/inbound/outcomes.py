@@ -23,6 +23,7 @@ from gateway.core.model import (
 from gateway.core.status import Reply
 from gateway.pipeline.dsn import (
     FailedRecipient,
+    delivery_failed_notice,
     failure_notice,
     header_block,
     read_report,
@@ -138,14 +139,12 @@ def for_bounce(received: Received, rcpt: str, context: BounceContext) -> Outcome
         received.alias_domain,
         "the recipient",
     )
-    notice = failure_notice(
+    notice = delivery_failed_notice(
+        context,
+        code,
+        diagnostic,
         alias_domain=received.alias_domain,
-        pair_id=context.pair_id,
-        original_sender=context.original_sender,
-        original_headers=context.original_headers,
-        arrival=context.received_at,
         now=received.received_at,
-        failed=[FailedRecipient(context.alias_written_to, code, diagnostic)],
         session_id=received.session_id,
     )
     failed = (context.outbound_id, f"bounced after delivery: {code} {diagnostic}")

@@ -10,7 +10,7 @@ from email.message import EmailMessage, Message, MIMEPart
 from email.utils import format_datetime
 
 from gateway.core.addresses import ADDRESS_IN_TEXT, new_alias_token, new_message_id
-from gateway.core.model import ArchiveEntry, Delivery, Direction
+from gateway.core.model import ArchiveEntry, BounceContext, Delivery, Direction
 from gateway.core.status import OK
 from gateway.pipeline.parse import SMTP_POLICY
 
@@ -117,6 +117,28 @@ def build_dsn(
 
     report.set_payload([explanation, status, headers])
     return report.as_bytes(policy=SMTP_POLICY)
+
+
+def delivery_failed_notice(
+    context: BounceContext,
+    code: str,
+    diagnostic: str,
+    *,
+    alias_domain: str,
+    now: datetime,
+    session_id: str | None = None,
+) -> ArchiveEntry:
+    """The DSN telling a delivery's sender that it failed, in the sender's own terms."""
+    return failure_notice(
+        alias_domain=alias_domain,
+        pair_id=context.pair_id,
+        original_sender=context.original_sender,
+        original_headers=context.original_headers,
+        arrival=context.received_at,
+        now=now,
+        failed=[FailedRecipient(context.alias_written_to, code, diagnostic)],
+        session_id=session_id,
+    )
 
 
 def failure_notice(

@@ -21,7 +21,7 @@ from gateway.core.ports import (
 )
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
-from gateway.pipeline.dsn import FailedRecipient, failure_notice, scrub_addresses
+from gateway.pipeline.dsn import delivery_failed_notice, scrub_addresses
 from gateway.queue.schedule import retry_delay, should_give_up
 
 _log = get_logger("queue")
@@ -171,12 +171,6 @@ class DeliveryWorkers:
             code = match.group(1) if match and match.group(1)[0] == "5" else "5.0.0"
         else:
             code = "5.4.7"  # delivery time expired
-        return failure_notice(
-            alias_domain=self._domain,
-            pair_id=context.pair_id,
-            original_sender=context.original_sender,
-            original_headers=context.original_headers,
-            arrival=context.received_at,
-            now=self._clock.now(),
-            failed=[FailedRecipient(context.alias_written_to, code, detail)],
+        return delivery_failed_notice(
+            context, code, detail, alias_domain=self._domain, now=self._clock.now()
         )
