@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from gateway.core.clock import FrozenClock
 from gateway.db.models import Outbound
-from tests.support.gateway import running_gateway, wait_for
+from tests.support.gateway import running_gateway, smarthost_gateway, wait_for
 from tests.support.mail import send, text_message
 from tests.support.sink import free_port, smtp_sink
 
@@ -40,10 +40,7 @@ def _dsn_status(dsn: Message) -> Message:
 
 
 def test_delivered_through_smarthost_with_bounce_address(tmp_path: Path, db_url: str) -> None:
-    with (
-        smtp_sink() as sink,
-        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
-    ):
+    with smarthost_gateway(tmp_path, db_url) as (sink, gw):
         parties = gw.register()
         gw.seller_writes(parties)
         wait_for(lambda: sink.received)
@@ -56,9 +53,9 @@ def test_delivered_through_smarthost_with_bounce_address(tmp_path: Path, db_url:
 
 
 def test_temporary_failure_is_retried(tmp_path: Path, db_url: str) -> None:
-    with (
-        smtp_sink(["451 4.3.0 try later", "421 4.7.0 busy"]) as sink,
-        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
+    with smarthost_gateway(tmp_path, db_url, ["451 4.3.0 try later", "421 4.7.0 busy"]) as (
+        sink,
+        gw,
     ):
         parties = gw.register()
         gw.seller_writes(parties)
@@ -69,10 +66,7 @@ def test_temporary_failure_is_retried(tmp_path: Path, db_url: str) -> None:
 
 def test_permanent_failure_sends_dsn_to_the_seller(tmp_path: Path, db_url: str) -> None:
     rejection = "550 5.1.1 <buyer@mail.example>: Recipient address rejected: User unknown"
-    with (
-        smtp_sink([rejection]) as sink,
-        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
-    ):
+    with smarthost_gateway(tmp_path, db_url, [rejection]) as (sink, gw):
         parties = gw.register()
         gw.seller_writes(parties)
         wait_for(lambda: sink.received)
@@ -92,12 +86,7 @@ def test_permanent_failure_sends_dsn_to_the_seller(tmp_path: Path, db_url: str) 
 
 def test_gives_up_after_five_days_and_tells_the_seller(tmp_path: Path, db_url: str) -> None:
     clock = FrozenClock(datetime(2026, 11, 22, 12, 0, tzinfo=UTC))
-    with (
-        smtp_sink(["451 4.4.1 no answer"] * 2) as sink,
-        running_gateway(
-            tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}", clock=clock
-        ) as gw,
-    ):
+    with smarthost_gateway(tmp_path, db_url, ["451 4.4.1 no answer"] * 2, clock) as (sink, gw):
         parties = gw.register()
         gw.seller_writes(parties)
         wait_for(lambda: _retry_recorded(gw))  # the first attempt failed and was recorded
@@ -112,10 +101,7 @@ def test_gives_up_after_five_days_and_tells_the_seller(tmp_path: Path, db_url: s
 
 
 def test_bounced_dsn_is_not_bounced_again(tmp_path: Path, db_url: str) -> None:
-    with (
-        smtp_sink(["550 5.1.1 no such user"] * 2) as sink,
-        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
-    ):
+    with smarthost_gateway(tmp_path, db_url, ["550 5.1.1 no such user"] * 2) as (sink, gw):
         parties = gw.register()
         gw.seller_writes(parties)
         wait_for(lambda: _states(gw) == [("failed", 1), ("failed", 1)])
@@ -140,10 +126,7 @@ def _bounce_for(original_rcpt: str, status: str, action: str = "failed") -> byte
 
 
 def test_late_bounce_becomes_a_dsn_without_the_buyers_address(tmp_path: Path, db_url: str) -> None:
-    with (
-        smtp_sink() as sink,
-        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
-    ):
+    with smarthost_gateway(tmp_path, db_url) as (sink, gw):
         parties = gw.register()
         gw.seller_writes(parties)
         wait_for(lambda: sink.received)

@@ -11,9 +11,8 @@ from sqlalchemy import select
 
 from gateway.archive.store import decompress
 from gateway.db.models import Message
-from tests.support.gateway import RunningGateway, running_gateway, wait_for
+from tests.support.gateway import RunningGateway, running_gateway, smarthost_gateway, wait_for
 from tests.support.mail import send, text_message
-from tests.support.sink import smtp_sink
 
 # Every way a bare CR or LF has been used to fake the end of DATA (SMTP smuggling).
 FAKE_ENDS = [
@@ -44,10 +43,7 @@ def _session(port: int, script: bytes) -> bytes:
 def test_smuggled_second_message_is_never_delivered(
     tmp_path: Path, db_url: str, fake_end: bytes
 ) -> None:
-    with (
-        smtp_sink() as sink,
-        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
-    ):
+    with smarthost_gateway(tmp_path, db_url) as (sink, gw):
         parties = gw.register()
         seller, alias = parties.seller_mailbox.encode(), parties.buyer_alias.encode()
         headers = b"From: %s\r\nTo: %s\r\n" % (seller, alias)
@@ -227,10 +223,7 @@ def test_mime_nesting_is_limited(tmp_path: Path, db_url: str) -> None:
 
 
 def test_bare_line_ends_are_stored_and_sent_as_crlf(tmp_path: Path, db_url: str) -> None:
-    with (
-        smtp_sink() as sink,
-        running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
-    ):
+    with smarthost_gateway(tmp_path, db_url) as (sink, gw):
         parties = gw.register()
         message = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias)
         raw = message.as_bytes().replace(b"\r\n", b"\n") + b"line\rwith a bare CR\n"

@@ -19,6 +19,7 @@ from gateway.db.migrate import open_database
 from gateway.db.registry import OrderView, Registry
 from gateway.settings import Settings, load_settings
 from tests.support.mail import send, text_message
+from tests.support.sink import Sink, smtp_sink
 
 TEST_CONFIG = """
 database_url = "{database_url}"
@@ -120,6 +121,20 @@ class RunningGateway:
             ),
             timeout,
         )
+
+
+@contextmanager
+def smarthost_gateway(
+    folder: Path, database_url: str, script: list[str] | None = None, clock: Clock | None = None
+) -> Iterator[tuple[Sink, RunningGateway]]:
+    """A gateway delivering through an aiosmtpd smarthost that answers DATA from `script`."""
+    with (
+        smtp_sink(script) as sink,
+        running_gateway(
+            folder, database_url, transport=f"smtp://127.0.0.1:{sink.port}", clock=clock
+        ) as gateway,
+    ):
+        yield sink, gateway
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 15, interval: float = 0.05) -> Any:
