@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
+
+from dns.exception import DNSException
 
 from gateway.archive.store import ArchiveIntake
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.ports import Transport
+from gateway.db.credentials import CredentialStore
 from gateway.db.dkim_keys import DkimKeyStore
 from gateway.db.registry import Registry
 from gateway.db.session import Database
+from gateway.inbound.auth import SubmissionAuth
 from gateway.inbound.handler import GatewayHandler
-from gateway.inbound.server import Listener
+from gateway.inbound.resolver import Resolver
+from gateway.inbound.server import Listener, SessionLimits
+from gateway.inbound.throttle import FailureThrottle
+from gateway.inbound.tls import make_self_signed, server_context
+from gateway.inbound.verify import SenderVerifier
 from gateway.obs.log import get_logger
+from gateway.obs.metrics import Metrics
 from gateway.outbound.dkim import SigningTransport, new_private_key
 from gateway.outbound.maildir import MaildirTransport
 from gateway.outbound.smtp import SmtpTransport
 from gateway.queue.repository import DatabaseQueue
 from gateway.queue.worker import DeliveryWorkers
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 
 _log = get_logger("app")
 
@@ -39,6 +49,19 @@ def build_transport(settings: Settings) -> Transport:
         password=target.password,
         starttls=target.starttls,
     )
+
+
+def _sender_verifier(settings: Settings) -> SenderVerifier | None:
+    if settings.smtp.sender_auth == "none":
+        return None
+    dns = settings.dns
+    try:
+        resolver = Resolver([str(ip) for ip in dns.nameservers], dns.port, dns.timeout)
+    except DNSException as error:
+        raise ConfigError(
+            f"config error: dns.nameservers: none given and the system has none ({error})"
+        ) from None
+    return SenderVerifier(resolver)
 
 
 class Gateway:
@@ -75,39 +98,120 @@ class Gateway:
             claim_batch=delivery.claim_batch,
             poll_interval=delivery.poll_interval,
         )
+        self.metrics = Metrics()
+        self.credentials = CredentialStore(database, self.clock)
+        smtp = settings.smtp
         self.handler = GatewayHandler(
             alias_domain=settings.alias_domain,
             directory=self.registry,
             intake=ArchiveIntake(database),
             clock=self.clock,
-            max_recipients=settings.smtp.max_recipients,
-            max_mime_depth=settings.smtp.max_mime_depth,
-            rcpt_refusal_delay=settings.smtp.rcpt_refusal_delay,
+            max_recipients=smtp.max_recipients,
+            max_mime_depth=smtp.max_mime_depth,
+            rcpt_refusal_delay=smtp.rcpt_refusal_delay,
+            metrics=self.metrics,
+            verifier=_sender_verifier(settings),
+            sender_auth=smtp.sender_auth,
             on_queued=self.workers.wake,
         )
-        smtp = settings.smtp
-        self.listener = Listener(
-            self.handler,
-            host=smtp.host,
-            port=smtp.port,
+        self.listeners: dict[str, Listener] = {}
+        self.metrics_port: int | None = None
+
+    def _build_listeners(self) -> None:
+        """The MX and the submission ports; their TLS needs the certificate files first."""
+        settings = self.settings
+        smtp, submission = settings.smtp, settings.submission
+        limits = SessionLimits(
             hostname=smtp.hostname,
             max_message_size=smtp.max_message_size,
             idle_timeout=smtp.idle_timeout,
             max_commands=smtp.max_commands,
             max_sessions_per_client=smtp.max_sessions_per_client,
         )
+        tls = None
+        if smtp.starttls or submission.enabled:
+            try:
+                tls = server_context(settings.tls.certificate, settings.tls.private_key)
+            except (OSError, ssl.SSLError) as error:
+                raise ConfigError(
+                    f"config error: tls: cannot load the certificate: {error}"
+                ) from None
+        self.listeners["mx"] = Listener(
+            self.handler,
+            name="mx",
+            host=smtp.host,
+            port=smtp.port,
+            limits=limits,
+            tls=tls if smtp.starttls else None,
+        )
+        if not submission.enabled:
+            return
+        auth = SubmissionAuth(
+            self.credentials,
+            FailureThrottle(
+                free=submission.auth_free_failures,
+                limit=submission.auth_failure_limit,
+                window=submission.auth_failure_window,
+                lockout=submission.auth_lockout,
+            ),
+            self.metrics,
+        )
+        for name, port, implicit in (
+            ("submission", submission.starttls_port, False),
+            ("submissions", submission.tls_port, True),  # RFC 8314 names port 465 so
+        ):
+            self.listeners[name] = Listener(
+                self.handler,
+                name=name,
+                host=submission.host,
+                port=port,
+                limits=limits,
+                tls=tls,
+                implicit_tls=implicit,
+                auth=auth,
+                auth_require_tls=submission.auth_require_tls,
+            )
+
+    def _ensure_certificate(self) -> None:
+        tls = self.settings.tls
+        if tls.certificate.exists() and tls.private_key.exists():
+            return
+        if not tls.self_signed:
+            missing = tls.certificate if not tls.certificate.exists() else tls.private_key
+            raise ConfigError(f"config error: tls: {missing} not found (tls.self_signed is off)")
+        make_self_signed(tls.certificate, tls.private_key, self.settings.smtp.hostname)
+        _log.warning("self_signed_certificate_made", path=str(tls.certificate))
 
     async def start(self) -> None:
         await asyncio.to_thread(
             self.dkim_keys.ensure_active, self.settings.dkim.selector, new_private_key
         )
-        await self.listener.start()
+        if self.settings.smtp.starttls or self.settings.submission.enabled:
+            await asyncio.to_thread(self._ensure_certificate)
+        self._build_listeners()
+        for listener in self.listeners.values():
+            await listener.start()
+        metrics = self.settings.metrics
+        if metrics.enabled:
+            self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
         self.workers.start()
-        _log.info("started", smtp_port=self.listener.port, workers=self.settings.delivery.workers)
+        _log.info(
+            "started",
+            ports={name: listener.port for name, listener in self.listeners.items()},
+            metrics_port=self.metrics_port,
+            workers=self.settings.delivery.workers,
+        )
+
+    @property
+    def listener(self) -> Listener:
+        """The MX listener."""
+        return self.listeners["mx"]
 
     async def stop(self) -> None:
-        await self.listener.stop(self.settings.smtp.shutdown_grace)
+        grace = self.settings.smtp.shutdown_grace
+        await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         await self.workers.stop()
+        self.metrics.close()
         _log.info("stopped")
 
     async def run_until_signalled(self) -> None:

@@ -21,6 +21,7 @@ from rich.table import Table
 from gateway.core.clock import SystemClock
 from gateway.core.model import SigningKey
 from gateway.db import migrate
+from gateway.db.credentials import CredentialError, CredentialStore
 from gateway.db.dkim_keys import DkimKeyError, DkimKeyStore
 from gateway.db.migrate import SchemaError, open_database
 from gateway.db.registry import Registry, RegistryError
@@ -36,6 +37,10 @@ order_app = typer.Typer(no_args_is_help=True, help="Orders (the first one of a p
 pair_app = typer.Typer(no_args_is_help=True, help="Buyer-seller pairs and their aliases.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 dkim_app = typer.Typer(no_args_is_help=True, help="DKIM keys of the alias domain.")
+credential_app = typer.Typer(
+    no_args_is_help=True, help="Submission logins (user name and app password) of a seller."
+)
+seller_app.add_typer(credential_app, name="credential")
 for sub, name in (
     (seller_app, "seller"),
     (buyer_app, "buyer"),
@@ -136,7 +141,10 @@ def serve(ctx: typer.Context) -> None:
         _fail(str(error), False, 2)
     from gateway.app import Gateway  # the SMTP and delivery stack: only `serve` needs it
 
-    asyncio.run(Gateway(settings, database=database).run_until_signalled())
+    try:
+        asyncio.run(Gateway(settings, database=database).run_until_signalled())
+    except ConfigError as error:
+        _fail(str(error), False, 2)
 
 
 @app.command()
@@ -243,6 +251,52 @@ def pair_show(
         view = registry.show_pair(seller, buyer)
     result = asdict(view)
     _emit(result, as_json, _table(f"pair {view.pair_id}", result))
+
+
+@contextmanager
+def _credentials(ctx: typer.Context, as_json: bool) -> Iterator[CredentialStore]:
+    with _database(ctx, as_json) as (database, _):
+        try:
+            yield CredentialStore(database, SystemClock())
+        except CredentialError as error:
+            _fail(str(error), as_json)
+
+
+@credential_app.command("add")
+def credential_add(
+    ctx: typer.Context,
+    seller_id: Annotated[int, typer.Argument(help="Seller id.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a login for the submission ports. The password is shown now and never again."""
+    with _credentials(ctx, as_json) as credentials:
+        made = credentials.add(seller_id)
+    result = asdict(made)
+
+    def human() -> None:
+        _table(f"submission login of seller {seller_id}", result)()
+        _out.print("The password is shown only now; store it in the seller's mail program.")
+
+    _emit(result, as_json, human)
+
+
+@credential_app.command("revoke")
+def credential_revoke(
+    ctx: typer.Context,
+    seller_id: Annotated[int, typer.Argument(help="Seller id.")],
+    username: Annotated[
+        str | None, typer.Option("--username", help="Only this login; default: all of them.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a seller's submission logins; sessions already authenticated keep theirs."""
+    with _credentials(ctx, as_json) as credentials:
+        revoked = credentials.revoke(seller_id, username)
+    _emit(
+        {"seller_id": seller_id, "revoked": revoked},
+        as_json,
+        lambda: _out.print(f"revoked: {', '.join(revoked)}"),
+    )
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyAddress,
     ValidationError,
     field_validator,
     model_validator,
@@ -55,6 +56,44 @@ class SmtpSettings(_Section):
     max_sessions_per_client: Annotated[int, Field(ge=1)]
     max_mime_depth: Annotated[int, Field(ge=1)]
     rcpt_refusal_delay: Annotated[float, Field(ge=0)]
+    starttls: bool
+    sender_auth: Literal["aligned", "dkim", "spf", "none"]
+
+
+class SubmissionSettings(_Section):
+    enabled: bool
+    host: str
+    starttls_port: Port
+    tls_port: Port
+    auth_require_tls: bool
+    auth_free_failures: Annotated[int, Field(ge=0)]
+    auth_failure_limit: Annotated[int, Field(ge=1)]
+    auth_failure_window: Seconds
+    auth_lockout: Seconds
+
+    @model_validator(mode="after")
+    def _limit_above_free(self) -> SubmissionSettings:
+        if self.auth_failure_limit <= self.auth_free_failures:
+            raise ValueError("auth_failure_limit must exceed auth_free_failures")
+        return self
+
+
+class TlsSettings(_Section):
+    certificate: Path
+    private_key: Path
+    self_signed: bool
+
+
+class DnsSettings(_Section):
+    nameservers: list[IPvAnyAddress]
+    port: Port
+    timeout: Seconds
+
+
+class MetricsSettings(_Section):
+    enabled: bool
+    host: str
+    port: Port
 
 
 class SmtpTarget(BaseModel):
@@ -153,9 +192,13 @@ class Settings(BaseSettings):
     alias_domain: Annotated[str, Field(pattern=_DOMAIN_PATTERN)]
     database_url: Annotated[str, Field(min_length=1)]
     smtp: SmtpSettings
+    submission: SubmissionSettings
+    tls: TlsSettings
     delivery: DeliverySettings
     dkim: DkimSettings
+    dns: DnsSettings
     log: LogSettings
+    metrics: MetricsSettings
 
     @classmethod
     def settings_customise_sources(

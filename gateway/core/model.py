@@ -73,6 +73,7 @@ class Conversation:
     """A pair seen from one message: who sends, who receives, what was said before."""
 
     pair_id: int
+    seller_id: int
     sender: Party
     recipient: Party
     thread: tuple[ThreadEntry, ...] = ()
@@ -80,6 +81,44 @@ class Conversation:
     @property
     def direction(self) -> Direction:
         return Direction.from_sender(self.sender.side)
+
+
+@dataclass(frozen=True, slots=True)
+class SellerLogin:
+    """A seller authenticated on a submission port: what it may send as, and to whom."""
+
+    seller_id: int
+    username: str
+    mailboxes: tuple[str, ...]  # registered mailboxes: the only senders it may use
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCredential:
+    login: SellerLogin
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthCheck:
+    """One sender authentication result, as RFC 8601 names them."""
+
+    method: str  # "dkim" | "spf" | "auth" (SMTP AUTH on a submission port)
+    result: str  # pass | fail | softfail | neutral | none | temperror | permerror | policy
+    domain: str = ""  # DKIM d=, the SPF-checked domain; "" for auth
+    selector: str = ""  # DKIM s=
+    identity: str = ""  # SPF: the checked MAIL FROM (or HELO); auth: the user name
+
+
+@dataclass(frozen=True, slots=True)
+class SenderAuthentication:
+    checks: tuple[AuthCheck, ...]
+
+    def passed(self, method: str) -> list[AuthCheck]:
+        return [c for c in self.checks if c.method == method and c.result == "pass"]
+
+    @property
+    def temporary_error(self) -> bool:
+        return any(c.result == "temperror" for c in self.checks)
 
 
 @dataclass(frozen=True, slots=True)

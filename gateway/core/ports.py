@@ -16,6 +16,7 @@ from gateway.core.model import (
     BounceContext,
     Conversation,
     IntakeBatch,
+    StoredCredential,
     ThreadEntry,
 )
 
@@ -34,6 +35,12 @@ class Directory(Protocol):
     def find_bounce(self, token: str) -> BounceContext | None:
         """The delivery whose bounce address carries `token`."""
         ...
+
+
+class Logins(Protocol):
+    """Submission credentials, by user name; revoked ones are not found."""
+
+    def find(self, username: str) -> StoredCredential | None: ...
 
 
 class Intake(Protocol):

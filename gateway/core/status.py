@@ -55,6 +55,7 @@ UNPROCESSABLE = Reply(
     554, "5.6.0", "Message could not be processed; it is kept for the operators to examine"
 )
 LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
+COMMAND_TOO_LONG = Reply(500, "5.5.2", "Command line too long")
 MIME_TOO_DEEP = Reply(554, "5.6.0", "MIME parts are nested too deeply")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients in this transaction")
 TOO_MANY_SESSIONS = Reply(421, "4.7.0", "Too many connections from your address, try later")
@@ -62,5 +63,30 @@ LEAK_REFUSED = Reply(550, "5.7.1", "Message would reveal a real address; remove 
 SOME_REFUSED = Reply(550, "5.7.1", "Message refused for every recipient")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 
+AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+AUTH_INVALID = Reply(535, "5.7.8", "Authentication credentials invalid")
+AUTH_LOCKED = Reply(454, "4.7.0", "Too many failed authentication attempts; try again later")
+SENDER_NOT_YOURS = Reply(550, "5.7.1", "Sender address is not one of your registered mailboxes")
+NOT_YOUR_BUYER = Reply(
+    550, "5.7.1", "You can write only to buyer aliases of your own conversations"
+)
+
+# RFC 7372 codes for sender authentication.
+NOT_AUTHENTICATED = Reply(
+    550,
+    "5.7.26",
+    "Sender not authenticated: no DKIM signature or SPF pass aligned with the From domain",
+)
+NO_ALIGNED_DKIM = Reply(
+    550, "5.7.22", "Sender not authenticated: no valid DKIM signature of the From domain"
+)
+NO_ALIGNED_SPF = Reply(
+    550, "5.7.23", "Sender not authenticated: SPF does not pass for the From domain"
+)
+AUTH_CHECK_UNAVAILABLE = Reply(
+    451, "4.4.3", "Sender authentication could not be completed (DNS); try again later"
+)
+
 TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again later")
+IDLE_TIMEOUT = Reply(421, "4.4.2", "Idle too long, closing the connection")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please try again later")

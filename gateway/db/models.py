@@ -71,6 +71,18 @@ class SellerMailbox(Base):
     address: Mapped[str] = mapped_column(String(254), unique=True)
 
 
+class SellerCredential(Base):
+    """A submission login of a seller: user name and argon2 hash of its app password."""
+
+    __tablename__ = "seller_credentials"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class Buyer(Base):
     __tablename__ = "buyers"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -163,6 +163,7 @@ class Registry:
             rows = session.execute(
                 select(
                     Pair.id,
+                    Pair.seller_id,
                     Pair.buyer_alias,
                     Pair.seller_alias,
                     Seller.name,
@@ -194,8 +195,8 @@ class Registry:
             delivery_address=first.buyer_address,
         )
         if first.buyer_alias == token:
-            return Conversation(first.id, sender=seller, recipient=buyer)
-        return Conversation(first.id, sender=buyer, recipient=seller)
+            return Conversation(first.id, first.seller_id, sender=seller, recipient=buyer)
+        return Conversation(first.id, first.seller_id, sender=buyer, recipient=seller)
 
     def thread(self, pair_id: int, references: Sequence[str]) -> tuple[ThreadEntry, ...]:
         if not references:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,13 +14,18 @@ import structlog
 from gateway.core import status
 from gateway.core.addresses import AddressError, alias_token_of, bounce_token_of, parse_mailbox
 from gateway.core.clock import Clock
-from gateway.core.message import ParsedMessage
-from gateway.core.model import BounceContext, Conversation, IntakeBatch
+from gateway.core.model import (
+    AuthCheck,
+    BounceContext,
+    Conversation,
+    IntakeBatch,
+    SellerLogin,
+    SenderAuthentication,
+)
 from gateway.core.ports import Directory, Intake
 from gateway.core.status import Reply
 from gateway.inbound.outcomes import (
     MIME_TOO_DEEP,
-    UNREADABLE,
     Outcome,
     Received,
     for_alias,
@@ -29,29 +34,23 @@ from gateway.inbound.outcomes import (
     refusal_reply,
     unprocessable,
 )
+from gateway.inbound.throttle import backoff
+from gateway.inbound.verify import SenderVerifier
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
+from gateway.obs.metrics import Metrics
 from gateway.pipeline.parse import (
     MessageFormatError,
     MimeTooDeep,
     canonical_line_ends,
     parse_message,
 )
-from gateway.policy.chains import RCPT_CHAIN, judge
+from gateway.policy.chains import RCPT_CHAIN, SUBMISSION_RCPT_CHAIN, data_chain, judge
 from gateway.policy.rule import RecipientContext
 
 _log = get_logger("inbound")
 
-FREE_REFUSALS = 3  # a client's typos cost nothing
-MAX_REFUSAL_DELAY = 30.0
-
-
-def refusal_delay(refusals: int, base: float) -> float:
-    """Seconds to wait before answering a session's n-th refused RCPT: none for the first
-    few, then doubling from `base`, never more than MAX_REFUSAL_DELAY."""
-    if refusals <= FREE_REFUSALS or base <= 0:
-        return 0.0
-    return float(min(base * 2 ** (refusals - FREE_REFUSALS - 1), MAX_REFUSAL_DELAY))
+FREE_REFUSALS = 3  # refused RCPTs in a session before each further one is slowed
 
 
 class GatewayHandler:
@@ -65,8 +64,15 @@ class GatewayHandler:
         max_recipients: int = 100,
         max_mime_depth: int = 100,
         rcpt_refusal_delay: float = 1.0,
+        metrics: Metrics,
+        verifier: SenderVerifier | None = None,
+        sender_auth: str = "aligned",
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._metrics = metrics
+        # No verifier: nothing is checked on the MX path (sender_auth = "none").
+        self._verifier = verifier if sender_auth != "none" else None
+        self._data_chain = data_chain(sender_auth)
         self._rcpt_refusal_delay = rcpt_refusal_delay
         self._max_recipients = max_recipients
         self._max_mime_depth = max_mime_depth
@@ -89,11 +95,17 @@ class GatewayHandler:
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
         self._bind(session)
+        login = _login(session)
         if address not in ("", "<>"):
             try:
-                parse_mailbox(address)
+                mailbox = parse_mailbox(address)
             except AddressError:
                 return str(status.BAD_SENDER_ADDRESS)
+            if login is not None and str(mailbox) not in login.mailboxes:
+                maillog.sender_refused(rule_id="sender.submission", seller_id=login.seller_id)
+                return str(status.SENDER_NOT_YOURS)
+        elif login is not None:
+            return str(status.SENDER_NOT_YOURS)  # a seller's message is not a bounce
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return str(status.SENDER_OK)
@@ -102,16 +114,18 @@ class GatewayHandler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         self._bind(session)
-        reply = await self._rcpt(envelope, address, rcpt_options)
+        reply = await self._rcpt(envelope, address, rcpt_options, _login(session))
         if not reply.startswith("250"):
             # A client collecting refusals is guessing aliases: each further one costs it time.
             session.bsm_rcpt_refusals = getattr(session, "bsm_rcpt_refusals", 0) + 1
-            delay = refusal_delay(session.bsm_rcpt_refusals, self._rcpt_refusal_delay)
+            delay = backoff(session.bsm_rcpt_refusals, FREE_REFUSALS, self._rcpt_refusal_delay)
             if delay:
                 await asyncio.sleep(delay)
         return reply
 
-    async def _rcpt(self, envelope: Any, address: str, rcpt_options: list[str]) -> str:
+    async def _rcpt(
+        self, envelope: Any, address: str, rcpt_options: list[str], login: SellerLogin | None
+    ) -> str:
         if len(envelope.rcpt_tos) >= self._max_recipients:
             maillog.recipient_refused(rule_id="rcpt.count", reply_code=452)
             return str(status.TOO_MANY_RECIPIENTS)
@@ -121,7 +135,7 @@ class GatewayHandler:
             maillog.recipient_refused(rule_id="rcpt.syntax", reply_code=501)
             return str(status.BAD_ADDRESS)
         bounce_token = bounce_token_of(mailbox, self._domain)
-        if bounce_token is not None:
+        if bounce_token is not None and login is None:
             return await self._bounce_rcpt(envelope, address, bounce_token)
         token = alias_token_of(mailbox, self._domain)
         try:
@@ -129,8 +143,8 @@ class GatewayHandler:
         except Exception as error:
             _log.error("alias_lookup_failed", alias_token=token, exc_info=error)
             return str(status.TEMPORARY_FAILURE)
-        context = RecipientContext(mailbox, self._domain, found, envelope.mail_from or "")
-        judgement = judge(RCPT_CHAIN, context)
+        context = RecipientContext(mailbox, self._domain, found, envelope.mail_from or "", login)
+        judgement = judge(RCPT_CHAIN if login is None else SUBMISSION_RCPT_CHAIN, context)
         if not judgement.passed or found is None:
             violation = judgement.rejections[0]
             maillog.recipient_refused(
@@ -181,12 +195,20 @@ class GatewayHandler:
     async def _data(self, session: Any, envelope: Any) -> Reply:
         targets = self._targets.pop(envelope, {})
         try:
-            # Parsing a large message takes a while: off the event loop, like the rest.
+            # Large messages take a while to read: off the event loop, like the rest.
+            raw = await asyncio.to_thread(canonical_line_ends, envelope.content)
+            authentication = await self._authenticate(session, envelope, raw, targets.values())
             received, outcomes = await asyncio.to_thread(
                 self._judge,
-                envelope.mail_from,
-                envelope.content,
-                session.bsm_session_id,
+                Received(
+                    envelope_from=envelope.mail_from,
+                    raw=raw,
+                    parsed=None,
+                    received_at=self._clock.now(),
+                    session_id=session.bsm_session_id,
+                    alias_domain=self._domain,
+                    authentication=authentication,
+                ),
                 [(rcpt, targets[rcpt]) for rcpt in envelope.rcpt_tos],
             )
             refused = [o for o in outcomes if not o.entry.accepted]
@@ -205,6 +227,9 @@ class GatewayHandler:
             _log.error("commit_failed", exc_info=error)
             return status.TEMPORARY_FAILURE
         self._log_outcomes(outcomes, ids, len(received.raw))
+        for outcome in outcomes:
+            verdict = "accepted" if outcome.entry.accepted else "refused"
+            self._metrics.messages.labels(session.bsm_listener, verdict).inc()
         if len(refused) < len(outcomes):
             self._on_queued()
             return status.QUEUED.with_text(
@@ -213,32 +238,38 @@ class GatewayHandler:
             )
         return refusal_reply(refused)
 
-    def _judge(
+    async def _authenticate(
         self,
-        envelope_from: str,
-        content: bytes,
-        session_id: str,
-        targets: Sequence[tuple[str, Conversation | BounceContext]],
+        session: Any,
+        envelope: Any,
+        raw: bytes,
+        targets: Iterable[Conversation | BounceContext],
+    ) -> SenderAuthentication | None:
+        """What proves the sender: its AUTH on submission, else DKIM and SPF (DNS)."""
+        login = _login(session)
+        if login is not None:
+            return SenderAuthentication((AuthCheck("auth", "pass", identity=login.username),))
+        if self._verifier is None or not any(isinstance(t, Conversation) for t in targets):
+            return None  # not required, or only reports to bounce addresses
+        peer = session.peer[0] if session.peer else ""
+        authentication = await self._verifier.verify(
+            raw, peer, session.host_name or "", envelope.mail_from or ""
+        )
+        for check in authentication.checks:
+            self._metrics.sender_auth.labels(check.method, check.result).inc()
+        return authentication
+
+    def _judge(
+        self, arrived: Received, targets: Sequence[tuple[str, Conversation | BounceContext]]
     ) -> tuple[Received, list[Outcome]]:
         """Runs in a worker thread: read the message, then each recipient's outcome."""
-        raw = canonical_line_ends(content)
-        parsed: ParsedMessage | None = None
-        unreadable = UNREADABLE
         try:
-            parsed = parse_message(raw, self._max_mime_depth)
+            parsed = parse_message(arrived.raw, self._max_mime_depth)
+            received = replace(arrived, parsed=parsed)
         except MimeTooDeep:
-            unreadable = MIME_TOO_DEEP
+            received = replace(arrived, unreadable=MIME_TOO_DEEP)
         except MessageFormatError:
-            pass
-        received = Received(
-            envelope_from=envelope_from,
-            raw=raw,
-            parsed=parsed,
-            received_at=self._clock.now(),
-            session_id=session_id,
-            alias_domain=self._domain,
-            unreadable=unreadable,
-        )
+            received = arrived
         return received, self._outcomes(received, targets)
 
     def _outcomes(
@@ -255,7 +286,7 @@ class GatewayHandler:
                 target, thread=self._directory.thread(target.pair_id, references)
             )
             try:
-                outcomes.append(for_alias(received, rcpt, conversation))
+                outcomes.append(for_alias(received, rcpt, conversation, self._data_chain))
             except Exception as error:
                 # Judging and rewriting are pure: the same bytes would fail again, so a
                 # 451 would only make the sender retry for days. Refuse, keep, report.
@@ -289,3 +320,9 @@ class GatewayHandler:
         if getattr(session, "bsm_session_id", None) is None:
             session.bsm_session_id = secrets.token_hex(6)
         structlog.contextvars.bind_contextvars(session_id=session.bsm_session_id)
+
+
+def _login(session: Any) -> SellerLogin | None:
+    """The seller authenticated in this session (submission ports), if any."""
+    data = getattr(session, "auth_data", None)
+    return data if isinstance(data, SellerLogin) else None

@@ -18,9 +18,11 @@ from gateway.core.model import (
     Conversation,
     Delivery,
     Direction,
+    SenderAuthentication,
     Violation,
 )
 from gateway.core.status import Reply
+from gateway.pipeline.authresults import stamp
 from gateway.pipeline.dsn import (
     FailedRecipient,
     delivery_failed_notice,
@@ -31,7 +33,7 @@ from gateway.pipeline.dsn import (
 )
 from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.rewrite import rewrite
-from gateway.policy.chains import DATA_CHAIN, judge
+from gateway.policy.chains import Link, judge
 from gateway.policy.rule import MessageContext
 
 UNREADABLE = Violation("message.format", status.MALFORMED)
@@ -49,6 +51,7 @@ class Received:
     session_id: str
     alias_domain: str
     unreadable: Violation = UNREADABLE
+    authentication: SenderAuthentication | None = None  # None: not checked (bounces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,11 @@ def _as_received(
         envelope_from=received.envelope_from,
         recipient=rcpt,
         received_at=received.received_at,
-        raw_received=received.raw,
+        raw_received=(
+            stamp(received.raw, received.authentication, received.alias_domain)
+            if received.authentication is not None
+            else received.raw
+        ),
         raw_delivered=None,
         gateway_message_id=new_message_id(received.alias_domain),
         original_message_id=parsed.message_id if parsed else None,
@@ -82,8 +89,13 @@ def _as_received(
     )
 
 
-def for_alias(received: Received, rcpt: str, conversation: Conversation) -> Outcome:
-    """A message to a pair's alias: judged, and if it passes, rewritten for delivery."""
+def for_alias(
+    received: Received,
+    rcpt: str,
+    conversation: Conversation,
+    chain: Sequence[Link[MessageContext]],
+) -> Outcome:
+    """A message to a pair's alias: judged by `chain`, and if it passes, rewritten."""
     pair_id = conversation.pair_id
     parsed = received.parsed
     if parsed is None:
@@ -91,7 +103,8 @@ def for_alias(received: Received, rcpt: str, conversation: Conversation) -> Outc
         entry = _as_received(received, rcpt, conversation.direction, pair_id, unreadable.reply)
         return Outcome(rcpt, pair_id, replace(entry, violations=(unreadable,)))
     entry = _as_received(received, rcpt, conversation.direction, pair_id, status.QUEUED)
-    judgement = judge(DATA_CHAIN, MessageContext(received.envelope_from, parsed, conversation))
+    context = MessageContext(received.envelope_from, parsed, conversation, received.authentication)
+    judgement = judge(chain, context)
     if not judgement.passed:
         rejections = judgement.rejections
         refused = replace(entry, reply=rejections[0].reply, violations=rejections)

@@ -11,6 +11,10 @@ def recipient_refused(*, rule_id: str, reply_code: int, token: str | None = None
     _log.info("rcpt_refused", rule=rule_id, code=reply_code, alias_token=token)
 
 
+def sender_refused(*, rule_id: str, seller_id: int) -> None:
+    _log.info("sender_refused", rule=rule_id, seller_id=seller_id)
+
+
 def received(*, message_ids: list[int], size: int, recipients: int, accepted: int) -> None:
     _log.info(
         "received", message_ids=message_ids, size=size, recipients=recipients, accepted=accepted

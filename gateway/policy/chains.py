@@ -10,7 +10,13 @@ from typing import Generic, TypeVar
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext, RecipientContext, Rule
 from gateway.policy.rules.alias import RelayDenied, UnknownAlias
-from gateway.policy.rules.sender import EnvelopeSender, FromSyntax, HeaderFrom
+from gateway.policy.rules.sender import (
+    EnvelopeSender,
+    FromSyntax,
+    HeaderFrom,
+    SenderAuthenticated,
+)
+from gateway.policy.rules.submission import OwnBuyerAlias
 
 Ctx = TypeVar("Ctx", RecipientContext, MessageContext)
 
@@ -55,7 +61,17 @@ RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
     Link(EnvelopeSender(), stop=True),
 )
 
-DATA_CHAIN: tuple[Link[MessageContext], ...] = (
-    Link(FromSyntax(), stop=True),
-    Link(HeaderFrom()),
+# An authenticated seller: its credentials prove who it is, the alias must be its buyer's.
+SUBMISSION_RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
+    Link(RelayDenied(), stop=True),
+    Link(OwnBuyerAlias(), stop=True),
 )
+
+
+def data_chain(sender_auth: str) -> tuple[Link[MessageContext], ...]:
+    """The DATA chain; how the sender must prove itself is the operator's choice."""
+    return (
+        Link(FromSyntax(), stop=True),
+        Link(HeaderFrom()),
+        Link(SenderAuthenticated(sender_auth)),
+    )

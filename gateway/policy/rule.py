@@ -7,7 +7,7 @@ from typing import Protocol, TypeVar
 
 from gateway.core.addresses import Mailbox
 from gateway.core.message import ParsedMessage
-from gateway.core.model import Conversation, Violation
+from gateway.core.model import Conversation, SellerLogin, SenderAuthentication, Violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,7 @@ class RecipientContext:
     alias_domain: str
     conversation: Conversation | None
     envelope_from: str = ""
+    login: SellerLogin | None = None  # set on the submission ports
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class MessageContext:
     envelope_from: str
     message: ParsedMessage
     conversation: Conversation
+    # What proves the sender (DKIM/SPF on the MX path, AUTH on submission); None: unchecked.
+    authentication: SenderAuthentication | None = None
 
 
 CtxT = TypeVar("CtxT", RecipientContext, MessageContext, contravariant=True)

@@ -6,8 +6,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from gateway.db import migrate
+from gateway.db.models import SellerCredential
+from gateway.db.session import Database
 from tests.support.process import clean_env, cli_json, one_json_object, run_cli
 
 SELLER = "owner@sakura-shop.example"
@@ -115,6 +118,47 @@ def test_pair_show_for_a_missing_pair_fails(config: Path) -> None:
     assert human.returncode != 0
     assert human.stdout == ""
     assert "error" in human.stderr.lower()
+
+
+def test_credential_add_shows_the_password_once_and_stores_only_its_hash(
+    config: Path, db_url: str
+) -> None:
+    seller = cli_json(config, "seller", "add", "Sakura Shop", "--mailbox", SELLER)["seller_id"]
+    made = cli_json(config, "seller", "credential", "add", str(seller))
+    assert set(made) == {"seller_id", "username", "password"} and made["seller_id"] == seller
+    assert len(made["password"]) >= 20
+    database = Database.from_url(db_url)
+    try:
+        with database.reading() as session:
+            stored = session.scalars(select(SellerCredential.password_hash)).one()
+    finally:
+        database.dispose()
+    assert stored.startswith("$argon2id$") and made["password"] not in stored
+
+    human = run_cli(config, "seller", "credential", "add", str(seller))
+    assert human.returncode == 0 and "shown only now" in human.stdout
+
+    revoked = cli_json(
+        config, "seller", "credential", "revoke", str(seller), "--username", made["username"]
+    )
+    assert revoked == {"seller_id": seller, "revoked": [made["username"]]}
+    remaining = cli_json(config, "seller", "credential", "revoke", str(seller))
+    assert len(remaining["revoked"]) == 1 and made["username"] not in remaining["revoked"]
+    _failed_json(run_cli(config, "seller", "credential", "revoke", str(seller), "--json"))
+    _failed_json(run_cli(config, "seller", "credential", "add", "999", "--json"))
+
+
+def test_serve_without_its_certificate_exits_2_naming_it(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'gateway.db'}",
+        f"[smtp]\nport = 0\n[submission]\nstarttls_port = 0\ntls_port = 0\n[metrics]\nport = 0\n"
+        f'[tls]\ncertificate = "{tmp_path}/none.pem"\nprivate_key = "{tmp_path}/none.key"\n'
+        "self_signed = false",
+    )
+    result = run_cli(config, "serve", timeout=30)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "config error: tls:" in result.stderr and "none.pem" in result.stderr
 
 
 # -- configuration errors: exit 2, one line on stderr naming the key -------------------------

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
+import ssl
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -11,8 +14,15 @@ from sqlalchemy import select
 
 from gateway.archive.store import decompress
 from gateway.db.models import Message
-from tests.support.gateway import RunningGateway, running_gateway, smarthost_gateway, wait_for
-from tests.support.mail import send, text_message
+from tests.support.gateway import (
+    RunningGateway,
+    client_tls,
+    running_gateway,
+    smarthost_gateway,
+    submission_session,
+    wait_for,
+)
+from tests.support.mail import send, text_message, wire_bytes
 
 # Every way a bare CR or LF has been used to fake the end of DATA (SMTP smuggling).
 FAKE_ENDS = [
@@ -72,6 +82,38 @@ def test_smuggled_second_message_is_never_delivered(
             _assert_only_crlf(got.content)
         for raw in _archived_blobs(gw):
             _assert_only_crlf(raw)
+
+
+def _reply(connection: socket.socket | ssl.SSLSocket) -> bytes:
+    """Read one whole reply (the last line has a space after the code), byte by byte, so
+    that nothing after it is consumed before TLS starts."""
+    data = b""
+    while not re.search(rb"(^|\r\n)\d{3} [^\r\n]*\r\n$", data):
+        chunk = connection.recv(1)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("listener", ["mx", "submission"])
+def test_commands_pipelined_after_starttls_are_discarded(gw: RunningGateway, listener: str) -> None:
+    """RFC 3207 4.2 (CVE-2011-0411): plaintext sent after STARTTLS, before the handshake,
+    must not be executed inside the TLS session."""
+    port = gw.port if listener == "mx" else gw.submission_port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+        assert _reply(plain).startswith(b"220")
+        plain.sendall(b"EHLO client.example\r\n")
+        assert b"STARTTLS" in _reply(plain)
+        plain.sendall(b"STARTTLS\r\nVRFY postmaster\r\nQUIT\r\n")
+        assert _reply(plain).startswith(b"220")
+        with client_tls().wrap_socket(plain) as tls:
+            tls.settimeout(1)
+            with pytest.raises(TimeoutError):
+                tls.recv(1)  # the injected VRFY and QUIT got no answer, and did not close
+            tls.settimeout(10)
+            tls.sendall(b"NOOP\r\n")
+            assert _reply(tls).startswith(b"250")
 
 
 def _assert_only_crlf(content: bytes) -> None:
@@ -137,12 +179,18 @@ def test_two_from_fields_are_refused(gw: RunningGateway) -> None:
         "{alias}.other.example",
     ],
 )
-def test_not_an_open_relay(gw: RunningGateway, rcpt: str) -> None:
+@pytest.mark.parametrize("authenticated", [False, True], ids=["mx", "submission"])
+def test_not_an_open_relay(gw: RunningGateway, rcpt: str, authenticated: bool) -> None:
     parties = gw.register()
     target = rcpt.format(alias=parties.buyer_alias, local=parties.buyer_alias.split("@")[0])
-    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
-        client.ehlo()
-        client.mail(parties.seller_mailbox)
+    with ExitStack() as stack:
+        if authenticated:
+            login = gw.gateway.credentials.add(parties.seller_id)
+            client = stack.enter_context(submission_session(gw, login))
+        else:
+            client = stack.enter_context(smtplib.SMTP("127.0.0.1", gw.port, timeout=30))
+            client.ehlo()
+        assert client.mail(parties.seller_mailbox)[0] == 250
         code, _ = client.rcpt(target)
     assert 500 <= code < 600
 
@@ -245,3 +293,28 @@ def test_alias_guessing_is_slowed_but_answered_the_same(tmp_path: Path, db_url: 
             ]
             assert {(code, text[:5]) for code, text in guesses} == {(550, b"5.1.1")}
             assert client.rcpt(parties.buyer_alias)[0] == 250  # the session stays usable
+
+
+def test_an_idle_session_is_told_and_closed(tmp_path: Path, db_url: str) -> None:
+    with (
+        running_gateway(tmp_path, db_url, smtp_config="idle_timeout = 0.5") as gw,
+        socket.create_connection(("127.0.0.1", gw.port), timeout=10) as connection,
+    ):
+        assert _reply(connection).startswith(b"220")
+        connection.sendall(b"EHLO client.example\r\n")
+        _reply(connection)
+        assert _reply(connection).startswith(b"421 4.4.2")  # nothing sent for 0.5 s
+        assert connection.recv(1) == b""
+
+
+def test_overlong_lines_are_refused(gw: RunningGateway) -> None:
+    parties = gw.register()
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+        client.ehlo()
+        code, text = client.docmd("NOOP", "x" * 600)  # RFC 5321 4.5.3.1.4: 512 octets
+        assert (code, text[:5]) == (500, b"5.5.2")
+        client.mail(parties.seller_mailbox)
+        client.rcpt(parties.buyer_alias)
+        mail = wire_bytes(text_message(sender=parties.seller_mailbox, to=parties.buyer_alias))
+        code, text = client.data(mail.replace(b"\r\n\r\n", b"\r\n\r\n" + b"y" * 70_000 + b"\r\n"))
+        assert (code, text[:5]) == (500, b"5.5.2")

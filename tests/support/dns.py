@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import dns.resolver
-from dnslib import QTYPE, RCODE, RR, TXT
+from dnslib import QTYPE, RCODE, RR, TXT, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from tests.support.sink import free_port
@@ -17,19 +16,28 @@ from tests.support.sink import free_port
 
 @dataclass
 class Zones(BaseResolver):  # type: ignore[misc]
-    """TXT records by owner name; any other name is NXDOMAIN."""
+    """TXT and A records by owner name; names in `servfail` fail; others are NXDOMAIN."""
 
     txt: dict[str, list[str]] = field(default_factory=dict)
+    a: dict[str, list[str]] = field(default_factory=dict)
+    servfail: set[str] = field(default_factory=set)
 
     def resolve(self, request: Any, handler: Any) -> Any:
         reply = request.reply()
         name = str(request.q.qname).rstrip(".").lower()
-        if name not in self.txt:
+        qtype = request.q.qtype
+        if name in self.servfail:
+            reply.header.rcode = RCODE.SERVFAIL
+        elif name not in self.txt and name not in self.a:
             reply.header.rcode = RCODE.NXDOMAIN
-        elif request.q.qtype in (QTYPE.TXT, QTYPE.ANY):
-            for value in self.txt[name]:
+        elif qtype == QTYPE.TXT:
+            for value in self.txt.get(name, []):
                 # A TXT string holds at most 255 octets: long records come in pieces.
-                reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(textwrap.wrap(value, 255)), ttl=60))
+                pieces = [value[i : i + 255] for i in range(0, len(value), 255)]
+                reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(pieces), ttl=60))
+        elif qtype == QTYPE.A:
+            for address in self.a.get(name, []):
+                reply.add_answer(RR(name, QTYPE.A, rdata=A(address), ttl=60))
         return reply
 
 

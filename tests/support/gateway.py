@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import smtplib
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
 from gateway.core.clock import Clock
 from gateway.core.ports import Transport
+from gateway.db.credentials import NewCredential
 from gateway.db.migrate import open_database
 from gateway.db.registry import OrderView, Registry
+from gateway.inbound.tls import make_self_signed
 from gateway.settings import Settings, load_settings
 from tests.support.mail import send, text_message
 from tests.support.sink import Sink, smtp_sink
@@ -26,7 +34,20 @@ database_url = "{database_url}"
 [smtp]
 port = 0
 shutdown_grace = 5
+sender_auth = "{sender_auth}"
 {smtp_extra}
+[dns]
+{dns}
+[submission]
+starttls_port = 0
+tls_port = 0
+{submission_extra}
+[tls]
+certificate = "{certificate}"
+private_key = "{private_key}"
+self_signed = false
+[metrics]
+port = 0
 [delivery]
 transport = "{transport}"
 retry_schedule = [0.2]
@@ -37,14 +58,50 @@ attempt_timeout = 2
 """
 
 
+@cache
+def tls_certificate() -> tuple[Path, Path]:
+    """One self-signed certificate for every gateway of the test run (made once: RSA key
+    generation takes a while)."""
+    folder = Path(tempfile.mkdtemp(prefix="bsm-tls-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    certificate, private_key = folder / "cert.pem", folder / "key.pem"
+    make_self_signed(certificate, private_key, "mx.relay.example.test")
+    return certificate, private_key
+
+
+def client_tls() -> ssl.SSLContext:
+    """Trusts the test certificate; the name is not checked (clients connect to 127.0.0.1)."""
+    context = ssl.create_default_context(cafile=str(tls_certificate()[0]))
+    context.check_hostname = False
+    return context
+
+
 def write_config(
-    folder: Path, database_url: str, transport: str, extra: str = "", smtp_extra: str = ""
+    folder: Path,
+    database_url: str,
+    transport: str,
+    extra: str = "",
+    smtp_extra: str = "",
+    submission_extra: str = "",
+    sender_auth: str = "none",
+    dns_port: int | None = None,
 ) -> Path:
-    """A test config: `extra` lands in [delivery], `smtp_extra` in [smtp]."""
+    """A test config: `extra` lands in [delivery], `smtp_extra` in [smtp], `submission_extra`
+    in [submission]. The MX path checks no DKIM/SPF unless `sender_auth` says so (the tests
+    of that give the port of their local DNS server)."""
+    certificate, private_key = tls_certificate()
     path = folder / "gateway.toml"
     path.write_text(
         TEST_CONFIG.format(
-            database_url=database_url, transport=transport, extra=extra, smtp_extra=smtp_extra
+            database_url=database_url,
+            transport=transport,
+            extra=extra,
+            smtp_extra=smtp_extra,
+            submission_extra=submission_extra,
+            sender_auth=sender_auth,
+            dns=f'nameservers = ["127.0.0.1"]\nport = {dns_port}' if dns_port else "",
+            certificate=certificate,
+            private_key=private_key,
         )
     )
     return path
@@ -70,6 +127,16 @@ class RunningGateway:
     @property
     def port(self) -> int:
         return self.gateway.listener.port
+
+    @property
+    def submission_port(self) -> int:
+        """STARTTLS, then AUTH."""
+        return self.gateway.listeners["submission"].port
+
+    @property
+    def submissions_port(self) -> int:
+        """Implicit TLS."""
+        return self.gateway.listeners["submissions"].port
 
     @property
     def registry(self) -> Registry:
@@ -124,6 +191,19 @@ class RunningGateway:
 
 
 @contextmanager
+def submission_session(
+    gw: RunningGateway, credential: NewCredential | None = None
+) -> Iterator[smtplib.SMTP]:
+    """A session on the STARTTLS submission port, encrypted, logged in if given a login."""
+    with smtplib.SMTP("127.0.0.1", gw.submission_port, timeout=30) as client:
+        client.starttls(context=client_tls())
+        client.ehlo()
+        if credential is not None:
+            client.login(credential.username, credential.password)
+        yield client
+
+
+@contextmanager
 def smarthost_gateway(
     folder: Path, database_url: str, script: list[str] | None = None, clock: Clock | None = None
 ) -> Iterator[tuple[Sink, RunningGateway]]:
@@ -158,10 +238,20 @@ def running_gateway(
     clock: Clock | None = None,
     extra_config: str = "",
     smtp_config: str = "",
+    submission_config: str = "",
+    sender_auth: str = "none",
+    dns_port: int | None = None,
 ) -> Iterator[RunningGateway]:
     maildir = folder / "outbox"
     config = write_config(
-        folder, database_url, transport or f"maildir:{maildir}", extra_config, smtp_config
+        folder,
+        database_url,
+        transport or f"maildir:{maildir}",
+        extra_config,
+        smtp_config,
+        submission_config,
+        sender_auth,
+        dns_port,
     )
     settings = load_settings(config)
     database = open_database(settings.database_url)

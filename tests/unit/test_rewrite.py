@@ -28,7 +28,7 @@ NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 def _rewrite(raw: bytes, thread: tuple[ThreadEntry, ...] = ()) -> email.message.EmailMessage:
-    out = rewrite(parse_message(raw), Conversation(1, SELLER, BUYER, thread), "<g@x>", NOW)
+    out = rewrite(parse_message(raw), Conversation(1, 1, SELLER, BUYER, thread), "<g@x>", NOW)
     assert b"\r\n" in out and b"\n" not in out.replace(b"\r\n", b"")
     message = email.message_from_bytes(out, policy=default)
     assert isinstance(message, email.message.EmailMessage)
@@ -54,7 +54,7 @@ def test_undecodable_bytes_survive_the_rewrite() -> None:
         b"From: owner@shop.example\r\nSubject: s\r\nContent-Type: text/plain; charset=x-unknown"
         b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xff\xfe owner@shop.example \x80\r\n"
     )
-    out = rewrite(parse_message(raw), Conversation(1, SELLER, BUYER), "<g@x>", NOW)
+    out = rewrite(parse_message(raw), Conversation(1, 1, SELLER, BUYER), "<g@x>", NOW)
     assert out.endswith(b"\xff\xfe sssssssssssssss2@relay.example.test \x80\r\n")
 
 

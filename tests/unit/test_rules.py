@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gateway.core.addresses import parse_mailbox
-from gateway.core.model import Conversation, Party, Side
+from gateway.core.model import AuthCheck, Conversation, Party, SenderAuthentication, Side
 from gateway.pipeline.parse import parse_message
-from gateway.policy.chains import DATA_CHAIN, RCPT_CHAIN, judge
+from gateway.policy.chains import RCPT_CHAIN, data_chain, judge
 from gateway.policy.rule import MessageContext, RecipientContext
 
 DOMAIN = "relay.example.test"
@@ -15,7 +15,8 @@ SELLER = Party(
 BUYER = Party(
     Side.BUYER, f"bbbbbbbbbbbbbbb2@{DOMAIN}", "Buyer", ("anna@mail.example",), "anna@mail.example"
 )
-TO_BUYER = Conversation(1, SELLER, BUYER)
+TO_BUYER = Conversation(1, 1, SELLER, BUYER)
+DATA_CHAIN = data_chain("aligned")
 
 
 def _ids(chain_result) -> list[str]:  # type: ignore[no-untyped-def]
@@ -65,3 +66,46 @@ def test_local_part_case_matters() -> None:
     assert _ids(judge(DATA_CHAIN, _message("From: OWNER@shop.example\r\n"))) == [
         "sender.header_from"
     ]
+
+
+def _authenticated(
+    require: str, *checks: AuthCheck, sender: str = "owner@shop.example"
+) -> list[str]:
+    raw = f"From: {sender}\r\nTo: x\r\nSubject: s\r\n\r\nbody\r\n".encode()
+    ctx = MessageContext(
+        "owner@shop.example", parse_message(raw), TO_BUYER, SenderAuthentication(checks)
+    )
+    return [v.reply.enhanced for v in judge(data_chain(require), ctx).rejections]
+
+
+DKIM_PASS = AuthCheck("dkim", "pass", "mail.shop.example", "s1")
+DKIM_OTHER = AuthCheck("dkim", "pass", "esp.example", "s1")
+SPF_PASS = AuthCheck("spf", "pass", "shop.example", identity="owner@shop.example")
+SPF_FAIL = AuthCheck("spf", "fail", "shop.example", identity="owner@shop.example")
+SPF_TEMP = AuthCheck("spf", "temperror", "shop.example", identity="owner@shop.example")
+
+
+def test_sender_authentication_modes() -> None:
+    assert _authenticated("aligned", DKIM_PASS, SPF_FAIL) == []
+    assert _authenticated("aligned", DKIM_OTHER, SPF_PASS) == []
+    assert _authenticated("aligned", DKIM_OTHER, SPF_FAIL) == ["5.7.26"]
+    assert _authenticated("dkim", DKIM_OTHER, SPF_PASS) == ["5.7.22"]
+    assert _authenticated("spf", DKIM_PASS, SPF_FAIL) == ["5.7.23"]
+    assert _authenticated("none", SPF_FAIL) == []
+    assert _authenticated("aligned", AuthCheck("auth", "pass", identity="seller1-x")) == []
+
+
+def test_a_dns_failure_without_any_pass_is_temporary() -> None:
+    assert _authenticated("aligned", DKIM_OTHER, SPF_TEMP) == ["4.4.3"]
+    assert _authenticated("aligned", DKIM_PASS, SPF_TEMP) == []
+
+
+def test_alignment_uses_organizational_domains_from_the_public_suffix_list() -> None:
+    from gateway.policy.domains import aligned, organizational_domain
+
+    assert organizational_domain("mail.shop.example.co.uk") == "example.co.uk"
+    assert organizational_domain("a.b.shop.example") == "shop.example"  # unknown suffix
+    assert aligned("bounces.shop.example", "shop.example")
+    assert not aligned("shop.example.evil.example", "shop.example")
+    assert not aligned("other.co.uk", "shop.co.uk")
+    assert not aligned("", "shop.example")

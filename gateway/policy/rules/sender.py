@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gateway.core import status
 from gateway.core.addresses import AddressError, normalise
 from gateway.core.model import Conversation, Side, Violation
+from gateway.core.status import Reply
+from gateway.policy.domains import aligned
 from gateway.policy.rule import MessageContext, RecipientContext
 
 
@@ -62,10 +66,53 @@ class HeaderFrom:
         message = ctx.message
         if len(message.from_addresses) != 1:
             return []  # FromSyntax has said it
-        if not _registered(message.from_addresses[0], ctx.conversation):
+        address = message.from_addresses[0]
+        if _registered(address, ctx.conversation):
+            return []
+        folded = address.casefold()
+        if any(folded == r.casefold() for r in ctx.conversation.sender.registered):
+            # Local parts compare exactly (RFC 5321 2.4). Look-alike letters from other
+            # scripts never get this far: FromSyntax refuses a non-ASCII address.
             reply = status.FROM_MISMATCH.with_text(
-                f"Header From is not registered for this conversation: this alias accepts "
-                f"mail only from {_party(ctx)}'s registered mailbox"
+                "Header From differs from a registered mailbox in letter case; "
+                "write it exactly as registered"
             )
-            return [Violation(self.id, reply, "header From not registered")]
-        return []
+            return [Violation(self.id, reply, "header From differs in case")]
+        reply = status.FROM_MISMATCH.with_text(
+            f"Header From is not registered for this conversation: this alias accepts "
+            f"mail only from {_party(ctx)}'s registered mailbox"
+        )
+        return [Violation(self.id, reply, "header From not registered")]
+
+
+class SenderAuthenticated:
+    id = "sender.authenticated"
+    description = (
+        "Mail on the MX path proves its From domain: a DKIM signature or an SPF pass whose "
+        "domain aligns with it (DMARC relaxed alignment), as [smtp] sender_auth requires. "
+        "Submission proves it with AUTH."
+    )
+
+    _REPLIES: ClassVar[dict[str, Reply]] = {
+        "aligned": status.NOT_AUTHENTICATED,
+        "dkim": status.NO_ALIGNED_DKIM,
+        "spf": status.NO_ALIGNED_SPF,
+    }
+
+    def __init__(self, require: str) -> None:
+        self._require = require
+        self._methods = ("dkim", "spf") if require == "aligned" else (require,)
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        auth = ctx.authentication
+        addresses = ctx.message.from_addresses
+        if self._require == "none" or auth is None or auth.passed("auth") or len(addresses) != 1:
+            return []
+        from_domain = addresses[0].rpartition("@")[2]
+        for method in self._methods:
+            if any(aligned(check.domain, from_domain) for check in auth.passed(method)):
+                return []
+        summary = " ".join(f"{c.method}={c.result}" for c in auth.checks)
+        if auth.temporary_error:
+            return [Violation(self.id, status.AUTH_CHECK_UNAVAILABLE, summary)]
+        return [Violation(self.id, self._REPLIES[self._require], summary)]

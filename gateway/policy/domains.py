@@ -1,0 +1,29 @@
+"""Organizational domains (RFC 7489 3.2), from the Public Suffix List snapshot that
+tldextract ships: no network."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import tldextract
+
+
+@cache
+def _extractor() -> tldextract.TLDExtract:
+    # Read once from the bundled snapshot; never fetched, never written to a cache.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def organizational_domain(domain: str) -> str:
+    """The public suffix plus one label; for a suffix the list does not know, the last two
+    labels (the list's implicit "*" rule)."""
+    name = domain.lower().rstrip(".")
+    parts = _extractor()(name)
+    if parts.suffix and parts.domain:
+        return f"{parts.domain}.{parts.suffix}"
+    return ".".join(name.split(".")[-2:])
+
+
+def aligned(domain: str, from_domain: str) -> bool:
+    """Relaxed alignment: both under the same organizational domain."""
+    return bool(domain) and organizational_domain(domain) == organizational_domain(from_domain)
