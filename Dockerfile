@@ -1,5 +1,6 @@
 # bsm-gateway container: `docker build -t bsm-gateway .` then
-# `docker run -p 2525:2525 -v bsm-data:/var/lib/bsm-gateway bsm-gateway`.
+# `docker run -p 25:2525 -p 587:2587 -p 465:2465 -v bsm-data:/var/lib/bsm-gateway \
+#   -v /path/to/tls:/run/tls:ro bsm-gateway` (the TLS folder holds fullchain.pem, privkey.pem).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -17,7 +18,7 @@ ENV BSM_CONFIG=/etc/bsm-gateway/gateway.toml \
 USER bsm
 WORKDIR /var/lib/bsm-gateway
 VOLUME ["/var/lib/bsm-gateway"]
-EXPOSE 2525
+EXPOSE 2525 2587 2465 2590
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["bsm-gateway", "check"]
 # SIGTERM: stop accepting, finish open transactions and deliveries in flight, exit 0.

@@ -64,6 +64,7 @@ from bench.procs import (
     BenchError,
     Child,
     cli_json,
+    cpu_seconds,
     ensure_stopped,
     free_port,
     log_problems,
@@ -76,6 +77,7 @@ from bench.report import RunReport, machine, print_run, ratios, write_json
 from bench.sink import clock
 from gateway.db.models import Outbound
 from gateway.db.session import Database
+from tests.support.dns import local_dns
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 SELLER_MAILBOX = "seller@shop.example"
@@ -89,6 +91,18 @@ database_url = {database_url}
 [smtp]
 port = {smtp_port}
 shutdown_grace = {grace}
+starttls = false          # the load clients send in plain text, as the baseline's do
+sender_auth = "{sender_auth}"
+
+[dns]
+nameservers = ["127.0.0.1"]
+port = {dns_port}
+
+[submission]
+enabled = false
+
+[metrics]
+enabled = false
 
 [delivery]
 transport = {transport}
@@ -113,6 +127,7 @@ class Options:
     pairs: int
     workers: int
     database: str
+    sender_auth: str
     postgres_dsn: str
     timeout: float
     drain_timeout: float
@@ -130,6 +145,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--pairs", type=int, default=4, help="buyer-seller pairs written to (default 4)")
     add("--workers", type=int, default=4, help="gateway delivery workers (default 4)")
     add("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    add(
+        "--sender-auth",
+        choices=("aligned", "none"),
+        default="aligned",
+        help="the MX path's DKIM/SPF check, against a local DNS server (default aligned)",
+    )
     add("--postgres-dsn", default=DEFAULT_POSTGRES, help=f"default {DEFAULT_POSTGRES}")
     add("--timeout", type=float, default=300, help="abort after this many seconds (300)")
     add(
@@ -208,22 +229,32 @@ async def run_baseline(harness: Harness, options: Options) -> RunReport:
     sink, port, arrivals = await harness.sink("baseline-sink")
     # Recipients shaped like the gateway's aliases, so both runs send the same bytes.
     routes = [Route(SELLER_MAILBOX, f"b{n:015d}@relay.example.test") for n in range(options.pairs)]
+    cpu_before = cpu_seconds(sink.pid)
     result = await measure(harness, port, routes, arrivals, options)
-    rss = peak_rss_mib(sink.pid)
-    return RunReport("baseline", result, rss, await stop(sink, SINK_STOP_TIMEOUT))
+    rss, cpu = peak_rss_mib(sink.pid), _spent(cpu_before, cpu_seconds(sink.pid))
+    return RunReport("baseline", result, rss, cpu, await stop(sink, SINK_STOP_TIMEOUT))
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 async def run_gateway(harness: Harness, options: Options, database_url: str) -> RunReport:
     sink, sink_port, arrivals = await harness.sink("gateway-sink")
     smtp_port = free_port()
-    config = write_config(harness.workdir, database_url, smtp_port, sink_port, options.workers)
+    # The seller's domain lets the load clients (on loopback) send for it: an SPF pass.
+    dns = harness.stack.enter_context(local_dns())
+    dns.zones.txt[SELLER_MAILBOX.split("@")[1]] = ["v=spf1 ip4:127.0.0.1 -all"]
+    config = write_config(harness.workdir, database_url, smtp_port, sink_port, options, dns.port)
     command = [gateway_command(), "--config", str(config)]
     harness.step(f"registering a seller and {options.pairs} buyers through the CLI")
     routes = await register(command, options.pairs)
     harness.step("starting bsm-gateway serve")
     gateway = await harness.spawn("gateway", [*command, "serve"], smtp_port)
+    cpu_before = cpu_seconds(gateway.pid)
     result = await measure(harness, smtp_port, routes, arrivals, options)
     rss, sink_rss = peak_rss_mib(gateway.pid), peak_rss_mib(sink.pid)
+    cpu = _spent(cpu_before, cpu_seconds(gateway.pid))
     harness.step("stopping the gateway (SIGTERM)")
     exit_code = await stop(gateway, GATEWAY_STOP_TIMEOUT)
     await stop(sink, SINK_STOP_TIMEOUT)
@@ -234,7 +265,7 @@ async def run_gateway(harness: Harness, options: Options, database_url: str) -> 
         "log_problem_count": problem_count,
         "log_problems": problems,
     }
-    return RunReport("gateway", result, rss, exit_code, details)
+    return RunReport("gateway", result, rss, cpu, exit_code, details)
 
 
 def gateway_command() -> str:
@@ -247,7 +278,12 @@ def gateway_command() -> str:
 
 
 def write_config(
-    folder: Path, database_url: str, smtp_port: int, sink_port: int, workers: int
+    folder: Path,
+    database_url: str,
+    smtp_port: int,
+    sink_port: int,
+    options: Options,
+    dns_port: int,
 ) -> Path:
     path = folder / "gateway.toml"
     text = GATEWAY_CONFIG.format(
@@ -256,7 +292,9 @@ def write_config(
         smtp_port=smtp_port,
         grace=GATEWAY_SHUTDOWN_GRACE,
         transport=json.dumps(f"smtp://127.0.0.1:{sink_port}"),
-        workers=workers,
+        workers=options.workers,
+        sender_auth=options.sender_auth,
+        dns_port=dns_port,
     )
     path.write_text(text, encoding="utf-8")
     return path

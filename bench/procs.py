@@ -114,6 +114,17 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of the process, all threads (Linux); None where unknown.
+    CPU per message moves far less between runs than wall-clock rates on a shared machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    except OSError:
+        return None
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
 async def stop(child: Child, grace: float) -> int | None:
     """SIGTERM and wait; SIGKILL after `grace` seconds. The exit status; None if killed."""
     process = child.process

@@ -29,8 +29,14 @@ class RunReport:
     name: str
     figures: Figures
     peak_rss_mib: float | None
+    cpu_seconds: float | None  # of the server while the load ran
     exit_code: int | None = None  # of the measured server after SIGTERM; None: killed
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cpu_ms_per_message(self) -> float | None:
+        sent = self.figures.sent
+        return None if self.cpu_seconds is None or not sent else self.cpu_seconds * 1000 / sent
 
     def summary(self) -> dict[str, Any]:
         f = self.figures
@@ -52,6 +58,12 @@ class RunReport:
             "end_to_end_p50_ms": _ms(percentile(f.end_to_end_latencies, 50)),
             "end_to_end_p99_ms": _ms(percentile(f.end_to_end_latencies, 99)),
             "peak_rss_mib": _round(self.peak_rss_mib, 1),
+            "cpu_ms_per_message": _round(
+                None
+                if self.cpu_seconds is None or not f.sent
+                else self.cpu_seconds * 1000 / f.sent,
+                2,
+            ),
             "exit_code": self.exit_code,
             **self.details,
         }
@@ -66,6 +78,7 @@ _COMPARED: tuple[tuple[str, str, str], ...] = (
     ("end-to-end latency p50 ms", "end_to_end_p50_ms", "{:.1f}"),
     ("end-to-end latency p99 ms", "end_to_end_p99_ms", "{:.1f}"),
     ("peak RSS MiB (server)", "peak_rss_mib", "{:.1f}"),
+    ("server CPU ms per message", "cpu_ms_per_message", "{:.2f}"),
 )
 
 

@@ -23,6 +23,9 @@ class Resolver:
             self._resolver.nameservers = list(nameservers)
             self._resolver.port = port
         self._resolver.lifetime = timeout
+        # Answers are kept for their TTL, as a caching resolver would: a seller's SPF record
+        # and DKIM key are asked for once, not for every message.
+        self._resolver.cache = dns.resolver.LRUCache(max_size=10_000)
         self.timeout = timeout
 
     async def resolve(self, name: str, rdtype: str) -> list[Rdata]:

@@ -1,4 +1,5 @@
-"""SMTP listeners on the daemon's own event loop, and their orderly shutdown."""
+"""SMTP listeners on the daemon's own event loop: the MX and the submission ports, their
+TLS and AUTH, their limits, and their orderly shutdown."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ class SessionLimits:
 
 
 class _TrackedSMTP(SMTP):
-    """aiosmtpd's protocol with the gateway's limits; it remembers its open sessions, so that
-    shutdown can close them and one client cannot take every slot."""
+    """aiosmtpd's protocol with the gateway's limits and AUTH check; it remembers its open
+    sessions, so that shutdown can close them and one client cannot take every slot."""
 
     # Text lines longer than RFC 5322's 998 octets are accepted, as Postfix does: real
     # mail has them. Commands keep aiosmtpd's own limit (512, RFC 5321 4.5.3.1.4).
@@ -126,7 +127,6 @@ class _TrackedSMTP(SMTP):
     def _lockout(self) -> AuthResult | None:
         """A locked-out client is refused before it sends its credentials."""
         auth = self._listener.auth
-        self._offered = None
         if auth is not None and auth.client_locked(self._client or ""):
             return AuthResult(success=False, handled=False, message=str(status.AUTH_LOCKED))
         return None
@@ -192,7 +192,7 @@ class Listener:
                 timeout=limits.idle_timeout,
                 command_call_limit={"*": limits.max_commands},
                 tls_context=None if self._implicit_tls else self._tls,
-                require_starttls=submission and not self._implicit_tls,
+                require_starttls=submission and self._auth_require_tls and not self._implicit_tls,
                 auth_required=submission,
                 auth_require_tls=self._auth_require_tls and not self._implicit_tls,
                 # Only AUTH PLAIN and LOGIN, and only on submission ports.

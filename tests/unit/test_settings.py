@@ -14,6 +14,16 @@ def test_embedded_defaults() -> None:
     assert (settings.smtp.host, settings.smtp.port) == ("127.0.0.1", 2525)
     assert settings.delivery.maildir_path == Path("var/outbox")
     assert settings.delivery.give_up_after == 5 * 86400
+    assert (settings.submission.starttls_port, settings.submission.tls_port) == (2587, 2465)
+    assert settings.submission.auth_require_tls
+    assert settings.smtp.sender_auth == "aligned"
+    assert settings.tls.self_signed and settings.tls.certificate == Path("var/tls/cert.pem")
+
+
+def test_the_container_config_is_valid() -> None:
+    settings = load_settings(Path(__file__).parents[2] / "deploy" / "container.toml")
+    assert settings.smtp.host == settings.submission.host == "0.0.0.0"
+    assert not settings.tls.self_signed
 
 
 def test_file_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
