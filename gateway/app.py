@@ -27,6 +27,7 @@ from gateway.obs.metrics import Metrics
 from gateway.outbound.dkim import SigningTransport, new_private_key
 from gateway.outbound.maildir import MaildirTransport
 from gateway.outbound.smtp import SmtpTransport
+from gateway.policy.rules.marketplace import MarketplacePolicy
 from gateway.queue.repository import DatabaseQueue
 from gateway.queue.worker import DeliveryWorkers
 from gateway.settings import ConfigError, Settings
@@ -62,6 +63,19 @@ def _sender_verifier(settings: Settings) -> SenderVerifier | None:
             f"config error: dns.nameservers: none given and the system has none ({error})"
         ) from None
     return SenderVerifier(resolver)
+
+
+def marketplace_policy(settings: Settings) -> MarketplacePolicy:
+    rules = settings.rules
+    return MarketplacePolicy(
+        quota_base=rules.quota_base,
+        quota_per_daily_order=rules.quota_per_order,
+        quota_window_days=rules.quota_window_days,
+        quota_permanent=rules.quota_permanent,
+        contact_window_days=rules.contact_window_days,
+        important_tag=rules.important_tag,
+        reason_tags=tuple(rules.reason_tags),
+    )
 
 
 class Gateway:
@@ -112,6 +126,7 @@ class Gateway:
             metrics=self.metrics,
             verifier=_sender_verifier(settings),
             sender_auth=smtp.sender_auth,
+            marketplace=marketplace_policy(settings),
             on_queued=self.workers.wake,
         )
         self.listeners: dict[str, Listener] = {}

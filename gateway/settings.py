@@ -84,6 +84,17 @@ class TlsSettings(_Section):
     self_signed: bool
 
 
+class RulesSettings(_Section):
+    quota_base: Annotated[int, Field(ge=0)]
+    quota_per_order: Annotated[int, Field(ge=0)]
+    quota_window_days: Annotated[int, Field(ge=1)]
+    quota_permanent: bool
+    contact_window_days: Annotated[int, Field(ge=1)]
+    important_tag: Annotated[str, Field(min_length=1)]
+    reason_tags: list[Annotated[str, Field(min_length=1)]]
+    important_share_threshold: Annotated[float, Field(ge=0, le=1)]
+
+
 class DnsSettings(_Section):
     nameservers: list[IPvAnyAddress]
     port: Port
@@ -196,6 +207,7 @@ class Settings(BaseSettings):
     tls: TlsSettings
     delivery: DeliverySettings
     dkim: DkimSettings
+    rules: RulesSettings
     dns: DnsSettings
     log: LogSettings
     metrics: MetricsSettings

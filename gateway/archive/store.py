@@ -7,10 +7,19 @@ from datetime import datetime
 
 import zstandard
 from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from gateway.core.model import ArchiveEntry, BounceContext, IntakeBatch
-from gateway.db.models import Message, Outbound, table_of
+from gateway.core.model import (
+    ArchiveEntry,
+    BounceContext,
+    Direction,
+    IntakeBatch,
+    QuotaClaim,
+    QuotaExceeded,
+)
+from gateway.db.models import Message, Outbound, Pair, QuotaUsage, Wait, table_of
 from gateway.db.session import Database
 from gateway.pipeline.dsn import header_block
 
@@ -49,6 +58,7 @@ def add_entry(session: Session, entry: ArchiveEntry) -> int:
             if entry.raw_delivered is not None
             else None,
             size=len(entry.raw_received or entry.raw_delivered or b""),
+            important=entry.important,
         )
         .returning(_MESSAGES.c.id)
     ).scalar_one()
@@ -125,11 +135,70 @@ class ArchiveIntake:
         self._db = database
 
     def commit(self, batch: IntakeBatch) -> list[int]:
+        """Raises QuotaExceeded (and stores nothing) if a claim would pass its limit."""
         with self._db.transaction() as session:
+            count_against_quota(session, batch.quota_claims)
             ids = [add_entry(session, entry) for entry in batch.entries]
+            for entry, message_id in zip(batch.entries, ids, strict=True):
+                if entry.accepted and entry.pair_id is not None:
+                    track_waits(session, entry, message_id)
             if batch.failed_deliveries:
                 at = batch.entries[0].received_at
                 finish_deliveries(
                     session, [(oid, "failed", at, why) for oid, why in batch.failed_deliveries]
                 )
         return ids
+
+
+_QUOTA = table_of(QuotaUsage)
+_WAITS = table_of(Wait)
+_PAIRS = table_of(Pair)
+
+
+def count_against_quota(session: Session, claims: Sequence[QuotaClaim]) -> None:
+    """Raise each seller's count for the day, but never past its limit. The conditional
+    UPDATE is atomic: concurrent sessions and processes queue on the row (PostgreSQL's row
+    lock, SQLite's single writer) and each sees the count the previous one left."""
+    exceeded = set()
+    for claim in claims:
+        key = {"seller_id": claim.seller_id, "day": claim.day}
+        dialect = session.get_bind().dialect.name
+        insert_row = (pg_insert if dialect == "postgresql" else sqlite_insert)(_QUOTA)
+        session.execute(insert_row.values(**key, used=0).on_conflict_do_nothing())
+        raised = session.execute(
+            update(_QUOTA)
+            .where(
+                _QUOTA.c.seller_id == claim.seller_id,
+                _QUOTA.c.day == claim.day,
+                _QUOTA.c.used + claim.count <= claim.limit,
+            )
+            .values(used=_QUOTA.c.used + claim.count)
+            .returning(_QUOTA.c.used)
+        ).first()
+        if raised is None:
+            exceeded.add(claim.seller_id)
+    if exceeded:
+        raise QuotaExceeded(exceeded)
+
+
+def track_waits(session: Session, entry: ArchiveEntry, message_id: int) -> None:
+    """A buyer's message opens a wait for the seller's answer unless one is open already;
+    the seller's message in the pair closes the open one."""
+    open_wait = (_WAITS.c.pair_id == entry.pair_id) & _WAITS.c.closed_at.is_(None)
+    if entry.direction is Direction.SELLER_TO_BUYER:
+        session.execute(
+            update(_WAITS).where(open_wait).values(closed_at=entry.received_at, closed_by="reply")
+        )
+    elif (
+        entry.direction is Direction.BUYER_TO_SELLER
+        and session.execute(select(_WAITS.c.id).where(open_wait)).first() is None
+    ):
+        seller = select(_PAIRS.c.seller_id).where(_PAIRS.c.id == entry.pair_id)
+        session.execute(
+            insert(_WAITS).values(
+                pair_id=entry.pair_id,
+                seller_id=seller.scalar_subquery(),
+                message_id=message_id,
+                opened_at=entry.received_at,
+            )
+        )

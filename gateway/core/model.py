@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from gateway.core.status import Reply
@@ -66,6 +66,25 @@ class ThreadEntry:
     gateway_id: str
     original_id: str | None
     sender_side: Side
+    sent_at: datetime | None = None  # when the gateway received it
+
+
+@dataclass(frozen=True, slots=True)
+class PairStanding:
+    """What the marketplace rules need to know about a pair, looked up with its alias."""
+
+    latest_order_at: datetime | None = None  # None: no order yet (pre-purchase)
+    seller_suspended: bool = False
+    pre_purchase_allowed: bool = False
+    buyer_opted_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """A seller's day so far: orders in the trailing window, messages sent to buyers today."""
+
+    orders_in_window: int
+    used_today: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +96,8 @@ class Conversation:
     sender: Party
     recipient: Party
     thread: tuple[ThreadEntry, ...] = ()
+    standing: PairStanding = PairStanding()
+    quota: QuotaStatus | None = None  # looked up at DATA for a seller's message
 
     @property
     def direction(self) -> Direction:
@@ -154,10 +175,21 @@ class ArchiveEntry:
     violations: tuple[Violation, ...] = ()
     delivery: Delivery | None = None
     session_id: str | None = None
+    important: bool = False  # a seller's message marked "[Important]" (counted for review)
 
     @property
     def accepted(self) -> bool:
         return self.delivery is not None or self.direction in (Direction.NOTICE, Direction.BOUNCE)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaClaim:
+    """Messages to count against a seller's day; the commit fails if they would pass `limit`."""
+
+    seller_id: int
+    day: date
+    count: int
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +199,12 @@ class IntakeBatch:
     entries: tuple[ArchiveEntry, ...] = field(default_factory=tuple)
     # Deliveries that a bounce in this batch reports as failed after all: (outbound id, why).
     failed_deliveries: tuple[tuple[int, str], ...] = ()
+    quota_claims: tuple[QuotaClaim, ...] = ()
+
+
+class QuotaExceeded(Exception):
+    """A commit found these sellers' daily limits reached (another session got there first)."""
+
+    def __init__(self, seller_ids: set[int]) -> None:
+        super().__init__(f"daily quota reached for sellers {sorted(seller_ids)}")
+        self.seller_ids = seller_ids

@@ -16,6 +16,7 @@ from gateway.core.model import (
     BounceContext,
     Conversation,
     IntakeBatch,
+    QuotaStatus,
     StoredCredential,
     ThreadEntry,
 )
@@ -34,6 +35,10 @@ class Directory(Protocol):
 
     def find_bounce(self, token: str) -> BounceContext | None:
         """The delivery whose bounce address carries `token`."""
+        ...
+
+    def quota(self, seller_id: int, now: datetime, window_days: int) -> QuotaStatus:
+        """The seller's orders in the trailing window and its messages to buyers today."""
         ...
 
 

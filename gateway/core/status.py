@@ -87,6 +87,24 @@ AUTH_CHECK_UNAVAILABLE = Reply(
     451, "4.4.3", "Sender authentication could not be completed (DNS); try again later"
 )
 
+# Marketplace rules (SPEC, "The rules"); the texts name the rule and what to do.
+SELLER_SUSPENDED = Reply(
+    550, "5.7.1", "seller.suspended: your seller account is suspended; nothing is delivered"
+)
+OVER_QUOTA = Reply(452, "4.7.1", "quota.daily: daily message limit reached")
+OVER_QUOTA_PERMANENT = Reply(550, "5.7.1", "quota.daily: daily message limit reached")
+OUTSIDE_CONTACT_WINDOW = Reply(550, "5.7.1", "window.contact: outside the contact window")
+NO_PRE_PURCHASE = Reply(
+    550,
+    "5.7.1",
+    "window.pre_purchase: this seller does not take questions before a purchase",
+)
+BUYER_OPTED_OUT = Reply(
+    550,
+    "5.7.1",
+    "optout: the buyer has opted out of messages that are not essential",
+)
+
 TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again later")
 IDLE_TIMEOUT = Reply(421, "4.4.2", "Idle too long, closing the connection")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please try again later")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     Dialect,
     ForeignKey,
     Index,
@@ -60,8 +61,29 @@ class Seller(Base):
     __tablename__ = "sellers"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="active")
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | suspended
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Buyers may write before any order (pre-purchase questions) only if the seller allows it.
+    pre_purchase: Mapped[bool] = mapped_column(default=False)
+
+
+class Vacation(Base):
+    """A period the seller is away: its response times do not count (SPEC, Response time)."""
+
+    __tablename__ = "vacations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QuotaUsage(Base):
+    """Messages a seller sent to buyers on one UTC day; raised only within its limit."""
+
+    __tablename__ = "quota_usage"
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SellerMailbox(Base):
@@ -133,6 +155,22 @@ class Message(Base):
     raw_received: Mapped[bytes | None] = mapped_column(LargeBinary)  # zstd
     raw_delivered: Mapped[bytes | None] = mapped_column(LargeBinary)  # zstd
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+    important: Mapped[bool] = mapped_column(default=False)  # a seller's "[Important]" message
+
+
+class Wait(Base):
+    """A buyer message waiting for the seller's answer: opened by the buyer's message, closed
+    by the seller's next message in the pair or by "no response needed"."""
+
+    __tablename__ = "waits"
+    __table_args__ = (Index(None, "pair_id", "closed_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pair_id: Mapped[int] = mapped_column(BigId, ForeignKey("pairs.id"))
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id"), unique=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str | None] = mapped_column(String(20))  # reply | no_response_needed
 
 
 class DkimKey(Base):

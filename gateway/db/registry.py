@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,14 +17,26 @@ from gateway.core.model import (
     BounceContext,
     Conversation,
     Direction,
+    PairStanding,
     Party,
+    QuotaStatus,
     Side,
     ThreadEntry,
 )
-from gateway.db.models import Buyer, Message, Order, Outbound, Pair, Seller, SellerMailbox
+from gateway.db.models import (
+    Buyer,
+    Message,
+    Order,
+    Outbound,
+    Pair,
+    QuotaUsage,
+    Seller,
+    SellerMailbox,
+)
 from gateway.db.session import Database
 
 BUYER_DISPLAY_NAME = "Buyer"
+ACTIVE, SUSPENDED = "active", "suspended"
 
 
 class RegistryError(ValueError):
@@ -167,8 +179,15 @@ class Registry:
                     Pair.buyer_alias,
                     Pair.seller_alias,
                     Seller.name,
+                    Seller.status,
+                    Seller.pre_purchase,
                     Buyer.address.label("buyer_address"),
+                    Buyer.opted_out,
                     SellerMailbox.address.label("mailbox"),
+                    select(func.max(Order.placed_at))
+                    .where(Order.pair_id == Pair.id)
+                    .scalar_subquery()
+                    .label("latest_order_at"),
                 )
                 .join(Seller, Seller.id == Pair.seller_id)
                 .join(Buyer, Buyer.id == Pair.buyer_id)
@@ -194,9 +213,31 @@ class Registry:
             registered=(first.buyer_address,),
             delivery_address=first.buyer_address,
         )
-        if first.buyer_alias == token:
-            return Conversation(first.id, first.seller_id, sender=seller, recipient=buyer)
-        return Conversation(first.id, first.seller_id, sender=buyer, recipient=seller)
+        latest_order = first.latest_order_at
+        standing = PairStanding(
+            # A scalar subquery bypasses the column type: make it aware UTC like the others.
+            latest_order_at=_as_utc(latest_order) if latest_order is not None else None,
+            seller_suspended=first.status == SUSPENDED,
+            pre_purchase_allowed=first.pre_purchase,
+            buyer_opted_out=first.opted_out,
+        )
+        sender, recipient = (seller, buyer) if first.buyer_alias == token else (buyer, seller)
+        return Conversation(first.id, first.seller_id, sender, recipient, standing=standing)
+
+    def quota(self, seller_id: int, now: datetime, window_days: int) -> QuotaStatus:
+        since = now - timedelta(days=window_days)
+        with self._db.reading() as session:
+            orders = session.scalar(
+                select(func.count(Order.id))
+                .join(Pair, Pair.id == Order.pair_id)
+                .where(Pair.seller_id == seller_id, Order.placed_at > since)
+            )
+            used = session.scalar(
+                select(QuotaUsage.used).where(
+                    QuotaUsage.seller_id == seller_id, QuotaUsage.day == now.date()
+                )
+            )
+        return QuotaStatus(orders_in_window=orders or 0, used_today=used or 0)
 
     def thread(self, pair_id: int, references: Sequence[str]) -> tuple[ThreadEntry, ...]:
         if not references:
@@ -204,7 +245,10 @@ class Registry:
         with self._db.reading() as session:
             rows = session.execute(
                 select(
-                    Message.gateway_message_id, Message.original_message_id, Message.direction
+                    Message.gateway_message_id,
+                    Message.original_message_id,
+                    Message.direction,
+                    Message.received_at,
                 ).where(
                     Message.pair_id == pair_id,
                     Message.verdict == "accepted",
@@ -224,6 +268,7 @@ class Registry:
                 sender_side=Side.SELLER
                 if row.direction == Direction.SELLER_TO_BUYER
                 else Side.BUYER,
+                sent_at=row.received_at,
             )
             for row in rows
         )
@@ -231,6 +276,10 @@ class Registry:
     def find_bounce(self, token: str) -> BounceContext | None:
         with self._db.reading() as session:
             return load_bounce_context(session, Outbound.token == token)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _address(text: str) -> str:

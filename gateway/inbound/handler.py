@@ -18,7 +18,9 @@ from gateway.core.model import (
     AuthCheck,
     BounceContext,
     Conversation,
+    Direction,
     IntakeBatch,
+    QuotaExceeded,
     SellerLogin,
     SenderAuthentication,
 )
@@ -30,7 +32,9 @@ from gateway.inbound.outcomes import (
     Received,
     for_alias,
     for_bounce,
+    over_quota,
     partial_refusal_notice,
+    quota_claims,
     refusal_reply,
     unprocessable,
 )
@@ -47,6 +51,7 @@ from gateway.pipeline.parse import (
 )
 from gateway.policy.chains import RCPT_CHAIN, SUBMISSION_RCPT_CHAIN, data_chain, judge
 from gateway.policy.rule import RecipientContext
+from gateway.policy.rules.marketplace import MarketplacePolicy
 
 _log = get_logger("inbound")
 
@@ -67,12 +72,14 @@ class GatewayHandler:
         metrics: Metrics,
         verifier: SenderVerifier | None = None,
         sender_auth: str = "aligned",
+        marketplace: MarketplacePolicy | None = None,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._marketplace = marketplace or MarketplacePolicy()
         self._metrics = metrics
         # No verifier: nothing is checked on the MX path (sender_auth = "none").
         self._verifier = verifier if sender_auth != "none" else None
-        self._data_chain = data_chain(sender_auth)
+        self._data_chain = data_chain(sender_auth, self._marketplace)
         self._rcpt_refusal_delay = rcpt_refusal_delay
         self._max_recipients = max_recipients
         self._max_mime_depth = max_mime_depth
@@ -211,17 +218,18 @@ class GatewayHandler:
                 ),
                 [(rcpt, targets[rcpt]) for rcpt in envelope.rcpt_tos],
             )
+            try:
+                ids = await self._commit(received, outcomes)
+            except QuotaExceeded as exceeded:
+                # Another session took the last of a seller's day between judging and commit.
+                outcomes = [
+                    over_quota(o, self._marketplace)
+                    if o.quota_claim and o.quota_claim.seller_id in exceeded.seller_ids
+                    else o
+                    for o in outcomes
+                ]
+                ids = await self._commit(received, outcomes)
             refused = [o for o in outcomes if not o.entry.accepted]
-            entries = [o.entry for o in outcomes]
-            entries += [o.notice for o in outcomes if o.notice is not None]
-            if refused and len(refused) < len(outcomes):
-                entries.append(partial_refusal_notice(received, refused))
-            batch = IntakeBatch(
-                tuple(entries),
-                tuple(o.failed_delivery for o in outcomes if o.failed_delivery is not None),
-            )
-            # Shielded: a client that hangs up mid-commit does not cut the transaction short.
-            ids = await asyncio.shield(asyncio.to_thread(self._intake.commit, batch))
         except Exception as error:
             maillog.not_stored(error=type(error).__name__)
             _log.error("commit_failed", exc_info=error)
@@ -259,6 +267,20 @@ class GatewayHandler:
             self._metrics.sender_auth.labels(check.method, check.result).inc()
         return authentication
 
+    async def _commit(self, received: Received, outcomes: Sequence[Outcome]) -> list[int]:
+        refused = [o for o in outcomes if not o.entry.accepted]
+        entries = [o.entry for o in outcomes]
+        entries += [o.notice for o in outcomes if o.notice is not None]
+        if refused and len(refused) < len(outcomes):
+            entries.append(partial_refusal_notice(received, refused))
+        batch = IntakeBatch(
+            tuple(entries),
+            tuple(o.failed_delivery for o in outcomes if o.failed_delivery is not None),
+            quota_claims(outcomes),
+        )
+        # Shielded: a client that hangs up mid-commit does not cut the transaction short.
+        return await asyncio.shield(asyncio.to_thread(self._intake.commit, batch))
+
     def _judge(
         self, arrived: Received, targets: Sequence[tuple[str, Conversation | BounceContext]]
     ) -> tuple[Received, list[Outcome]]:
@@ -283,10 +305,18 @@ class GatewayHandler:
                 outcomes.append(for_bounce(received, rcpt, target))
                 continue
             conversation = replace(
-                target, thread=self._directory.thread(target.pair_id, references)
+                target,
+                thread=self._directory.thread(target.pair_id, references),
+                quota=self._directory.quota(
+                    target.seller_id, received.received_at, self._marketplace.quota_window_days
+                )
+                if target.direction is Direction.SELLER_TO_BUYER
+                else None,
             )
             try:
-                outcomes.append(for_alias(received, rcpt, conversation, self._data_chain))
+                outcomes.append(
+                    for_alias(received, rcpt, conversation, self._data_chain, self._marketplace)
+                )
             except Exception as error:
                 # Judging and rewriting are pure: the same bytes would fail again, so a
                 # 451 would only make the sender retry for days. Refuse, keep, report.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from gateway.core import status
 from gateway.core.addresses import bounce_address, new_alias_token, new_message_id
@@ -18,6 +18,7 @@ from gateway.core.model import (
     Conversation,
     Delivery,
     Direction,
+    QuotaClaim,
     SenderAuthentication,
     Violation,
 )
@@ -35,6 +36,12 @@ from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.rewrite import rewrite
 from gateway.policy.chains import Link, judge
 from gateway.policy.rule import MessageContext
+from gateway.policy.rules.marketplace import (
+    MarketplacePolicy,
+    daily_limit,
+    is_important,
+    over_quota_reply,
+)
 
 UNREADABLE = Violation("message.format", status.MALFORMED)
 MIME_TOO_DEEP = Violation("message.mime_depth", status.MIME_TOO_DEEP)
@@ -63,6 +70,7 @@ class Outcome:
     entry: ArchiveEntry
     notice: ArchiveEntry | None = None  # a DSN to a sender
     failed_delivery: tuple[int, str] | None = None  # a delivery a bounce reports as failed
+    quota_claim: QuotaClaim | None = None  # a seller's message counted against its day
 
 
 def _as_received(
@@ -94,6 +102,7 @@ def for_alias(
     rcpt: str,
     conversation: Conversation,
     chain: Sequence[Link[MessageContext]],
+    marketplace: MarketplacePolicy,
 ) -> Outcome:
     """A message to a pair's alias: judged by `chain`, and if it passes, rewritten."""
     pair_id = conversation.pair_id
@@ -103,8 +112,15 @@ def for_alias(
         entry = _as_received(received, rcpt, conversation.direction, pair_id, unreadable.reply)
         return Outcome(rcpt, pair_id, replace(entry, violations=(unreadable,)))
     entry = _as_received(received, rcpt, conversation.direction, pair_id, status.QUEUED)
-    context = MessageContext(received.envelope_from, parsed, conversation, received.authentication)
+    context = MessageContext(
+        received.envelope_from,
+        parsed,
+        conversation,
+        received.received_at,
+        received.authentication,
+    )
     judgement = judge(chain, context)
+    entry = replace(entry, important=is_important(context, marketplace))
     if not judgement.passed:
         rejections = judgement.rejections
         refused = replace(entry, reply=rejections[0].reply, violations=rejections)
@@ -123,7 +139,36 @@ def for_alias(
         token=token,
     )
     accepted = replace(entry, reply=status.QUEUED, raw_delivered=delivered, delivery=delivery)
-    return Outcome(rcpt, pair_id, accepted)
+    claim = None
+    if conversation.quota is not None and conversation.direction is Direction.SELLER_TO_BUYER:
+        limit = daily_limit(conversation.quota, marketplace)
+        claim = QuotaClaim(conversation.seller_id, received.received_at.date(), 1, limit)
+    return Outcome(rcpt, pair_id, accepted, quota_claim=claim)
+
+
+def over_quota(outcome: Outcome, marketplace: MarketplacePolicy) -> Outcome:
+    """An accepted seller message whose commit found the day's limit reached meanwhile."""
+    claim = outcome.quota_claim
+    assert claim is not None
+    reply = over_quota_reply(claim.limit, outcome.entry.received_at, marketplace)
+    entry = replace(
+        outcome.entry,
+        reply=reply,
+        violations=(Violation("quota.daily", reply),),
+        raw_delivered=None,
+        delivery=None,
+    )
+    return Outcome(outcome.rcpt, outcome.pair_id, entry)
+
+
+def quota_claims(outcomes: Sequence[Outcome]) -> tuple[QuotaClaim, ...]:
+    """The outcomes' claims, one per seller and day."""
+    merged: dict[tuple[int, date], QuotaClaim] = {}
+    for claim in (o.quota_claim for o in outcomes if o.quota_claim is not None):
+        key = (claim.seller_id, claim.day)
+        known = merged.get(key)
+        merged[key] = replace(claim, count=claim.count + known.count) if known else claim
+    return tuple(merged.values())
 
 
 def unprocessable(received: Received, rcpt: str, conversation: Conversation) -> Outcome:

@@ -10,6 +10,14 @@ from typing import Generic, TypeVar
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext, RecipientContext, Rule
 from gateway.policy.rules.alias import RelayDenied, UnknownAlias
+from gateway.policy.rules.marketplace import (
+    BuyerOptedOut,
+    ContactWindow,
+    DailyQuota,
+    MarketplacePolicy,
+    PrePurchaseQuestion,
+    SellerSuspended,
+)
 from gateway.policy.rules.sender import (
     EnvelopeSender,
     FromSyntax,
@@ -68,10 +76,18 @@ SUBMISSION_RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
 )
 
 
-def data_chain(sender_auth: str) -> tuple[Link[MessageContext], ...]:
-    """The DATA chain; how the sender must prove itself is the operator's choice."""
+def data_chain(
+    sender_auth: str, marketplace: MarketplacePolicy
+) -> tuple[Link[MessageContext], ...]:
+    """The DATA chain: who sent it, then the marketplace's rules; permanent refusals come
+    before the quota's temporary one, whose reply the sender then sees first."""
     return (
         Link(FromSyntax(), stop=True),
         Link(HeaderFrom()),
         Link(SenderAuthenticated(sender_auth)),
+        Link(SellerSuspended(), stop=True),
+        Link(PrePurchaseQuestion()),
+        Link(ContactWindow(marketplace)),
+        Link(BuyerOptedOut(marketplace)),
+        Link(DailyQuota(marketplace)),
     )

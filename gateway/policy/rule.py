@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from gateway.core.addresses import Mailbox
@@ -28,6 +29,7 @@ class MessageContext:
     envelope_from: str
     message: ParsedMessage
     conversation: Conversation
+    received_at: datetime
     # What proves the sender (DKIM/SPF on the MX path, AUTH on submission); None: unchecked.
     authentication: SenderAuthentication | None = None
 

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from gateway.core.addresses import parse_mailbox
-from gateway.core.model import AuthCheck, Conversation, Party, SenderAuthentication, Side
+from gateway.core.model import (
+    AuthCheck,
+    Conversation,
+    PairStanding,
+    Party,
+    SenderAuthentication,
+    Side,
+)
 from gateway.pipeline.parse import parse_message
 from gateway.policy.chains import RCPT_CHAIN, data_chain, judge
 from gateway.policy.rule import MessageContext, RecipientContext
+from gateway.policy.rules.marketplace import MarketplacePolicy
 
 DOMAIN = "relay.example.test"
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SELLER = Party(
     Side.SELLER, f"sssssssssssssss2@{DOMAIN}", "Shop", ("owner@shop.example",), "owner@shop.example"
 )
 BUYER = Party(
     Side.BUYER, f"bbbbbbbbbbbbbbb2@{DOMAIN}", "Buyer", ("anna@mail.example",), "anna@mail.example"
 )
-TO_BUYER = Conversation(1, 1, SELLER, BUYER)
-DATA_CHAIN = data_chain("aligned")
+TO_BUYER = Conversation(
+    1, 1, SELLER, BUYER, standing=PairStanding(latest_order_at=NOW - timedelta(days=1))
+)
+DATA_CHAIN = data_chain("aligned", MarketplacePolicy())
 
 
 def _ids(chain_result) -> list[str]:  # type: ignore[no-untyped-def]
@@ -25,7 +38,7 @@ def _ids(chain_result) -> list[str]:  # type: ignore[no-untyped-def]
 
 def _message(from_lines: str) -> MessageContext:
     raw = f"{from_lines}To: x\r\nSubject: s\r\n\r\nbody\r\n".encode()
-    return MessageContext("owner@shop.example", parse_message(raw), TO_BUYER)
+    return MessageContext("owner@shop.example", parse_message(raw), TO_BUYER, NOW)
 
 
 def test_rcpt_chain() -> None:
@@ -73,9 +86,10 @@ def _authenticated(
 ) -> list[str]:
     raw = f"From: {sender}\r\nTo: x\r\nSubject: s\r\n\r\nbody\r\n".encode()
     ctx = MessageContext(
-        "owner@shop.example", parse_message(raw), TO_BUYER, SenderAuthentication(checks)
+        "owner@shop.example", parse_message(raw), TO_BUYER, NOW, SenderAuthentication(checks)
     )
-    return [v.reply.enhanced for v in judge(data_chain(require), ctx).rejections]
+    chain = data_chain(require, MarketplacePolicy())
+    return [v.reply.enhanced for v in judge(chain, ctx).rejections]
 
 
 DKIM_PASS = AuthCheck("dkim", "pass", "mail.shop.example", "s1")
