@@ -8,12 +8,15 @@ import ssl
 
 from dns.exception import DNSException
 
+from gateway.admin.api import create_app
+from gateway.admin.server import AdminServer
 from gateway.archive.store import ArchiveIntake
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.ports import Transport
 from gateway.db.credentials import CredentialStore
 from gateway.db.dkim_keys import DkimKeyStore
 from gateway.db.registry import Registry
+from gateway.db.reports import Reports
 from gateway.db.session import Database
 from gateway.inbound.auth import SubmissionAuth
 from gateway.inbound.handler import GatewayHandler
@@ -131,6 +134,7 @@ class Gateway:
         )
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
+        self.admin = self._build_admin()
 
     def _build_listeners(self) -> None:
         """The MX and the submission ports; their TLS needs the certificate files first."""
@@ -197,6 +201,18 @@ class Gateway:
         make_self_signed(tls.certificate, tls.private_key, self.settings.smtp.hostname)
         _log.warning("self_signed_certificate_made", path=str(tls.certificate))
 
+    def _build_admin(self) -> AdminServer | None:
+        admin = self.settings.admin
+        if not admin.enabled:
+            return None
+        api = create_app(
+            self.registry,
+            Reports(self.database, self.clock),
+            admin.token,
+            self.settings.rules.important_share_threshold,
+        )
+        return AdminServer(api, admin.host, admin.port)
+
     async def start(self) -> None:
         await asyncio.to_thread(
             self.dkim_keys.ensure_active, self.settings.dkim.selector, new_private_key
@@ -206,6 +222,8 @@ class Gateway:
         self._build_listeners()
         for listener in self.listeners.values():
             await listener.start()
+        if self.admin is not None:
+            await self.admin.start()
         metrics = self.settings.metrics
         if metrics.enabled:
             self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
@@ -214,6 +232,7 @@ class Gateway:
             "started",
             ports={name: listener.port for name, listener in self.listeners.items()},
             metrics_port=self.metrics_port,
+            admin_port=self.admin.port if self.admin else None,
             workers=self.settings.delivery.workers,
         )
 
@@ -226,6 +245,8 @@ class Gateway:
         grace = self.settings.smtp.shutdown_grace
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         await self.workers.stop()
+        if self.admin is not None:
+            await self.admin.stop()
         self.metrics.close()
         _log.info("stopped")
 

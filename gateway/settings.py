@@ -101,6 +101,22 @@ class DnsSettings(_Section):
     timeout: Seconds
 
 
+class AdminSettings(_Section):
+    enabled: bool
+    host: str
+    port: Port
+    token: str
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> AdminSettings:
+        if self.enabled and len(self.token) < 16:
+            raise ValueError(
+                "token: the admin API needs a bearer token of 16 characters or more "
+                "(BSM_ADMIN__TOKEN), or enabled = false"
+            )
+        return self
+
+
 class MetricsSettings(_Section):
     enabled: bool
     host: str
@@ -211,6 +227,7 @@ class Settings(BaseSettings):
     dns: DnsSettings
     log: LogSettings
     metrics: MetricsSettings
+    admin: AdminSettings
 
     @classmethod
     def settings_customise_sources(

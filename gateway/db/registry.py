@@ -32,6 +32,7 @@ from gateway.db.models import (
     QuotaUsage,
     Seller,
     SellerMailbox,
+    Vacation,
 )
 from gateway.db.session import Database
 
@@ -117,8 +118,7 @@ class Registry:
         self, seller_id: int, buyer_id: int, ref: str | None, placed: datetime
     ) -> OrderView:
         with self._db.transaction() as session:
-            if session.get(Seller, seller_id) is None:
-                raise RegistryError(f"no seller {seller_id}")
+            self._seller(session, seller_id)
             if session.get(Buyer, buyer_id) is None:
                 raise RegistryError(f"no buyer {buyer_id}")
             pair = self._pair(session, seller_id, buyer_id) or self._new_pair(
@@ -134,6 +134,73 @@ class Registry:
             session.add(order)
             session.flush()
             return OrderView(order.id, True, self._view(pair))
+
+    def add_pair(self, seller_id: int, buyer_id: int) -> PairView:
+        """A pair before any order, for a buyer's pre-purchase question (adding twice is
+        harmless)."""
+        for _attempt in range(3):
+            try:
+                with self._db.transaction() as session:
+                    self._seller(session, seller_id)
+                    if session.get(Buyer, buyer_id) is None:
+                        raise RegistryError(f"no buyer {buyer_id}")
+                    pair = self._pair(session, seller_id, buyer_id) or self._new_pair(
+                        session, seller_id, buyer_id
+                    )
+                    return self._view(pair)
+            except IntegrityError:
+                continue  # made by another writer just now: look again
+        raise RegistryError("could not register the pair; try again")
+
+    def import_order(
+        self, seller_id: int, buyer_address: str, ref: str, placed_at: datetime
+    ) -> OrderView:
+        """One order as the marketplace exports it: the buyer by address, made if new."""
+        buyer_id, _ = self.add_buyer(buyer_address)
+        return self.add_order(seller_id, buyer_id, ref, placed_at)
+
+    def set_opted_out(self, address: str, opted_out: bool) -> tuple[int, bool]:
+        """Opt a buyer out of (or back into) non-essential messages; a buyer not yet known
+        is registered. Returns the buyer id and whether anything changed."""
+        buyer_id, _ = self.add_buyer(address)
+        with self._db.transaction() as session:
+            buyer = session.get(Buyer, buyer_id)
+            assert buyer is not None
+            changed = buyer.opted_out != opted_out
+            buyer.opted_out = opted_out
+        return buyer_id, changed
+
+    def set_suspended(self, seller_id: int, suspended: bool) -> bool:
+        """Suspend or reinstate a seller; whether anything changed."""
+        with self._db.transaction() as session:
+            seller = self._seller(session, seller_id)
+            status = SUSPENDED if suspended else ACTIVE
+            changed = seller.status != status
+            seller.status = status
+        return changed
+
+    def set_pre_purchase(self, seller_id: int, allowed: bool) -> None:
+        with self._db.transaction() as session:
+            self._seller(session, seller_id).pre_purchase = allowed
+
+    def add_vacation(self, seller_id: int, starts: datetime, ends: datetime) -> int:
+        if starts.tzinfo is None or ends.tzinfo is None:
+            raise RegistryError("vacation times need a timezone, e.g. 2026-12-20T00:00:00Z")
+        if ends <= starts:
+            raise RegistryError("a vacation must end after it starts")
+        with self._db.transaction() as session:
+            self._seller(session, seller_id)
+            vacation = Vacation(seller_id=seller_id, starts_at=starts, ends_at=ends)
+            session.add(vacation)
+            session.flush()
+            return vacation.id
+
+    @staticmethod
+    def _seller(session: Session, seller_id: int) -> Seller:
+        seller = session.get(Seller, seller_id)
+        if seller is None:
+            raise RegistryError(f"no seller {seller_id}")
+        return seller
 
     def show_pair(self, seller_id: int, buyer_id: int) -> PairView:
         with self._db.reading() as session:

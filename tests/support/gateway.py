@@ -29,6 +29,7 @@ from gateway.settings import Settings, load_settings
 from tests.support.mail import send, text_message
 from tests.support.sink import Sink, smtp_sink
 
+ADMIN_TOKEN = "test-admin-token-0123456789"
 TEST_CONFIG = """
 database_url = "{database_url}"
 [smtp]
@@ -48,6 +49,10 @@ private_key = "{private_key}"
 self_signed = false
 [metrics]
 port = 0
+[admin]
+enabled = true
+port = 0
+token = "{admin_token}"
 [delivery]
 transport = "{transport}"
 retry_schedule = [0.2]
@@ -100,6 +105,7 @@ def write_config(
             submission_extra=submission_extra,
             sender_auth=sender_auth,
             dns=f'nameservers = ["127.0.0.1"]\nport = {dns_port}' if dns_port else "",
+            admin_token=ADMIN_TOKEN,
             certificate=certificate,
             private_key=private_key,
         )
@@ -137,6 +143,11 @@ class RunningGateway:
     def submissions_port(self) -> int:
         """Implicit TLS."""
         return self.gateway.listeners["submissions"].port
+
+    @property
+    def admin_url(self) -> str:
+        assert self.gateway.admin is not None
+        return f"http://127.0.0.1:{self.gateway.admin.port}"
 
     @property
     def registry(self) -> Registry:

@@ -1,0 +1,15 @@
+"""The bsm-gateway command: thin wrappers that parse arguments, call services and print."""
+
+from __future__ import annotations
+
+import sys
+
+from gateway.cli import keys, registry, reports, run, standing  # noqa: F401 (add commands)
+from gateway.cli.common import app
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,81 @@
+"""Running the gateway: serve, the health check, the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+
+import typer
+
+from gateway.cli.common import (
+    JsonFlag,
+    app,
+    db_app,
+    emit,
+    fail,
+    out,
+    settings_of,
+)
+from gateway.db import migrate
+from gateway.db.migrate import SchemaError, open_database
+from gateway.db.session import Database
+from gateway.settings import ConfigError
+
+# -- serve ---------------------------------------------------------------------------
+
+
+@app.command()
+def serve(ctx: typer.Context) -> None:
+    """Run the SMTP listener and the delivery workers until SIGTERM."""
+    settings = settings_of(ctx)
+    try:
+        database = open_database(settings.database_url)
+    except SchemaError as error:
+        fail(str(error), False, 2)
+    from gateway.app import Gateway  # the SMTP and delivery stack: only `serve` needs it
+
+    try:
+        asyncio.run(Gateway(settings, database=database).run_until_signalled())
+    except ConfigError as error:
+        fail(str(error), False, 2)
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Health check: the SMTP listener greets and answers NOOP."""
+    settings = settings_of(ctx)
+    # A wildcard listener is reached on loopback from inside its own host or container.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
+        settings.smtp.host, settings.smtp.host
+    )
+    try:
+        with smtplib.SMTP(host, settings.smtp.port, timeout=5) as client:
+            code, _ = client.noop()
+    except (OSError, smtplib.SMTPException) as error:
+        fail(f"SMTP listener not answering: {error}", False)
+    if code != 250:
+        fail(f"SMTP listener answered NOOP with {code}", False)
+    out.print("ok")
+
+
+# -- db ------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Bring the schema to the newest revision (Alembic)."""
+    settings = settings_of(ctx)
+    database = Database.from_url(settings.database_url)
+    try:
+        before = migrate.current_revision(database)
+        migrate.upgrade(database)
+        after = migrate.current_revision(database)
+    except Exception as error:
+        fail(f"upgrade failed: {type(error).__name__}: {error}", as_json)
+    finally:
+        database.dispose()
+    emit(
+        {"from": before, "to": after},
+        as_json,
+        lambda: out.print(f"schema: {before or 'empty'} -> {after}"),
+    )
