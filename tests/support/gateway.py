@@ -60,6 +60,8 @@ poll_interval = 0.1
 claim_lease = 8
 attempt_timeout = 2
 {extra}
+[rules]
+{rules_extra}
 """
 
 
@@ -90,10 +92,11 @@ def write_config(
     submission_extra: str = "",
     sender_auth: str = "none",
     dns_port: int | None = None,
+    rules_extra: str = "",
 ) -> Path:
     """A test config: `extra` lands in [delivery], `smtp_extra` in [smtp], `submission_extra`
-    in [submission]. The MX path checks no DKIM/SPF unless `sender_auth` says so (the tests
-    of that give the port of their local DNS server)."""
+    in [submission], `rules_extra` in [rules]. The MX path checks no DKIM/SPF unless
+    `sender_auth` says so (the tests of that give the port of their local DNS server)."""
     certificate, private_key = tls_certificate()
     path = folder / "gateway.toml"
     path.write_text(
@@ -103,6 +106,7 @@ def write_config(
             extra=extra,
             smtp_extra=smtp_extra,
             submission_extra=submission_extra,
+            rules_extra=rules_extra,
             sender_auth=sender_auth,
             dns=f'nameservers = ["127.0.0.1"]\nport = {dns_port}' if dns_port else "",
             admin_token=ADMIN_TOKEN,
@@ -252,6 +256,7 @@ def running_gateway(
     submission_config: str = "",
     sender_auth: str = "none",
     dns_port: int | None = None,
+    rules_config: str = "",
 ) -> Iterator[RunningGateway]:
     maildir = folder / "outbox"
     config = write_config(
@@ -263,6 +268,7 @@ def running_gateway(
         submission_config,
         sender_auth,
         dns_port,
+        rules_config,
     )
     settings = load_settings(config)
     database = open_database(settings.database_url)
