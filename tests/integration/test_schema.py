@@ -1,0 +1,19 @@
+"""The migrations build exactly the schema the models describe, on both stores."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from gateway.db.migrate import open_database
+from gateway.db.models import Base
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    database = open_database(db_url)  # an empty database: created by the migrations
+    try:
+        with database.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    finally:
+        database.dispose()
+    assert differences == []
