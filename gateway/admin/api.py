@@ -4,6 +4,7 @@ as JSON, behind a bearer token. FastAPI serves its OpenAPI document at /openapi.
 # No "from __future__ import annotations": FastAPI reads these annotations at run time.
 
 import secrets
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.admin.orders import RowError, import_orders
 from gateway.admin.schemas import BuyerRequest, OrderRow, VacationRequest, first_error
@@ -53,6 +55,11 @@ def create_app(
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes and methods, in the API's one error shape.
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": first_error(error)}, status_code=422)
@@ -70,13 +77,7 @@ def create_app(
         view = registry_call(
             registry.import_order, order.seller, order.buyer, order.order_ref, order.placed_at
         )
-        return {
-            "order_id": view.order_id,
-            "created": view.created,
-            "pair_id": view.pair.pair_id,
-            "buyer_alias": view.pair.buyer_alias,
-            "seller_alias": view.pair.seller_alias,
-        }
+        return {"order_id": view.order_id, "created": view.created, **asdict(view.pair)}
 
     @app.post("/v1/orders/import")
     def import_order_list(rows: list[dict[str, Any]]) -> dict[str, object]:

@@ -46,5 +46,10 @@ def first_error(error: Exception) -> str:
     if not callable(errors):
         return str(error)
     first = errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "row"
+    # The HTTP API locates errors in the request ("body", "query", "path"); the field is
+    # what the CLI names too.
+    location = [str(part) for part in first["loc"]]
+    if len(location) > 1 and location[0] in ("body", "query", "path"):
+        location = location[1:]
+    where = ".".join(location) or "row"
     return f"{where}: {first['msg'].removeprefix('Value error, ')}"

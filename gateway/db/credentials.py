@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from gateway.core.clock import Clock
 from gateway.core.credentials import hash_password, new_app_password, new_username
 from gateway.core.model import SellerLogin, StoredCredential
-from gateway.db.models import Seller, SellerCredential, SellerMailbox
+from gateway.db.models import Seller, SellerCredential, SellerMailbox, is_row_id
 from gateway.db.session import Database
 
 
@@ -37,7 +37,7 @@ class CredentialStore:
         password_hash = hash_password(password)
         username = new_username(seller_id)
         with self._db.transaction() as session:
-            if session.get(Seller, seller_id) is None:
+            if not is_row_id(seller_id) or session.get(Seller, seller_id) is None:
                 raise CredentialError(f"no seller with id {seller_id}")
             session.add(
                 SellerCredential(
@@ -51,6 +51,8 @@ class CredentialStore:
 
     def revoke(self, seller_id: int, username: str | None = None) -> list[str]:
         """Revoke one credential of the seller, or all of them; the names revoked."""
+        if not is_row_id(seller_id):
+            raise CredentialError(f"no seller with id {seller_id}")
         with self._db.transaction() as session:
             query = select(SellerCredential.username).where(
                 SellerCredential.seller_id == seller_id, SellerCredential.revoked_at.is_(None)

@@ -24,6 +24,12 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 # SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+MAX_ROW_ID = 2**63 - 1
+
+
+def is_row_id(value: int) -> bool:
+    """Whether `value` could be an id at all: a larger one makes the drivers raise."""
+    return 0 < value <= MAX_ROW_ID
 
 
 class UTCDateTime(TypeDecorator[datetime]):

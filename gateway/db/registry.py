@@ -33,6 +33,7 @@ from gateway.db.models import (
     Seller,
     SellerMailbox,
     Vacation,
+    is_row_id,
 )
 from gateway.db.session import Database
 
@@ -119,8 +120,7 @@ class Registry:
     ) -> OrderView:
         with self._db.transaction() as session:
             self._seller(session, seller_id)
-            if session.get(Buyer, buyer_id) is None:
-                raise RegistryError(f"no buyer {buyer_id}")
+            self._buyer(session, buyer_id)
             pair = self._pair(session, seller_id, buyer_id) or self._new_pair(
                 session, seller_id, buyer_id
             )
@@ -142,8 +142,7 @@ class Registry:
             try:
                 with self._db.transaction() as session:
                     self._seller(session, seller_id)
-                    if session.get(Buyer, buyer_id) is None:
-                        raise RegistryError(f"no buyer {buyer_id}")
+                    self._buyer(session, buyer_id)
                     pair = self._pair(session, seller_id, buyer_id) or self._new_pair(
                         session, seller_id, buyer_id
                     )
@@ -156,6 +155,8 @@ class Registry:
         self, seller_id: int, buyer_address: str, ref: str, placed_at: datetime
     ) -> OrderView:
         """One order as the marketplace exports it: the buyer by address, made if new."""
+        with self._db.reading() as session:
+            self._seller(session, seller_id)  # before registering the buyer for nothing
         buyer_id, _ = self.add_buyer(buyer_address)
         return self.add_order(seller_id, buyer_id, ref, placed_at)
 
@@ -197,13 +198,22 @@ class Registry:
 
     @staticmethod
     def _seller(session: Session, seller_id: int) -> Seller:
-        seller = session.get(Seller, seller_id)
+        seller = session.get(Seller, seller_id) if is_row_id(seller_id) else None
         if seller is None:
             raise RegistryError(f"no seller {seller_id}")
         return seller
 
+    @staticmethod
+    def _buyer(session: Session, buyer_id: int) -> Buyer:
+        buyer = session.get(Buyer, buyer_id) if is_row_id(buyer_id) else None
+        if buyer is None:
+            raise RegistryError(f"no buyer {buyer_id}")
+        return buyer
+
     def show_pair(self, seller_id: int, buyer_id: int) -> PairView:
         with self._db.reading() as session:
+            self._seller(session, seller_id)
+            self._buyer(session, buyer_id)
             pair = self._pair(session, seller_id, buyer_id)
             if pair is None:
                 raise RegistryError(f"seller {seller_id} and buyer {buyer_id} have no pair yet")

@@ -18,7 +18,7 @@ from gateway.core.response_times import (
     WaitRecord,
     summarise,
 )
-from gateway.db.models import Message, Order, Pair, Seller, Vacation, Wait
+from gateway.db.models import Message, Order, Pair, Seller, Vacation, Wait, is_row_id
 from gateway.db.session import Database
 
 
@@ -105,11 +105,13 @@ class Reports:
     def no_response_needed(self, message: str) -> int:
         """Close the wait a buyer message opened, without a reply. `message` is the archive
         id (as in "accepted for delivery as N") or the gateway's Message-ID."""
-        which = (
-            Message.id == int(message)
-            if message.isdigit()
-            else Message.gateway_message_id == message.strip()
-        )
+        text = message.strip()
+        if text.isascii() and text.isdecimal():
+            if not is_row_id(int(text)):
+                raise ReportError(f"no message {message}")
+            which = Message.id == int(text)
+        else:
+            which = Message.gateway_message_id == text
         with self._db.transaction() as session:
             found = session.execute(select(Message.id, Message.direction).where(which)).first()
             if found is None:
