@@ -218,17 +218,7 @@ class GatewayHandler:
                 ),
                 [(rcpt, targets[rcpt]) for rcpt in envelope.rcpt_tos],
             )
-            try:
-                ids = await self._commit(received, outcomes)
-            except QuotaExceeded as exceeded:
-                # Another session took the last of a seller's day between judging and commit.
-                outcomes = [
-                    over_quota(o, self._marketplace)
-                    if o.quota_claim and o.quota_claim.seller_id in exceeded.seller_ids
-                    else o
-                    for o in outcomes
-                ]
-                ids = await self._commit(received, outcomes)
+            ids, outcomes = await self._commit_within_quota(received, outcomes)
             refused = [o for o in outcomes if not o.entry.accepted]
         except Exception as error:
             maillog.not_stored(error=type(error).__name__)
@@ -266,6 +256,22 @@ class GatewayHandler:
         for check in authentication.checks:
             self._metrics.sender_auth.labels(check.method, check.result).inc()
         return authentication
+
+    async def _commit_within_quota(
+        self, received: Received, outcomes: list[Outcome]
+    ) -> tuple[list[int], list[Outcome]]:
+        """Commit; if another session took the last of a seller's day between judging and
+        now, that seller's recipients are refused and the rest committed."""
+        try:
+            return await self._commit(received, outcomes), outcomes
+        except QuotaExceeded as exceeded:
+            outcomes = [
+                over_quota(o, self._marketplace)
+                if o.quota_claim and o.quota_claim.seller_id in exceeded.seller_ids
+                else o
+                for o in outcomes
+            ]
+            return await self._commit(received, outcomes), outcomes
 
     async def _commit(self, received: Received, outcomes: Sequence[Outcome]) -> list[int]:
         refused = [o for o in outcomes if not o.entry.accepted]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from gateway.db import migrate
 from gateway.db.migrate import open_database
 from gateway.db.models import Base
 
@@ -17,3 +18,7 @@ def test_migrations_match_the_models(db_url: str) -> None:
     finally:
         database.dispose()
     assert differences == []
+
+
+def test_the_revision_the_gateway_needs_is_the_newest_migration() -> None:
+    assert migrate.head_revision() == migrate.SCHEMA_REVISION
