@@ -160,22 +160,19 @@ def count_against_quota(session: Session, claims: Sequence[QuotaClaim]) -> None:
     UPDATE is atomic: concurrent sessions and processes queue on the row (PostgreSQL's row
     lock, SQLite's single writer) and each sees the count the previous one left."""
     exceeded = set()
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for claim in claims:
-        key = {"seller_id": claim.seller_id, "day": claim.day}
-        dialect = session.get_bind().dialect.name
-        insert_row = (pg_insert if dialect == "postgresql" else sqlite_insert)(_QUOTA)
-        session.execute(insert_row.values(**key, used=0).on_conflict_do_nothing())
+        # One statement: the day's first message inserts the row; later ones update it,
+        # only while the sum stays within the limit. No row back: the limit is reached.
+        counted = upsert(_QUOTA).values(seller_id=claim.seller_id, day=claim.day, used=claim.count)
         raised = session.execute(
-            update(_QUOTA)
-            .where(
-                _QUOTA.c.seller_id == claim.seller_id,
-                _QUOTA.c.day == claim.day,
-                _QUOTA.c.used + claim.count <= claim.limit,
-            )
-            .values(used=_QUOTA.c.used + claim.count)
-            .returning(_QUOTA.c.used)
+            counted.on_conflict_do_update(
+                index_elements=[_QUOTA.c.seller_id, _QUOTA.c.day],
+                set_={"used": _QUOTA.c.used + claim.count},
+                where=_QUOTA.c.used + claim.count <= claim.limit,
+            ).returning(_QUOTA.c.used)
         ).first()
-        if raised is None:
+        if raised is None or claim.count > claim.limit:
             exceeded.add(claim.seller_id)
     if exceeded:
         raise QuotaExceeded(exceeded)

@@ -303,18 +303,20 @@ class Registry:
 
     def quota(self, seller_id: int, now: datetime, window_days: int) -> QuotaStatus:
         since = now - timedelta(days=window_days)
-        with self._db.reading() as session:
-            orders = session.scalar(
-                select(func.count(Order.id))
-                .join(Pair, Pair.id == Order.pair_id)
-                .where(Pair.seller_id == seller_id, Order.placed_at > since)
-            )
-            used = session.scalar(
-                select(QuotaUsage.used).where(
-                    QuotaUsage.seller_id == seller_id, QuotaUsage.day == now.date()
-                )
-            )
-        return QuotaStatus(orders_in_window=orders or 0, used_today=used or 0)
+        orders = (
+            select(func.count(Order.id))
+            .join(Pair, Pair.id == Order.pair_id)
+            .where(Pair.seller_id == seller_id, Order.placed_at > since)
+            .scalar_subquery()
+        )
+        used = (
+            select(QuotaUsage.used)
+            .where(QuotaUsage.seller_id == seller_id, QuotaUsage.day == now.date())
+            .scalar_subquery()
+        )
+        with self._db.reading() as session:  # one round trip, on the hot path
+            row = session.execute(select(orders, used)).one()
+        return QuotaStatus(orders_in_window=row[0] or 0, used_today=row[1] or 0)
 
     def thread(self, pair_id: int, references: Sequence[str]) -> tuple[ThreadEntry, ...]:
         if not references:

@@ -7,10 +7,12 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
+from typing import Any
 
 import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from gateway.core.model import SigningKey
 from gateway.core.ports import ClaimedDelivery, SendResult, Transport
@@ -27,6 +29,33 @@ SIGNED_HEADERS = (
 )  # fmt: skip
 # Re-read the active key this often, so that a rotation reaches every running instance.
 KEY_REFRESH_SECONDS = 60.0
+
+
+_RSA_FIELDS = (
+    "modulus", "publicExponent", "privateExponent", "prime1", "prime2", "exponent1",
+    "exponent2", "coefficient",
+)  # fmt: skip
+_DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+
+
+@lru_cache(maxsize=8)
+def _openssl_key(numbers: tuple[int, ...]) -> rsa.RSAPrivateKey:
+    n, e, d, p, q, dmp1, dmq1, iqmp = numbers
+    public = rsa.RSAPublicNumbers(e, n)
+    return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, public).private_key()
+
+
+def openssl_pkcs1_sign(digest: Any, private_key: dict[str, int]) -> bytes:
+    """dkimpy's RSASSA-PKCS1-v1_5 signature (RFC 8017 8.2), computed by OpenSSL through
+    cryptography: the scheme is deterministic, so the bytes are the same, in a fraction of
+    the ~9 ms of CPU that dkimpy's RSA in Python takes."""
+    key = _openssl_key(tuple(private_key[field] for field in _RSA_FIELDS))
+    algorithm = _DIGESTS[digest.name]()
+    return key.sign(digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
+
+
+# dkimpy signs through this module-level name and offers no other seam for its RSA.
+dkim.RSASSA_PKCS1_v1_5_sign = openssl_pkcs1_sign
 
 
 def new_private_key() -> str:
@@ -77,7 +106,7 @@ class SigningTransport:
         key = await self._current_key()
         if key is None:  # nothing to sign with yet: the gateway creates a key at start
             return await self._inner.send(delivery)
-        # dkimpy computes RSA in Python (~9 ms of CPU a message): off the event loop.
+        # Canonicalising and hashing a large message takes a while: off the event loop.
         signed = await asyncio.to_thread(sign, delivery.content, key, self._domain)
         return await self._inner.send(replace(delivery, content=signed))
 

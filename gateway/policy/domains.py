@@ -3,7 +3,7 @@ tldextract ships: no network."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import tldextract
 
@@ -14,6 +14,7 @@ def _extractor() -> tldextract.TLDExtract:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+@lru_cache(maxsize=4096)  # the same few senders' domains, message after message
 def organizational_domain(domain: str) -> str:
     """The public suffix plus one label; for a suffix the list does not know, the last two
     labels (the list's implicit "*" rule)."""
