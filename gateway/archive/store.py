@@ -157,7 +157,7 @@ _PAIRS = table_of(Pair)
 
 def count_against_quota(session: Session, claims: Sequence[QuotaClaim]) -> None:
     """Raise each seller's count for the day, but never past its limit. The conditional
-    UPDATE is atomic: concurrent sessions and processes queue on the row (PostgreSQL's row
+    upsert is atomic: concurrent sessions and processes queue on the row (PostgreSQL's row
     lock, SQLite's single writer) and each sees the count the previous one left."""
     exceeded = set()
     upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
