@@ -50,8 +50,9 @@ class SenderVerifier:
         self._resolver = resolver
         # dkimpy logs each failed signature at ERROR on its own logger; the result is ours.
         self._dkim_log = logging.getLogger("gateway.dkim_verify")
-        self._dkim_log.addHandler(logging.NullHandler())
         self._dkim_log.propagate = False
+        if not self._dkim_log.handlers:
+            self._dkim_log.addHandler(logging.NullHandler())
 
     async def verify(
         self, raw: bytes, client_ip: str, helo: str, mail_from: str
