@@ -11,18 +11,20 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ValidationError
+from pydantic import AwareDatetime, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.admin.orders import RowError, import_orders
-from gateway.admin.schemas import BuyerRequest, OrderRow, VacationRequest, first_error
+from gateway.admin.schemas import (
+    BuyerRequest,
+    OrderRow,
+    PrePurchaseRequest,
+    VacationRequest,
+    first_error,
+)
 from gateway.admin.views import important_share, response_summary
 from gateway.db.registry import Registry, RegistryError
 from gateway.db.reports import ReportError, Reports
-
-
-class PrePurchaseRequest(BaseModel):
-    allowed: bool
 
 
 class ApiError(Exception):

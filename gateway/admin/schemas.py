@@ -35,6 +35,10 @@ class BuyerRequest(_Request):
     address: Annotated[str, Field(description="the buyer's real mailbox")]
 
 
+class PrePurchaseRequest(_Request):
+    allowed: bool
+
+
 class VacationRequest(_Request):
     starts_at: AwareDatetime
     ends_at: AwareDatetime
