@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from gateway.core.model import PairStanding
 from gateway.db.models import Vacation
-from tests.integration.test_admin_cli import (
+from tests.support.admin import (
     buyer_writes,
     cli_error,
     make_traffic,

@@ -7,13 +7,9 @@ checks the stored state in process, through the registry."""
 from __future__ import annotations
 
 import json
-import re
-import smtplib
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -25,8 +21,14 @@ from gateway.db.migrate import open_database
 from gateway.db.models import Order, Vacation
 from gateway.db.registry import Registry, RegistryError
 from gateway.db.session import Database
-from tests.support.gateway import Parties, running_gateway
-from tests.support.mail import text_message, wire_bytes
+from tests.support.admin import (
+    buyer_writes,
+    cli_error,
+    described,
+    make_traffic,
+    operator_config,
+)
+from tests.support.gateway import running_gateway
 from tests.support.process import cli_json, one_json_object, run_cli
 
 ALIAS_DOMAIN = "relay.example.test"  # of config/gateway.toml, which every config here keeps
@@ -36,65 +38,7 @@ LEE = "lee@buyer-mail.example"
 PLACED = "2026-11-01T10:00:00Z"
 
 
-# -- helpers shared with test_admin_api ------------------------------------------------------
-
-
-def operator_config(folder: Path, database_url: str) -> Path:
-    """An operator config on `database_url`; everything else is the shipped default."""
-    path = folder / "operator.toml"
-    path.write_text(
-        f'database_url = "{database_url}"\n[delivery]\ntransport = "maildir:{folder / "out"}"\n'
-    )
-    return path
-
-
-def cli_error(config: Path, *args: str) -> str:
-    """Run a --json command that must fail: exit 1 and one {"error": "..."}; its text."""
-    result = run_cli(config, *args, "--json")
-    assert result.returncode == 1, _described(result)
-    error = one_json_object(result.stdout)
-    assert set(error) == {"error"} and isinstance(error["error"], str), error
-    return error["error"]
-
-
-def accepted_as(port: int, sender: str, recipient: str, message: EmailMessage) -> int:
-    """Send over SMTP; the archive id of the 250 reply ("accepted for delivery as N")."""
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-        client.ehlo()
-        client.mail(sender)
-        client.rcpt(recipient)
-        code, reply = client.data(wire_bytes(message))
-    found = re.search(rb"accepted for delivery as (\d+)", reply)
-    assert code == 250 and found, (code, reply)
-    return int(found.group(1))
-
-
-def buyer_writes(port: int, parties: Parties, subject: str) -> int:
-    """The buyer writes to the seller's alias (which opens a wait); the archive id."""
-    mail = text_message(sender=parties.buyer_address, to=parties.seller_alias, subject=subject)
-    return accepted_as(port, parties.buyer_address, parties.seller_alias, mail)
-
-
-def seller_writes(port: int, parties: Parties, subject: str) -> int:
-    """The seller writes to the buyer's alias (which closes an open wait); the archive id."""
-    mail = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias, subject=subject)
-    return accepted_as(port, parties.seller_mailbox, parties.buyer_alias, mail)
-
-
-def make_traffic(port: int, parties: Parties) -> int:
-    """One [Important] and one plain seller message; two buyer messages, the first answered.
-    Returns the archive id of the second (still waiting), to mark as needing no response."""
-    seller_writes(port, parties, "[Important] Your parcel is delayed")
-    buyer_writes(port, parties, "Where is it?")
-    seller_writes(port, parties, "Re: Where is it?")
-    return buyer_writes(port, parties, "Thanks!")
-
-
 # -- helpers of this file --------------------------------------------------------------------
-
-
-def _described(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}: stdout={result.stdout!r} stderr={result.stderr[-2000:]!r}"
 
 
 @contextmanager
@@ -128,7 +72,7 @@ def _import(config: Path, file: Path, *options: str) -> tuple[dict[str, int], di
     """`order import --json` of a file with bad rows: exit 1; the counts, and the error of
     each failed line."""
     result = run_cli(config, "order", "import", str(file), *options, "--json")
-    assert result.returncode == 1, _described(result)
+    assert result.returncode == 1, described(result)
     summary = one_json_object(result.stdout)
     failed = {row["line"]: row["error"] for row in summary.pop("failed")}
     return summary, failed
@@ -227,7 +171,7 @@ def test_json_lines_import_reports_bad_lines_and_prints_them_for_people(
 
         # Without --json: a count on stdout, each bad line on stderr; still exit 1.
         human = run_cli(config, "order", "import", str(orders), "--format", "jsonl")
-        assert human.returncode == 1, _described(human)
+        assert human.returncode == 1, described(human)
         assert "0 imported, 2 already known" in human.stdout
         for line in (2, 4, 5, 6, 7):
             assert f"line {line}: " in human.stderr

@@ -7,21 +7,13 @@ from pathlib import Path
 import dkim
 
 from gateway.db.dkim_keys import DkimKeyStore
-from gateway.outbound.dkim import dns_record, new_private_key
-from tests.support.dns import LocalDns, local_dns
+from gateway.outbound.dkim import new_private_key
+from tests.support.dns import local_dns, publish_dkim_key
 from tests.support.gateway import RunningGateway, running_gateway, wait_for
 from tests.support.mail import send, text_message
 from tests.support.sink import Sink, smtp_sink
 
 DOMAIN = "relay.example.test"
-
-
-def _publish(gw: RunningGateway, dns: LocalDns) -> None:
-    """Publish every selector's record, as an operator following `dkim show` would."""
-    store = DkimKeyStore(gw.gateway.database, gw.gateway.clock)
-    active = store.active()
-    assert active is not None
-    dns.zones.txt[f"{active.selector}._domainkey.{DOMAIN}"] = [dns_record(active.private_key_pem)]
 
 
 def _deliver_one(gw: RunningGateway, sink: Sink, subject: str) -> bytes:
@@ -42,7 +34,7 @@ def test_delivered_mail_is_signed_and_verifies(tmp_path: Path, db_url: str) -> N
         smtp_sink() as sink,
         running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{sink.port}") as gw,
     ):
-        _publish(gw, dns)
+        publish_dkim_key(gw, dns)
         signed = _deliver_one(gw, sink, "first order")
         assert signed.startswith(b"DKIM-Signature:")
         assert dkim.verify(signed, dnsfunc=dns.txt)
@@ -68,12 +60,12 @@ def test_rotation_signs_with_the_new_key_and_old_mail_still_verifies(
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
         with running_gateway(tmp_path / "a", db_url, transport=transport) as gw:
-            _publish(gw, dns)
+            publish_dkim_key(gw, dns)
             before = _deliver_one(gw, sink, "before rotation")
             DkimKeyStore(gw.gateway.database, gw.gateway.clock).add("bsm2", new_private_key())
         # A restarted instance (or any instance, within a minute) signs with the new key.
         with running_gateway(tmp_path / "b", db_url, transport=transport) as gw:
-            _publish(gw, dns)
+            publish_dkim_key(gw, dns)
             after = _deliver_one(gw, sink, "after rotation")
         assert b"s=bsm2" in after.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ")
         assert dkim.verify(before, dnsfunc=dns.txt)  # bsm1's record stays published
@@ -82,7 +74,7 @@ def test_rotation_signs_with_the_new_key_and_old_mail_still_verifies(
 
 def test_maildir_deliveries_are_signed_too(tmp_path: Path, db_url: str) -> None:
     with local_dns() as dns, running_gateway(tmp_path, db_url) as gw:
-        _publish(gw, dns)
+        publish_dkim_key(gw, dns)
         parties = gw.register()
         gw.seller_writes(parties)
         [path] = gw.delivered()

@@ -13,8 +13,7 @@ from sqlalchemy import select
 
 from gateway.archive.store import decompress
 from gateway.db.models import Message
-from tests.integration.test_dkim import _publish
-from tests.support.dns import local_dns
+from tests.support.dns import local_dns, publish_dkim_key
 from tests.support.gateway import running_gateway, wait_for
 from tests.support.mail import read, send, text_message
 from tests.support.postfix import running_postfix
@@ -118,7 +117,7 @@ def test_postfix_as_smarthost_keeps_the_dkim_signature_valid(tmp_path: Path, db_
         ) as pf,
         running_gateway(tmp_path, db_url, transport=f"smtp://127.0.0.1:{port}") as gw,
     ):
-        _publish(gw, dns)
+        publish_dkim_key(gw, dns)
         parties = gw.register()
         gw.seller_writes(parties)
         wait_for(lambda: sink.received)

@@ -11,6 +11,9 @@ import dns.resolver
 from dnslib import QTYPE, RCODE, RR, TXT, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
+from gateway.db.dkim_keys import DkimKeyStore
+from gateway.outbound.dkim import dns_record
+from tests.support.gateway import RunningGateway
 from tests.support.sink import free_port
 
 
@@ -76,3 +79,11 @@ def local_dns() -> Iterator[LocalDns]:
         for server in servers:
             server.stop()
             server.server.server_close()
+
+
+def publish_dkim_key(gw: RunningGateway, dns: LocalDns) -> None:
+    """Publish the active signing key's record, as an operator following `dkim show` would."""
+    active = DkimKeyStore(gw.gateway.database, gw.gateway.clock).active()
+    assert active is not None
+    name = f"{active.selector}._domainkey.{gw.settings.alias_domain}"
+    dns.zones.txt[name] = [dns_record(active.private_key_pem)]
