@@ -30,6 +30,7 @@ from gateway.cli.common import (
 )
 from gateway.core.clock import SystemClock
 from gateway.db.credentials import CredentialError, CredentialStore
+from gateway.db.registry import PairView
 
 # -- registry ------------------------------------------------------------------------
 
@@ -91,9 +92,7 @@ def pair_show(
 ) -> None:
     """Show a pair and both of its aliases."""
     with registry_of(ctx, as_json) as registry:
-        view = registry.show_pair(seller, buyer)
-    result = asdict(view)
-    emit(result, as_json, table(f"pair {view.pair_id}", result))
+        _emit_pair(registry.show_pair(seller, buyer), as_json)
 
 
 @contextmanager
@@ -151,9 +150,7 @@ def pair_add(
 ) -> None:
     """A pair before any order, so that the buyer can ask a pre-purchase question."""
     with registry_of(ctx, as_json) as registry:
-        view = registry.add_pair(seller, buyer)
-    result = asdict(view)
-    emit(result, as_json, table(f"pair {view.pair_id}", result))
+        _emit_pair(registry.add_pair(seller, buyer), as_json)
 
 
 @order_app.command("import")
@@ -187,3 +184,8 @@ def order_import(
     emit(summary.as_dict(), as_json, human)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _emit_pair(view: PairView, as_json: bool) -> None:
+    result = asdict(view)
+    emit(result, as_json, table(f"pair {view.pair_id}", result))
