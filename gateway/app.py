@@ -30,7 +30,9 @@ from gateway.obs.metrics import Metrics
 from gateway.outbound.dkim import SigningTransport, new_private_key
 from gateway.outbound.maildir import MaildirTransport
 from gateway.outbound.smtp import SmtpTransport
+from gateway.policy.config import ContentPolicy
 from gateway.policy.rules.marketplace import MarketplacePolicy
+from gateway.policyfile import PolicyError, load_policy
 from gateway.queue.repository import DatabaseQueue
 from gateway.queue.worker import DeliveryWorkers
 from gateway.settings import ConfigError, Settings
@@ -66,6 +68,14 @@ def _sender_verifier(settings: Settings) -> SenderVerifier | None:
             f"config error: dns.nameservers: none given and the system has none ({error})"
         ) from None
     return SenderVerifier(resolver)
+
+
+def content_policy(settings: Settings) -> ContentPolicy:
+    """The content policy the settings name; a broken one stops start-up like bad config."""
+    try:
+        return load_policy(settings.rules.content_policy or None)
+    except PolicyError as error:
+        raise ConfigError(str(error)) from None
 
 
 def marketplace_policy(settings: Settings) -> MarketplacePolicy:
@@ -130,6 +140,7 @@ class Gateway:
             verifier=_sender_verifier(settings),
             sender_auth=smtp.sender_auth,
             marketplace=marketplace_policy(settings),
+            content_policy=content_policy(settings),
             on_queued=self.workers.wake,
         )
         self.listeners: dict[str, Listener] = {}
@@ -234,7 +245,23 @@ class Gateway:
             metrics_port=self.metrics_port,
             admin_port=self.admin.port if self.admin else None,
             workers=self.settings.delivery.workers,
+            policy_version=self.handler.policy_version,
         )
+
+    def reload_policy(self) -> bool:
+        """SIGHUP: read the content policy again. An invalid one is refused with its error
+        logged, and the policy in force stays."""
+        try:
+            policy = load_policy(self.settings.rules.content_policy or None)
+        except PolicyError as error:
+            self.metrics.policy_reloads.labels("refused").inc()
+            _log.error("policy_reload_refused", error=str(error), kept=self.handler.policy_version)
+            return False
+        previous = self.handler.policy_version
+        self.handler.use_policy(policy)
+        self.metrics.policy_reloads.labels("loaded").inc()
+        _log.info("policy_reloaded", policy_version=policy.version, previous=previous)
+        return True
 
     @property
     def listener(self) -> Listener:
@@ -256,6 +283,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_policy)
         await self.start()
         try:
             await stop.wait()

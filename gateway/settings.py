@@ -93,6 +93,7 @@ class RulesSettings(_Section):
     important_tag: Annotated[str, Field(min_length=1)]
     reason_tags: list[Annotated[str, Field(min_length=1)]]
     important_share_threshold: Annotated[float, Field(ge=0, le=1)]
+    content_policy: str  # path of a policy.toml; "" for the embedded one
 
 
 class DnsSettings(_Section):

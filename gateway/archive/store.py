@@ -59,6 +59,8 @@ def add_entry(session: Session, entry: ArchiveEntry) -> int:
             else None,
             size=len(entry.raw_received or entry.raw_delivered or b""),
             important=entry.important,
+            policy_version=entry.policy_version,
+            shadow_hits=",".join(v.rule_id for v in entry.shadowed),
         )
         .returning(_MESSAGES.c.id)
     ).scalar_one()

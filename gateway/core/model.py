@@ -176,6 +176,8 @@ class ArchiveEntry:
     delivery: Delivery | None = None
     session_id: str | None = None
     important: bool = False  # a seller's message marked "[Important]" (counted for review)
+    policy_version: str = ""  # the content policy's hash when it was judged
+    shadowed: tuple[Violation, ...] = ()  # hits of rules in shadow mode: recorded, not blocking
 
     @property
     def accepted(self) -> bool:

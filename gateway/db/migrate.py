@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 SCRIPT_LOCATION = "gateway.db:migrations"
 # The newest migration's revision; a test holds it equal to Alembic's head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 _log = get_logger("db")
 
 

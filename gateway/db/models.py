@@ -162,6 +162,8 @@ class Message(Base):
     raw_delivered: Mapped[bytes | None] = mapped_column(LargeBinary)  # zstd
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     important: Mapped[bool] = mapped_column(default=False)  # a seller's "[Important]" message
+    policy_version: Mapped[str] = mapped_column(String(64), default="")  # content policy hash
+    shadow_hits: Mapped[str] = mapped_column(Text, default="")  # rules in shadow mode that hit
 
 
 class Wait(Base):

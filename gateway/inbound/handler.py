@@ -26,6 +26,7 @@ from gateway.core.model import (
 )
 from gateway.core.ports import Directory, Intake
 from gateway.core.status import Reply
+from gateway.inbound.judging import Judging
 from gateway.inbound.outcomes import (
     MIME_TOO_DEEP,
     Outcome,
@@ -43,13 +44,15 @@ from gateway.inbound.verify import SenderVerifier
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
+from gateway.pipeline.content import read_content
 from gateway.pipeline.parse import (
     MessageFormatError,
     MimeTooDeep,
     canonical_line_ends,
     parse_message,
 )
-from gateway.policy.chains import RCPT_CHAIN, SUBMISSION_RCPT_CHAIN, data_chain, judge
+from gateway.policy.chains import RCPT_CHAIN, SUBMISSION_RCPT_CHAIN, judge
+from gateway.policy.config import OFF_POLICY, ContentPolicy
 from gateway.policy.rule import RecipientContext
 from gateway.policy.rules.marketplace import MarketplacePolicy
 
@@ -73,13 +76,15 @@ class GatewayHandler:
         verifier: SenderVerifier | None = None,
         sender_auth: str = "aligned",
         marketplace: MarketplacePolicy | None = None,
+        content_policy: ContentPolicy = OFF_POLICY,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._marketplace = marketplace or MarketplacePolicy()
         self._metrics = metrics
         # No verifier: nothing is checked on the MX path (sender_auth = "none").
         self._verifier = verifier if sender_auth != "none" else None
-        self._data_chain = data_chain(sender_auth, self._marketplace)
+        self._sender_auth = sender_auth
+        self._judging = Judging.build(content_policy, sender_auth, self._marketplace)
         self._rcpt_refusal_delay = rcpt_refusal_delay
         self._max_recipients = max_recipients
         self._max_mime_depth = max_mime_depth
@@ -188,6 +193,15 @@ class GatewayHandler:
             if not self._in_flight:
                 self._idle.set()
 
+    @property
+    def policy_version(self) -> str:
+        return self._judging.version
+
+    def use_policy(self, policy: ContentPolicy) -> None:
+        """From the next DATA command on, judge by `policy` (a reload); a message being
+        judged keeps the policy it started with."""
+        self._judging = Judging.build(policy, self._sender_auth, self._marketplace)
+
     async def drained(self) -> None:
         """Returns once no DATA transaction is being judged or committed."""
         await self._idle.wait()
@@ -207,6 +221,7 @@ class GatewayHandler:
             authentication = await self._authenticate(session, envelope, raw, targets.values())
             received, outcomes = await asyncio.to_thread(
                 self._judge,
+                self._judging,
                 Received(
                     envelope_from=envelope.mail_from,
                     raw=raw,
@@ -226,8 +241,13 @@ class GatewayHandler:
             return status.TEMPORARY_FAILURE
         self._log_outcomes(outcomes, ids, len(received.raw))
         for outcome in outcomes:
-            verdict = "accepted" if outcome.entry.accepted else "refused"
+            entry = outcome.entry
+            verdict = "accepted" if entry.accepted else "refused"
             self._metrics.messages.labels(session.bsm_listener, verdict).inc()
+            for violation in entry.violations:
+                self._metrics.rule_hits.labels(violation.rule_id, "enforce").inc()
+            for violation in entry.shadowed:
+                self._metrics.rule_hits.labels(violation.rule_id, "shadow").inc()
         if len(refused) < len(outcomes):
             self._on_queued()
             return status.QUEUED.with_text(
@@ -288,7 +308,10 @@ class GatewayHandler:
         return await asyncio.shield(asyncio.to_thread(self._intake.commit, batch))
 
     def _judge(
-        self, arrived: Received, targets: Sequence[tuple[str, Conversation | BounceContext]]
+        self,
+        judging: Judging,
+        arrived: Received,
+        targets: Sequence[tuple[str, Conversation | BounceContext]],
     ) -> tuple[Received, list[Outcome]]:
         """Runs in a worker thread: read the message, then each recipient's outcome."""
         try:
@@ -298,10 +321,19 @@ class GatewayHandler:
             received = replace(arrived, unreadable=MIME_TOO_DEEP)
         except MessageFormatError:
             received = arrived
-        return received, self._outcomes(received, targets)
+        if (
+            received.parsed is not None
+            and judging.reads_content
+            and any(isinstance(target, Conversation) for _, target in targets)
+        ):
+            received = replace(received, content=read_content(received.parsed))
+        return received, self._outcomes(judging, received, targets)
 
     def _outcomes(
-        self, received: Received, targets: Sequence[tuple[str, Conversation | BounceContext]]
+        self,
+        judging: Judging,
+        received: Received,
+        targets: Sequence[tuple[str, Conversation | BounceContext]],
     ) -> list[Outcome]:
         """The thread look-up for each recipient, then pure judging and rewriting."""
         references = received.parsed.thread_ids if received.parsed else ()
@@ -320,9 +352,7 @@ class GatewayHandler:
                 else None,
             )
             try:
-                outcomes.append(
-                    for_alias(received, rcpt, conversation, self._data_chain, self._marketplace)
-                )
+                outcomes.append(for_alias(received, rcpt, conversation, judging, self._marketplace))
             except Exception as error:
                 # Judging and rewriting are pure: the same bytes would fail again, so a
                 # 451 would only make the sender retry for days. Refuse, keep, report.

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from gateway.core import status
 from gateway.core.addresses import bounce_address, new_alias_token, new_message_id
+from gateway.core.content import EMPTY_CONTENT, ContentFacts
 from gateway.core.message import ParsedMessage
 from gateway.core.model import (
     ArchiveEntry,
@@ -23,6 +24,7 @@ from gateway.core.model import (
     Violation,
 )
 from gateway.core.status import Reply
+from gateway.inbound.judging import Judging
 from gateway.pipeline.authresults import stamp
 from gateway.pipeline.dsn import (
     FailedRecipient,
@@ -34,7 +36,7 @@ from gateway.pipeline.dsn import (
 )
 from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.rewrite import rewrite
-from gateway.policy.chains import Link, judge
+from gateway.policy.chains import judge, refusal
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.marketplace import (
     MarketplacePolicy,
@@ -59,6 +61,7 @@ class Received:
     alias_domain: str
     unreadable: Violation = UNREADABLE
     authentication: SenderAuthentication | None = None  # None: not checked (bounces)
+    content: ContentFacts = EMPTY_CONTENT  # read only when a content rule runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +104,11 @@ def for_alias(
     received: Received,
     rcpt: str,
     conversation: Conversation,
-    chain: Sequence[Link[MessageContext]],
+    judging: Judging,
     marketplace: MarketplacePolicy,
 ) -> Outcome:
-    """A message to a pair's alias: judged by `chain`, and if it passes, rewritten."""
+    """A message to a pair's alias: judged by its direction's chain, and if it passes,
+    rewritten. The policy version and any shadowed hits are archived either way."""
     pair_id = conversation.pair_id
     parsed = received.parsed
     if parsed is None:
@@ -118,15 +122,29 @@ def for_alias(
         conversation,
         received.received_at,
         received.authentication,
+        received.content,
     )
-    judgement = judge(chain, context)
-    entry = replace(entry, important=is_important(context, marketplace))
+    judgement = judge(judging.chains[conversation.direction], context)
+    entry = replace(
+        entry,
+        important=is_important(context, marketplace),
+        policy_version=judging.version,
+        shadowed=judgement.shadowed,
+    )
     if not judgement.passed:
         rejections = judgement.rejections
-        refused = replace(entry, reply=rejections[0].reply, violations=rejections)
-        return Outcome(rcpt, pair_id, refused)
+        reply = refusal(rejections, judging.help_url)
+        return Outcome(rcpt, pair_id, replace(entry, reply=reply, violations=rejections))
+    html = judging.html
+    if html is not None:
+        unwrap = frozenset(
+            link.target.strip() for link in received.content.links if judging.rules.unwraps(link)
+        )
+        html = html.with_unwrapped(unwrap)
     try:
-        delivered = rewrite(parsed, conversation, entry.gateway_message_id, received.received_at)
+        delivered = rewrite(
+            parsed, conversation, entry.gateway_message_id, received.received_at, html
+        )
     except LeakFound as leak:
         where = ", ".join(leak.places)
         reply = status.LEAK_REFUSED.with_details(f"Your address appears in: {where}")

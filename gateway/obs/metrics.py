@@ -34,6 +34,19 @@ class Metrics:
             ["method", "result"],
             registry=self.registry,
         )
+        self.rule_hits = Counter(
+            "bsm_rule_hits",
+            "Rule violations per recipient, by rule id and mode (enforce refused, shadow only "
+            "recorded)",
+            ["rule", "mode"],
+            registry=self.registry,
+        )
+        self.policy_reloads = Counter(
+            "bsm_policy_reloads",
+            "Content policy reloads (SIGHUP), by result",
+            ["result"],  # loaded | refused
+            registry=self.registry,
+        )
         self._server: WSGIServer | None = None
 
     def serve(self, host: str, port: int) -> int:

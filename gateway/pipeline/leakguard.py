@@ -37,21 +37,6 @@ class LeakGuard:
     def scrub_text(self, text: str) -> str:
         return self._pattern.sub(self.alias, text) if self._pattern else text
 
-    def scrubbed_parts(self, message: EmailMessage) -> dict[int, str]:
-        """The new text of each inline text part that names an address, by its position in
-        leaf_parts(message). Nothing is changed; empty when no part needs scrubbing."""
-        if self._pattern is None:
-            return {}
-        changes = {}
-        for position, part in enumerate(leaf_parts(message)):
-            if part.get_content_maintype() != "text" or part.is_attachment():
-                continue
-            text = read_text(part)
-            scrubbed = self._pattern.sub(self.alias, text)
-            if scrubbed != text:
-                changes[position] = scrubbed
-        return changes
-
     def find(self, message: EmailMessage, content: bytes) -> list[str]:
         """Where an address is still visible in the final message (empty: nothing leaks)."""
         if not self.addresses:

@@ -13,8 +13,9 @@ from email.utils import format_datetime
 from gateway.core.message import ParsedMessage
 from gateway.core.model import Conversation
 from gateway.pipeline.leakguard import LeakFound, LeakGuard
-from gateway.pipeline.mime import leaf_parts, write_text
+from gateway.pipeline.mime import leaf_parts, read_text, write_text
 from gateway.pipeline.parse import SMTP_POLICY, parse_message
+from gateway.pipeline.sanitize import HtmlCleaning, sanitize_html, unwrap_plain
 from gateway.pipeline.threading import map_references
 
 # Headers that describe the body, and so travel with it.
@@ -43,12 +44,17 @@ def leak_guard(parsed: ParsedMessage, conversation: Conversation) -> LeakGuard:
 
 
 def rewrite(
-    parsed: ParsedMessage, conversation: Conversation, gateway_id: str, now: datetime
+    parsed: ParsedMessage,
+    conversation: Conversation,
+    gateway_id: str,
+    now: datetime,
+    html: HtmlCleaning | None = None,
 ) -> bytes:
-    """The delivered message, or LeakFound if a real address of the sender would remain."""
+    """The delivered message, or LeakFound if a real address of the sender would remain.
+    With `html`, HTML parts are sanitised and their plain-text alternatives kept in step."""
     guard = leak_guard(parsed, conversation)
     head = _header_block(parsed, conversation, gateway_id, now, guard)
-    content = head + _body(parsed, guard)
+    content = head + _body(parsed, guard, html)
     # Judge what the recipient's client will read: the final bytes, parsed again.
     places = guard.find(parse_message(content).message, content)
     if places:
@@ -98,9 +104,10 @@ def _header_block(
     return b"".join(folded) + b"\r\n"
 
 
-def _body(parsed: ParsedMessage, guard: LeakGuard) -> bytes:
-    """The body as received, byte for byte, unless the leak guard has text to replace."""
-    changes = guard.scrubbed_parts(parsed.message)
+def _body(parsed: ParsedMessage, guard: LeakGuard, html: HtmlCleaning | None) -> bytes:
+    """The body as received, byte for byte, unless a text part must change: HTML to
+    sanitise, or an address for the leak guard to replace."""
+    changes = _text_changes(parsed.message, guard, html)
     if not changes:
         received = _received_body(parsed)
         if received is not None:
@@ -111,6 +118,26 @@ def _body(parsed: ParsedMessage, guard: LeakGuard) -> bytes:
             write_text(part, changes[position])
     generated = message.as_bytes(policy=SMTP_POLICY)
     return generated[generated.index(b"\r\n\r\n") + 4 :]
+
+
+def _text_changes(
+    message: EmailMessage, guard: LeakGuard, html: HtmlCleaning | None
+) -> dict[int, str]:
+    """The new text of each inline text part that changes, by position in leaf_parts."""
+    changes = {}
+    for position, part in enumerate(leaf_parts(message)):
+        if part.get_content_maintype() != "text" or part.is_attachment():
+            continue
+        text = read_text(part)
+        new = text
+        if html is not None and part.get_content_subtype() == "html":
+            new = sanitize_html(new, html)
+        elif html is not None and html.unwrap and part.get_content_subtype() == "plain":
+            new = unwrap_plain(new, html)
+        new = guard.scrub_text(new)
+        if new != text:
+            changes[position] = new
+    return changes
 
 
 def _received_body(parsed: ParsedMessage) -> bytes | None:

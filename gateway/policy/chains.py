@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from gateway.core.model import Violation
+from gateway.core import status
+from gateway.core.model import Direction, Violation
+from gateway.core.status import Reply
+from gateway.policy.config import Mode
+from gateway.policy.content import ContentRuleSet
 from gateway.policy.rule import MessageContext, RecipientContext, Rule
 from gateway.policy.rules.alias import RelayDenied, UnknownAlias
 from gateway.policy.rules.marketplace import (
@@ -77,10 +81,14 @@ SUBMISSION_RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
 
 
 def data_chain(
-    sender_auth: str, marketplace: MarketplacePolicy
+    sender_auth: str,
+    marketplace: MarketplacePolicy,
+    content: ContentRuleSet,
+    direction: Direction,
 ) -> tuple[Link[MessageContext], ...]:
-    """The DATA chain: who sent it, then the marketplace's rules; permanent refusals come
-    before the quota's temporary one, whose reply the sender then sees first."""
+    """The DATA chain for messages in `direction`: who sent it, the marketplace's rules, what
+    it says; permanent refusals come before the quota's temporary one, whose reply the
+    sender then sees first."""
     return (
         Link(FromSyntax(), stop=True),
         Link(HeaderFrom()),
@@ -89,5 +97,26 @@ def data_chain(
         Link(PrePurchaseQuestion()),
         Link(ContactWindow(marketplace)),
         Link(BuyerOptedOut(marketplace)),
+        *(
+            Link(rule, Action.REJECT if mode is Mode.ENFORCE else Action.SHADOW)
+            for rule, mode in content.active(direction)
+        ),
         Link(DailyQuota(marketplace)),
     )
+
+
+def refusal(rejections: Sequence[Violation], help_url: str = "") -> Reply:
+    """One reply for all of a message's violations: the first rule's, and when content
+    rules refused it, every content violation on its own line with what matched."""
+    first = rejections[0].reply
+    if first != status.CONTENT_REFUSED:
+        return first
+    lines = [f"{v.rule_id}: {v.detail}" for v in rejections if v.reply == first]
+    if help_url:
+        lines.append(f"Help: {help_url}")
+    return first.with_details(*(_ascii(line) for line in lines))
+
+
+def _ascii(line: str) -> str:
+    """SMTP replies are ASCII: other characters as \\uXXXX, so the sender can still find them."""
+    return line.encode("ascii", "backslashreplace").decode("ascii")

@@ -28,3 +28,17 @@ def organizational_domain(domain: str) -> str:
 def aligned(domain: str, from_domain: str) -> bool:
     """Relaxed alignment: both under the same organizational domain."""
     return bool(domain) and organizational_domain(domain) == organizational_domain(from_domain)
+
+
+@lru_cache(maxsize=65536)
+def registrable(host: str) -> str | None:
+    """The registrable domain of a host written in a message ("shop.example.co.uk" ->
+    "example.co.uk"), or None when it ends in no public suffix ("photo.jpg")."""
+    parts = _extractor()(host.lower().rstrip("."))
+    return f"{parts.domain}.{parts.suffix}" if parts.suffix and parts.domain else None
+
+
+def within(host: str, domains: tuple[str, ...]) -> bool:
+    """The host is one of `domains` or a subdomain of one."""
+    name = host.lower().rstrip(".")
+    return any(name == d or name.endswith("." + d) for d in domains)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from gateway.core.addresses import Mailbox
+from gateway.core.content import EMPTY_CONTENT, ContentFacts
 from gateway.core.message import ParsedMessage
 from gateway.core.model import Conversation, SellerLogin, SenderAuthentication, Violation
 
@@ -32,6 +33,8 @@ class MessageContext:
     received_at: datetime
     # What proves the sender (DKIM/SPF on the MX path, AUTH on submission); None: unchecked.
     authentication: SenderAuthentication | None = None
+    # What the message says and carries, read once (pipeline.content) for the content rules.
+    content: ContentFacts = EMPTY_CONTENT
 
 
 CtxT = TypeVar("CtxT", RecipientContext, MessageContext, contravariant=True)

@@ -61,8 +61,37 @@ claim_lease = 8
 attempt_timeout = 2
 {extra}
 [rules]
+content_policy = "{content_policy}"
 {rules_extra}
 """
+
+# Most tests are about transport, storage and the marketplace's rules, and their messages
+# carry addresses and links: the content rules are off unless a test names a policy.
+CONTENT_POLICY_OFF = """\
+[html]
+sanitize = false
+""" + "".join(
+    f'[rules."{rule_id}"]\nmode = "off"\n'
+    for rule_id in (
+        "content.link",
+        "content.email",
+        "content.phone",
+        "content.social",
+        "content.marketing",
+        "content.feedback_request",
+        "content.confirmation_only",
+        "content.thanks_only",
+        "content.cancel_reason",
+        "content.business_name",
+        "form.emoji",
+        "form.styled_text",
+        "form.line_breaks",
+        "form.animated_gif",
+        "form.image_size",
+        "attach.type",
+        "attach.size",
+    )
+)
 
 
 @cache
@@ -93,11 +122,16 @@ def write_config(
     sender_auth: str = "none",
     dns_port: int | None = None,
     rules_extra: str = "",
+    content_policy: Path | None = None,
 ) -> Path:
     """A test config: `extra` lands in [delivery], `smtp_extra` in [smtp], `submission_extra`
     in [submission], `rules_extra` in [rules]. The MX path checks no DKIM/SPF unless
-    `sender_auth` says so (the tests of that give the port of their local DNS server)."""
+    `sender_auth` says so (the tests of that give the port of their local DNS server), and
+    no content rule runs unless `content_policy` names a policy.toml."""
     certificate, private_key = tls_certificate()
+    if content_policy is None:
+        content_policy = folder / "policy-off.toml"
+        content_policy.write_text(CONTENT_POLICY_OFF)
     path = folder / "gateway.toml"
     path.write_text(
         TEST_CONFIG.format(
@@ -107,6 +141,7 @@ def write_config(
             smtp_extra=smtp_extra,
             submission_extra=submission_extra,
             rules_extra=rules_extra,
+            content_policy=content_policy,
             sender_auth=sender_auth,
             dns=f'nameservers = ["127.0.0.1"]\nport = {dns_port}' if dns_port else "",
             admin_token=ADMIN_TOKEN,
@@ -257,6 +292,7 @@ def running_gateway(
     sender_auth: str = "none",
     dns_port: int | None = None,
     rules_config: str = "",
+    content_policy: Path | None = None,
 ) -> Iterator[RunningGateway]:
     maildir = folder / "outbox"
     config = write_config(
@@ -269,6 +305,7 @@ def running_gateway(
         sender_auth,
         dns_port,
         rules_config,
+        content_policy,
     )
     settings = load_settings(config)
     database = open_database(settings.database_url)

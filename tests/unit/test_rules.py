@@ -8,6 +8,7 @@ from gateway.core.addresses import parse_mailbox
 from gateway.core.model import (
     AuthCheck,
     Conversation,
+    Direction,
     PairStanding,
     Party,
     SenderAuthentication,
@@ -15,6 +16,8 @@ from gateway.core.model import (
 )
 from gateway.pipeline.parse import parse_message
 from gateway.policy.chains import RCPT_CHAIN, data_chain, judge
+from gateway.policy.config import OFF_POLICY
+from gateway.policy.content import ContentRuleSet
 from gateway.policy.rule import MessageContext, RecipientContext
 from gateway.policy.rules.marketplace import MarketplacePolicy
 
@@ -29,7 +32,8 @@ BUYER = Party(
 TO_BUYER = Conversation(
     1, 1, SELLER, BUYER, standing=PairStanding(latest_order_at=NOW - timedelta(days=1))
 )
-DATA_CHAIN = data_chain("aligned", MarketplacePolicy())
+NO_CONTENT_RULES = ContentRuleSet(OFF_POLICY)
+DATA_CHAIN = data_chain("aligned", MarketplacePolicy(), NO_CONTENT_RULES, Direction.SELLER_TO_BUYER)
 
 
 def _ids(chain_result) -> list[str]:  # type: ignore[no-untyped-def]
@@ -88,7 +92,7 @@ def _authenticated(
     ctx = MessageContext(
         "owner@shop.example", parse_message(raw), TO_BUYER, NOW, SenderAuthentication(checks)
     )
-    chain = data_chain(require, MarketplacePolicy())
+    chain = data_chain(require, MarketplacePolicy(), NO_CONTENT_RULES, Direction.SELLER_TO_BUYER)
     return [v.reply.enhanced for v in judge(chain, ctx).rejections]
 
 

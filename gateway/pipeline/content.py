@@ -1,0 +1,297 @@
+"""Read what a message says and carries, once, for the content rules: every text part in
+its charset, HTML reduced to its text and links, and attachments judged by their bytes."""
+
+from __future__ import annotations
+
+import io
+import re
+from email.message import EmailMessage
+from html.parser import HTMLParser
+
+import filetype
+import nh3
+from PIL import Image, UnidentifiedImageError
+
+from gateway.core.content import Attachment, ContentFacts, Hyperlink, ImageInfo, TextBlock
+from gateway.core.message import ParsedMessage
+from gateway.pipeline.mime import leaf_parts, read_text
+
+# Only image headers are read, never their pixels (except to count a GIF's frames, below),
+# so Pillow's guard against decompressing huge images is not needed; form.image_size
+# judges their size instead.
+Image.MAX_IMAGE_PIXELS = None
+FRAME_COUNT_MAX_PIXELS = 40_000_000  # larger images are refused for size; not decoded
+DOCUMENT_TEXT_MAX = 2_000_000  # characters read from one attachment
+PDF_MAX_PAGES = 300
+
+_TEXT_KINDS = {"txt"}
+_DOCUMENTS = {"pdf", "docx"}
+
+
+def read_content(parsed: ParsedMessage) -> ContentFacts:
+    message = parsed.message
+    subject = _header_text(message, "Subject")
+    blocks: list[TextBlock] = [TextBlock("subject", subject)] if subject else []
+    links: list[Hyperlink] = []
+    attachments: list[Attachment] = []
+    for part in leaf_parts(message):
+        kind = part.get_content_type()
+        if kind in ("text/plain", "text/html") and not _is_file(part):
+            text = read_text(part)
+            if kind == "text/html":
+                html = read_html(text)
+                blocks.append(TextBlock("html", html.text))
+                links.extend(html.links)
+            else:
+                own, quoted = split_quoted(text)
+                blocks.append(TextBlock("body", own, quoted))
+            continue
+        attachment, text, found = _attachment(part)
+        attachments.append(attachment)
+        links.extend(found)
+        if text:
+            blocks.append(TextBlock(f"attachment {attachment.filename!r}", text))
+    return ContentFacts(
+        subject=subject,
+        sender_name=_display_name(message),
+        blocks=tuple(blocks),
+        links=tuple(links),
+        attachments=tuple(attachments),
+    )
+
+
+def _is_file(part: EmailMessage) -> bool:
+    return part.is_attachment() or part.get_filename() is not None
+
+
+def _header_text(message: EmailMessage, name: str) -> str:
+    try:
+        value = message.get(name)
+        return "" if value is None else str(value)
+    except Exception:  # an undecodable header: the rules see nothing rather than fail
+        return ""
+
+
+def _display_name(message: EmailMessage) -> str:
+    try:
+        field = message.get("From")
+        addresses = getattr(field, "addresses", ())
+        return str(addresses[0].display_name) if addresses else ""
+    except Exception:
+        return ""
+
+
+_QUOTED_LINE = re.compile(r"^[ \t]*>")
+
+
+def split_quoted(text: str) -> tuple[str, str]:
+    """The sender's own lines, and the lines quoting an earlier message ("> ...")."""
+    own: list[str] = []
+    quoted: list[str] = []
+    for line in text.splitlines():
+        (quoted if _QUOTED_LINE.match(line) else own).append(line)
+    return "\n".join(own), "\n".join(quoted)
+
+
+# -- HTML -----------------------------------------------------------------------------
+
+_BLOCK_TAGS = frozenset(
+    [
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "table",
+        "ul",
+        "ol",
+        "hr",
+        "pre",
+        "dt",
+        "dd",
+        "section",
+        "article",
+        "header",
+        "footer",
+    ]
+)
+
+
+class HtmlText:
+    def __init__(self, text: str, links: tuple[Hyperlink, ...]) -> None:
+        self.text = text
+        self.links = links
+
+
+class _TextCollector(HTMLParser):
+    """The text a reader sees, one line per block, and each link with its shown text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.links: list[Hyperlink] = []
+        self._anchor: tuple[str, list[str]] | None = None
+
+    def _line_end(self, always: bool) -> None:
+        if always or (self.chunks and not self.chunks[-1].endswith("\n")):
+            self.chunks.append("\n")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "br":
+            self._line_end(always=True)
+        elif tag in _BLOCK_TAGS:
+            self._line_end(always=False)
+        if tag == "a" and values.get("href"):
+            self._anchor = (values["href"], [])
+        elif tag == "img" and values.get("src"):
+            self.links.append(Hyperlink(values["src"], values.get("alt", ""), "img"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK_TAGS and tag != "br":
+            self._line_end(always=True)
+        if tag == "a" and self._anchor is not None:
+            target, shown = self._anchor
+            self.links.append(Hyperlink(target, "".join(shown).strip()))
+            self._anchor = None
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+        if self._anchor is not None:
+            self._anchor[1].append(data)
+
+
+def read_html(html: str) -> HtmlText:
+    """HTML reduced to its text: nh3 first drops what is never shown (script, style,
+    comments), then the remaining markup is read for its lines and links."""
+    cleaned = nh3.clean(
+        html,
+        tags=set(nh3.ALLOWED_TAGS),
+        attributes={"a": {"href"}, "img": {"src", "alt"}},
+        link_rel=None,
+        url_schemes={"http", "https", "mailto", "tel", "cid", "ftp", "sms", "data"},
+    )
+    collector = _TextCollector()
+    collector.feed(cleaned)
+    collector.close()
+    return HtmlText("".join(collector.chunks), tuple(collector.links))
+
+
+# -- attachments ----------------------------------------------------------------------
+
+
+def _payload(part: EmailMessage) -> bytes:
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def detect_kind(data: bytes) -> str:
+    """What the bytes are, whatever the file is called: filetype's magic numbers, else
+    "txt" for bytes that read as text, else "unknown"."""
+    guessed = str(filetype.guess_extension(data[:8192]) or "") if data else ""
+    if guessed:
+        return {"jpeg": "jpg", "tiff": "tif"}.get(guessed, guessed)
+    return "txt" if looks_like_text(data) else "unknown"
+
+
+def looks_like_text(data: bytes) -> bool:
+    sample = data[:8192]
+    if b"\x00" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+        return True
+    except UnicodeDecodeError as error:
+        if error.start >= len(sample) - 3:  # a character cut by the sample's end
+            return True
+    # A legacy 8-bit or CJK charset: control characters other than layout mean binary.
+    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13, 27))
+    return controls <= len(sample) // 100
+
+
+def _attachment(part: EmailMessage) -> tuple[Attachment, str, tuple[Hyperlink, ...]]:
+    """The attachment, the text it holds (for the content rules) and the links in it."""
+    data = _payload(part)
+    kind = detect_kind(data)
+    filename = part.get_filename() or ""
+    image: ImageInfo | None = None
+    text = ""
+    links: tuple[Hyperlink, ...] = ()
+    unreadable = False
+    try:
+        if kind in _TEXT_KINDS:
+            text = _attached_text(part, data)
+        elif kind == "pdf":
+            text, links = _pdf_text(data)
+        elif kind == "docx":
+            text = _docx_text(data)
+        elif part.get_content_maintype() == "image" or kind in ("gif", "png", "jpg", "bmp", "tif"):
+            image = image_info(data)
+            unreadable = image is None
+    except Exception:  # a damaged document: judged by its type and size alone
+        unreadable = True
+    attachment = Attachment(
+        filename=filename,
+        declared_type=part.get_content_type(),
+        detected=kind,
+        size=len(data),
+        image=image,
+        unreadable=unreadable,
+    )
+    return attachment, text[:DOCUMENT_TEXT_MAX], links
+
+
+def _attached_text(part: EmailMessage, data: bytes) -> str:
+    if part.get_content_charset():
+        return read_text(part)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _pdf_text(data: bytes) -> tuple[str, tuple[Hyperlink, ...]]:
+    from pypdf import PdfReader  # imported on first use: a second of start-up otherwise
+
+    reader = PdfReader(io.BytesIO(data))
+    texts: list[str] = []
+    links: list[Hyperlink] = []
+    for page in reader.pages[:PDF_MAX_PAGES]:
+        texts.append(page.extract_text() or "")
+        for annotation in page.get("/Annots") or ():
+            action = annotation.get_object().get("/A")
+            uri = action.get_object().get("/URI") if action is not None else None
+            if uri:
+                links.append(Hyperlink(str(uri), "", "pdf"))
+        if sum(map(len, texts)) > DOCUMENT_TEXT_MAX:
+            break
+    return "\n".join(texts), tuple(links)
+
+
+def _docx_text(data: bytes) -> str:
+    import docx  # python-docx, imported on first use like pypdf
+
+    document = docx.Document(io.BytesIO(data))
+    lines = [paragraph.text for paragraph in document.paragraphs]
+    for table in document.tables:
+        lines.extend(cell.text for row in table.rows for cell in row.cells)
+    return "\n".join(lines)
+
+
+def image_info(data: bytes) -> ImageInfo | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            frames = 1
+            if width * height <= FRAME_COUNT_MAX_PIXELS:
+                frames = int(getattr(image, "n_frames", 1))
+            return ImageInfo(str(image.format), width, height, frames)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None

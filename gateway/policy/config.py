@@ -1,0 +1,237 @@
+"""The content policy as operators write it (config/policy.toml and config/lexicon/*.toml),
+validated once; rules are built from it and never read files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gateway.core.model import Direction
+from gateway.core.text import fold
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"  # a hit refuses the message
+    SHADOW = "shadow"  # a hit is archived and counted, the message goes on
+    OFF = "off"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleSettings(_Strict):
+    """A rule's mode, and optionally another one for one direction."""
+
+    mode: Mode = Mode.ENFORCE
+    seller_to_buyer: Mode | None = None
+    buyer_to_seller: Mode | None = None
+
+    def mode_for(self, direction: Direction) -> Mode:
+        own = getattr(self, direction.value, None)
+        return own if isinstance(own, Mode) else self.mode
+
+
+class LinkSettings(RuleSettings):
+    # Domains a buyer needs to complete an order (carriers, the marketplace); subdomains too.
+    allow_domains: tuple[str, ...] = ()
+    # Public suffixes that are far more often file names ("photo.zip") than web sites.
+    bare_domain_ignore_suffixes: tuple[str, ...] = ()
+    # Suffixes recognised when spelled out: "shop dot com", "yandex точка ru".
+    spelled_out_suffixes: tuple[str, ...] = ("com", "net", "org")
+
+    @field_validator("allow_domains", "bare_domain_ignore_suffixes", "spelled_out_suffixes")
+    @classmethod
+    def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().lower().strip(".") for v in values)
+
+
+class PhoneSettings(RuleSettings):
+    regions: tuple[str, ...] = ("US",)  # read numbers written without "+" as these regions
+    min_digits: Annotated[int, Field(ge=5, le=15)] = 7
+
+
+class SocialSettings(RuleSettings):
+    domains: tuple[str, ...] = ()  # the networks' own domains, e.g. "t.me", "line.me"
+
+
+class BusinessNameSettings(RuleSettings):
+    suffixes: tuple[str, ...] = ("com", "net", "biz")
+
+
+class StyledTextSettings(RuleSettings):
+    min_letters: Annotated[int, Field(ge=1)] = 3
+
+
+class LineBreakSettings(RuleSettings):
+    max_empty_lines: Annotated[int, Field(ge=1)] = 10
+
+
+class ImageSizeSettings(RuleSettings):
+    max_width: Annotated[int, Field(ge=1)] = 8000
+    max_height: Annotated[int, Field(ge=1)] = 8000
+
+
+class AttachTypeSettings(RuleSettings):
+    # Extensions a file may have, and so the kinds its bytes may be.
+    allowed: tuple[str, ...] = ("txt", "pdf", "doc", "docx", "jpg", "gif", "png", "bmp", "tiff")
+
+
+class AttachSizeSettings(RuleSettings):
+    max_total_bytes: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024
+
+
+class ContentRules(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    link: LinkSettings = Field(LinkSettings(), alias="content.link")
+    email: RuleSettings = Field(RuleSettings(), alias="content.email")
+    phone: PhoneSettings = Field(PhoneSettings(), alias="content.phone")
+    social: SocialSettings = Field(SocialSettings(), alias="content.social")
+    marketing: RuleSettings = Field(RuleSettings(), alias="content.marketing")
+    feedback_request: RuleSettings = Field(RuleSettings(), alias="content.feedback_request")
+    confirmation_only: RuleSettings = Field(RuleSettings(), alias="content.confirmation_only")
+    thanks_only: RuleSettings = Field(RuleSettings(), alias="content.thanks_only")
+    cancel_reason: RuleSettings = Field(RuleSettings(), alias="content.cancel_reason")
+    business_name: BusinessNameSettings = Field(
+        BusinessNameSettings(), alias="content.business_name"
+    )
+    emoji: RuleSettings = Field(RuleSettings(), alias="form.emoji")
+    styled_text: StyledTextSettings = Field(StyledTextSettings(), alias="form.styled_text")
+    line_breaks: LineBreakSettings = Field(LineBreakSettings(), alias="form.line_breaks")
+    animated_gif: RuleSettings = Field(RuleSettings(), alias="form.animated_gif")
+    image_size: ImageSizeSettings = Field(ImageSizeSettings(), alias="form.image_size")
+    attach_type: AttachTypeSettings = Field(AttachTypeSettings(), alias="attach.type")
+    attach_size: AttachSizeSettings = Field(AttachSizeSettings(), alias="attach.size")
+
+
+class HtmlSettings(_Strict):
+    """What survives in delivered HTML: a tag not listed is removed and its content kept,
+    except the `remove_with_content` ones."""
+
+    sanitize: bool = True
+    tags: tuple[str, ...] = ()
+    attributes: dict[str, tuple[str, ...]] = {}
+    remove_with_content: tuple[str, ...] = ("script", "style")
+    url_schemes: tuple[str, ...] = ("http", "https", "mailto", "cid")
+
+
+class PolicyFile(_Strict):
+    """config/policy.toml."""
+
+    help_url: str = ""
+    languages: tuple[str, ...] = ()  # lexicon/<language>.toml files to load
+    html: HtmlSettings = HtmlSettings()
+    rules: ContentRules = Field(default_factory=lambda: ContentRules.model_validate({}))
+
+
+class PhraseList(_Strict):
+    phrases: tuple[str, ...] = ()  # matched as words in folded text (NFKC, case-folded)
+    patterns: tuple[str, ...] = ()  # regular expressions over the folded text
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in values:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"pattern {pattern!r}: {error}") from None
+        return values
+
+
+class LexiconFile(_Strict):
+    """config/lexicon/<language>.toml: the words of one language for the phrase rules."""
+
+    marketing: PhraseList = PhraseList()
+    feedback_request: PhraseList = PhraseList()
+    thanks: PhraseList = PhraseList()
+    confirmation: PhraseList = PhraseList()
+    cancel_reason: PhraseList = PhraseList()
+    social: PhraseList = PhraseList()
+    courtesy: PhraseList = PhraseList()  # greetings and sign-offs, around thanks/confirmation
+    reference: PhraseList = PhraseList()  # words before an order or tracking number
+    at_words: tuple[str, ...] = ()  # "(at)", "собака": an obfuscated "@"
+    dot_words: tuple[str, ...] = ()  # "dot", "точка": an obfuscated "."
+
+
+_CATEGORIES = (
+    "marketing",
+    "feedback_request",
+    "thanks",
+    "confirmation",
+    "cancel_reason",
+    "social",
+    "courtesy",
+    "reference",
+)
+
+
+def _is_cjk(char: str) -> bool:
+    return ord(char) >= 0x2E80
+
+
+def phrase_pattern(phrase: str) -> str:
+    """A phrase as a regex over folded text: whole words where the script has spaces."""
+    folded = fold(phrase).strip()
+    body = r"\s+".join(re.escape(word) for word in folded.split())
+    before = "" if _is_cjk(folded[0]) or not folded[0].isalnum() else r"(?<!\w)"
+    after = "" if _is_cjk(folded[-1]) or not folded[-1].isalnum() else r"(?!\w)"
+    return before + body + after
+
+
+class Lexicon:
+    """Every language's phrases merged: one compiled pattern per category."""
+
+    def __init__(self, files: dict[str, LexiconFile]) -> None:
+        self.languages = tuple(sorted(files))
+        self._patterns: dict[str, re.Pattern[str] | None] = {}
+        for category in _CATEGORIES:
+            parts: list[str] = []
+            for language in self.languages:
+                lists: PhraseList = getattr(files[language], category)
+                parts.extend(phrase_pattern(p) for p in lists.phrases if p.strip())
+                parts.extend(f"(?:{p})" for p in lists.patterns)
+            self._patterns[category] = re.compile("|".join(parts)) if parts else None
+        self.at_words = tuple(
+            dict.fromkeys(fold(w) for f in files.values() for w in f.at_words if w.strip())
+        )
+        self.dot_words = tuple(
+            dict.fromkeys(fold(w) for f in files.values() for w in f.dot_words if w.strip())
+        )
+
+    def pattern(self, category: str) -> re.Pattern[str] | None:
+        return self._patterns[category]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPolicy:
+    """A loaded policy: its settings, its lexicons, and the hash that names this version."""
+
+    settings: PolicyFile
+    lexicon: Lexicon
+    version: str
+
+    def mode(self, rule_id: str, direction: Direction) -> Mode:
+        for name, field in ContentRules.model_fields.items():
+            if field.alias == rule_id:
+                rule: RuleSettings = getattr(self.settings.rules, name)
+                return rule.mode_for(direction)
+        raise KeyError(rule_id)
+
+
+_RULE_IDS = tuple(str(field.alias) for field in ContentRules.model_fields.values())
+
+# Every rule off and HTML left as written: the gateway without a content policy.
+OFF_POLICY = ContentPolicy(
+    PolicyFile(
+        rules=ContentRules.model_validate({rule_id: {"mode": "off"} for rule_id in _RULE_IDS}),
+        html=HtmlSettings(sanitize=False),
+    ),
+    Lexicon({}),
+    "off",
+)

@@ -1,0 +1,86 @@
+"""The form rules: no emoji, no styled Unicode letters, no walls of empty lines. They read
+the text as written (folding would turn styled letters into plain ones)."""
+
+from __future__ import annotations
+
+import re
+
+import emoji
+
+from gateway.core.model import Violation
+from gateway.policy.config import LineBreakSettings, StyledTextSettings
+from gateway.policy.rule import MessageContext
+from gateway.policy.rules.content.base import OWN_WORDS, blocks, hit
+
+# Symbols Unicode shows as emoji by default (Emoji_Presentation=Yes) in the BMP; the rest
+# of the BMP's emoji-capable symbols (™ © ® ↔ ☺) are text unless followed by U+FE0F.
+_BMP_EMOJI_PRESENTATION = frozenset(
+    "⌚⌛⏩⏪⏫⏬⏰⏳◽◾☔☕♈♉♊♋♌♍♎♏♐♑♒♓♿⚓⚡⚪⚫⚽⚾⛄⛅⛎⛔⛪⛲⛳⛵⛺⛽✅✊✋✨❌❎❓❔❕❗➕➖➗➰➿⬛⬜⭐⭕"
+)
+
+
+def is_pictographic(found: str) -> bool:
+    """An emoji as a reader sees one: a sequence (VS16, ZWJ, skin tone, keycap), a symbol
+    outside the BMP, or one of the BMP symbols drawn as emoji by default."""
+    return len(found) > 1 or ord(found) > 0xFFFF or found in _BMP_EMOJI_PRESENTATION
+
+
+class Emoji:
+    id = "form.emoji"
+    description = "no emoji"
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        for block in blocks(ctx, OWN_WORDS):
+            for found in emoji.emoji_list(block.text):
+                if is_pictographic(found["emoji"]):
+                    return [hit(self.id, found["emoji"], block.source)]
+        return []
+
+
+# Mathematical Alphanumeric Symbols, the letterlike symbols that fill their gaps, and
+# enclosed (circled, squared) Latin letters.
+_STYLED = re.compile(
+    "[\U0001d400-\U0001d7ff\u2102\u210a-\u2113\u2115\u2119-\u211d\u2124\u2128\u212c\u212d"
+    "\u212f-\u2131\u2133\u2134\u2139\u24b6-\u24e9\U0001f130-\U0001f189]"
+)
+
+
+class StyledText:
+    id = "form.styled_text"
+    description = "no special fonts (Unicode styled letters such as mathematical bold)"
+
+    def __init__(self, settings: StyledTextSettings) -> None:
+        self._min = settings.min_letters
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        for block in blocks(ctx, OWN_WORDS):
+            letters = _STYLED.findall(block.text)
+            if len(letters) >= self._min:
+                return [hit(self.id, _styled_run(block.text), block.source)]
+        return []
+
+
+def _styled_run(text: str) -> str:
+    found = re.search(f"{_STYLED.pattern}(?:[{_STYLED.pattern[1:-1]}\\s]*)", text)
+    return found.group(0).strip() if found else ""
+
+
+_EMPTY_RUN = re.compile(r"(?:^[ \t\u00a0\u3000]*\n)+", re.MULTILINE)
+
+
+class LineBreaks:
+    id = "form.line_breaks"
+    description = "no excessive line breaks"
+
+    def __init__(self, settings: LineBreakSettings) -> None:
+        self._max = settings.max_empty_lines
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        for block in blocks(ctx, OWN_WORDS):
+            if block.source not in ("body", "html"):
+                continue
+            text = block.text.replace("\r\n", "\n").rstrip()
+            longest = max((m.group(0).count("\n") for m in _EMPTY_RUN.finditer(text)), default=0)
+            if longest > self._max:
+                return [hit(self.id, f"{longest} empty lines in a row", block.source)]
+        return []

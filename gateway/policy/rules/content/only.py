@@ -1,0 +1,101 @@
+"""content.thanks_only and content.confirmation_only: a message that says nothing but
+"thank you for your order", or only that the order shipped, arrived or was refunded.
+Each sentence is sorted as thanks, confirmation, courtesy (greeting, sign-off, signature)
+or anything else; one sentence of anything else, or a question, makes the message useful."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from gateway.core.model import Violation
+from gateway.policy.rule import MessageContext
+from gateway.policy.rules.content.base import OWN_WORDS, blocks, hit
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*|\n+")
+_QUESTION = re.compile(r"[?？]")
+SIGNATURE_WORDS = 4  # a line this short, with no number in it: a name, a shop
+FILLER_WORDS = 4  # words besides the phrase that still leave a sentence only thanks
+
+
+class Sentences:
+    """Sorts the sentences of a seller's own text."""
+
+    def __init__(
+        self,
+        thanks: re.Pattern[str] | None,
+        confirmation: re.Pattern[str] | None,
+        courtesy: re.Pattern[str] | None,
+    ) -> None:
+        self._kinds = {"thanks": thanks, "confirmation": confirmation, "courtesy": courtesy}
+
+    def sort(self, ctx: MessageContext) -> tuple[Counter[str], str]:
+        """How many sentences of each kind, and the first thanks or confirmation found."""
+        counts: Counter[str] = Counter()
+        first = ""
+        for block in blocks(ctx, OWN_WORDS):
+            if block.source == "subject":
+                continue
+            for sentence in _SENTENCE_END.split(block.folded):
+                sentence = sentence.strip(" \t-–—*_=~•·,;:")
+                if not sentence:
+                    continue
+                kind = self._kind(sentence)
+                counts[kind] += 1
+                if kind in ("thanks", "confirmation") and not first:
+                    first = sentence
+        return counts, first
+
+    def _kind(self, sentence: str) -> str:
+        if _QUESTION.search(sentence):
+            return "other"
+        courtesy = self._kinds["courtesy"]
+        for kind in ("thanks", "confirmation", "courtesy"):
+            pattern = self._kinds[kind]
+            if pattern is None or not pattern.search(sentence):
+                continue
+            rest = pattern.sub(" ", sentence)
+            if courtesy is not None:
+                rest = courtesy.sub(" ", rest)
+            if word_count(rest) <= FILLER_WORDS:
+                return kind
+        if len(sentence.split()) <= SIGNATURE_WORDS and word_count(sentence) <= SIGNATURE_WORDS:
+            return "courtesy" if not re.search(r"\d{3}", sentence) else "other"
+        return "other"
+
+
+_LATIN_WORD = re.compile(r"[^\W\d_\u2e80-\U0002ffff]+")
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]")
+
+
+def word_count(text: str) -> int:
+    """Words in spaced scripts, and about one per two characters in CJK text."""
+    return len(_LATIN_WORD.findall(text)) + (len(_CJK.findall(text)) + 1) // 2
+
+
+class ThanksOnly:
+    id = "content.thanks_only"
+    description = "no messages that only thank the buyer for the order"
+
+    def __init__(self, sentences: Sentences) -> None:
+        self._sentences = sentences
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        counts, first = self._sentences.sort(ctx)
+        if counts["thanks"] and not counts["other"] and not counts["confirmation"]:
+            return [hit(self.id, first)]
+        return []
+
+
+class ConfirmationOnly:
+    id = "content.confirmation_only"
+    description = "no messages that only confirm an order, shipment, delivery or refund"
+
+    def __init__(self, sentences: Sentences) -> None:
+        self._sentences = sentences
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        counts, first = self._sentences.sort(ctx)
+        if counts["confirmation"] and not counts["other"]:
+            return [hit(self.id, first)]
+        return []

@@ -1,0 +1,61 @@
+"""The content policy's verdict on one message without sending it: what `bsm-gateway policy
+check` prints, and what the policy corpus and benchmark measure. Only the content rules
+run; the pair's facts (window, quota, opt-out) need a real pair and a real session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gateway.core.content import ContentFacts
+from gateway.core.model import Conversation, Direction, Party, Side, Violation
+from gateway.core.status import Reply
+from gateway.pipeline.content import read_content
+from gateway.pipeline.parse import canonical_line_ends, parse_message
+from gateway.policy.chains import Action, Link, judge, refusal
+from gateway.policy.config import ContentPolicy, Mode
+from gateway.policy.content import ContentRuleSet
+from gateway.policy.rule import MessageContext
+
+_CHECK_DOMAIN = "alias.invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVerdict:
+    direction: Direction
+    policy_version: str
+    refused: tuple[Violation, ...]
+    shadowed: tuple[Violation, ...]
+    reply: Reply | None  # the SMTP reply a session would get; None: it passes
+
+    @property
+    def passed(self) -> bool:
+        return not self.refused
+
+
+def _party(side: Side) -> Party:
+    return Party(side, f"{side.value}@{_CHECK_DOMAIN}", "", (), "")
+
+
+def check_content(
+    content: ContentFacts, rules: ContentRuleSet, direction: Direction
+) -> PolicyVerdict:
+    sender = Side.SELLER if direction is Direction.SELLER_TO_BUYER else Side.BUYER
+    conversation = Conversation(0, 0, _party(sender), _party(sender.other))
+    chain = [
+        Link(rule, Action.REJECT if mode is Mode.ENFORCE else Action.SHADOW)
+        for rule, mode in rules.active(direction)
+    ]
+    context = MessageContext("", None, conversation, datetime.now(UTC), None, content)  # type: ignore[arg-type]
+    judgement = judge(chain, context)
+    policy = rules.policy
+    reply = (
+        refusal(judgement.rejections, policy.settings.help_url) if judgement.rejections else None
+    )
+    return PolicyVerdict(direction, policy.version, judgement.rejections, judgement.shadowed, reply)
+
+
+def check_message(raw: bytes, policy: ContentPolicy, direction: Direction) -> PolicyVerdict:
+    """Raises pipeline.parse.MessageFormatError for bytes that are not a message."""
+    parsed = parse_message(canonical_line_ends(raw))
+    return check_content(read_content(parsed), ContentRuleSet(policy), direction)
