@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gateway.cli import keys, registry, reports, run, standing  # noqa: F401 (add commands)
+from gateway.cli import keys, policy, registry, reports, run, standing  # noqa: F401 (add commands)
 from gateway.cli.common import app
 
 

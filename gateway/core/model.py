@@ -29,6 +29,9 @@ class Direction(StrEnum):
         return Direction.SELLER_TO_BUYER if side is Side.SELLER else Direction.BUYER_TO_SELLER
 
 
+PARTY_DIRECTIONS = (Direction.SELLER_TO_BUYER, Direction.BUYER_TO_SELLER)
+
+
 @dataclass(frozen=True, slots=True)
 class BounceContext:
     """A delivery the gateway made, as its sender knew it: all a DSN about it may say."""

@@ -60,7 +60,7 @@ MIME_TOO_DEEP = Reply(554, "5.6.0", "MIME parts are nested too deeply")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients in this transaction")
 TOO_MANY_SESSIONS = Reply(421, "4.7.0", "Too many connections from your address, try later")
 CONTENT_REFUSED = Reply(
-    550, "5.7.1", "Message refused: it breaks the marketplace's messaging rules; change this"
+    550, "5.7.1", "Message refused by the marketplace's messaging rules; change what is listed"
 )
 LEAK_REFUSED = Reply(550, "5.7.1", "Message would reveal a real address; remove it and send again")
 SOME_REFUSED = Reply(550, "5.7.1", "Message refused for every recipient")

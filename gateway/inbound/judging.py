@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.core.model import Direction
+from gateway.core.model import PARTY_DIRECTIONS, Direction
 from gateway.pipeline.sanitize import HtmlCleaning
 from gateway.policy.chains import Link, data_chain
 from gateway.policy.config import ContentPolicy
 from gateway.policy.content import ContentRuleSet
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.marketplace import MarketplacePolicy
-
-_PARTY_DIRECTIONS = (Direction.SELLER_TO_BUYER, Direction.BUYER_TO_SELLER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +44,7 @@ class Judging:
             version=policy.version,
             help_url=policy.settings.help_url,
             rules=rules,
-            chains={d: data_chain(sender_auth, marketplace, rules, d) for d in _PARTY_DIRECTIONS},
+            chains={d: data_chain(sender_auth, marketplace, rules, d) for d in PARTY_DIRECTIONS},
             html=cleaning,
-            reads_content=cleaning is not None or any(rules.active(d) for d in _PARTY_DIRECTIONS),
+            reads_content=cleaning is not None or any(rules.active(d) for d in PARTY_DIRECTIONS),
         )

@@ -216,6 +216,10 @@ class ContentPolicy:
     lexicon: Lexicon
     version: str
 
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return _RULE_IDS
+
     def mode(self, rule_id: str, direction: Direction) -> Mode:
         for name, field in ContentRules.model_fields.items():
             if field.alias == rule_id:
