@@ -101,6 +101,7 @@ class Gateway:
         database: Database,
         clock: Clock | None = None,
         transport: Transport | None = None,
+        policy: ContentPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -140,7 +141,7 @@ class Gateway:
             verifier=_sender_verifier(settings),
             sender_auth=smtp.sender_auth,
             marketplace=marketplace_policy(settings),
-            content_policy=content_policy(settings),
+            content_policy=policy or content_policy(settings),
             on_queued=self.workers.wake,
         )
         self.listeners: dict[str, Listener] = {}

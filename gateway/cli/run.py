@@ -28,14 +28,19 @@ from gateway.settings import ConfigError
 def serve(ctx: typer.Context) -> None:
     """Run the SMTP listener and the delivery workers until SIGTERM."""
     settings = settings_of(ctx)
+    from gateway.app import Gateway, content_policy  # the SMTP stack: only `serve` needs it
+
+    try:
+        policy = content_policy(settings)  # a broken policy stops start-up before any work
+    except ConfigError as error:
+        fail(str(error), False, 2)
     try:
         database = open_database(settings.database_url)
     except SchemaError as error:
         fail(str(error), False, 2)
-    from gateway.app import Gateway  # the SMTP and delivery stack: only `serve` needs it
-
     try:
-        asyncio.run(Gateway(settings, database=database).run_until_signalled())
+        gateway = Gateway(settings, database=database, policy=policy)
+        asyncio.run(gateway.run_until_signalled())
     except ConfigError as error:
         fail(str(error), False, 2)
 

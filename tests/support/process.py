@@ -28,10 +28,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def process_config(folder: Path, database_url: str, transport: str, port: int) -> Path:
+def process_config(
+    folder: Path, database_url: str, transport: str, port: int, content_policy: Path | None = None
+) -> Path:
     """The test config (tests.support.gateway.write_config) with a fixed SMTP port: port 0
     cannot be discovered from outside the process."""
-    path = write_config(folder, database_url, transport)
+    path = write_config(folder, database_url, transport, content_policy=content_policy)
     text = path.read_text()
     assert "\nport = 0\n" in text
     path.write_text(text.replace("\nport = 0\n", f"\nport = {port}\n", 1))
