@@ -13,7 +13,7 @@ from gateway.core.status import Reply
 from gateway.pipeline.content import read_content
 from gateway.pipeline.parse import canonical_line_ends, parse_message
 from gateway.policy.chains import Action, Link, judge, refusal
-from gateway.policy.config import ContentPolicy, Mode
+from gateway.policy.config import Mode
 from gateway.policy.content import ContentRuleSet
 from gateway.policy.rule import MessageContext
 
@@ -55,7 +55,7 @@ def check_content(
     return PolicyVerdict(direction, policy.version, judgement.rejections, judgement.shadowed, reply)
 
 
-def check_message(raw: bytes, policy: ContentPolicy, direction: Direction) -> PolicyVerdict:
+def check_message(raw: bytes, rules: ContentRuleSet, direction: Direction) -> PolicyVerdict:
     """Raises pipeline.parse.MessageFormatError for bytes that are not a message."""
     parsed = parse_message(canonical_line_ends(raw))
-    return check_content(read_content(parsed), ContentRuleSet(policy), direction)
+    return check_content(read_content(parsed), rules, direction)

@@ -13,6 +13,7 @@ from rich.table import Table
 from gateway.cli.common import JsonFlag, app, emit, fail, out, settings_of
 from gateway.core.model import Direction, Violation
 from gateway.pipeline.parse import MessageFormatError
+from gateway.policy.content import ContentRuleSet
 from gateway.policycheck import check_message
 from gateway.policyfile import PolicyError, load_policy
 
@@ -53,7 +54,9 @@ def check(
     try:
         policy = load_policy(policy_path or settings_of(ctx).rules.content_policy or None)
         raw = message.read_bytes()
-        verdict = check_message(raw, policy, Direction(direction.value.replace("-", "_")))
+        verdict = check_message(
+            raw, ContentRuleSet(policy), Direction(direction.value.replace("-", "_"))
+        )
     except PolicyError as error:
         fail(str(error), as_json, ERROR_EXIT)
     except OSError as error:

@@ -21,7 +21,7 @@ from gateway.pipeline.mime import leaf_parts, read_text
 # judges their size instead.
 Image.MAX_IMAGE_PIXELS = None
 FRAME_COUNT_MAX_PIXELS = 40_000_000  # larger images are refused for size; not decoded
-DOCUMENT_TEXT_MAX = 2_000_000  # characters read from one attachment
+DOCUMENT_TEXT_MAX = 1_000_000  # characters read from one attachment: the rest is not judged
 PDF_MAX_PAGES = 300
 
 _TEXT_KINDS = {"txt"}

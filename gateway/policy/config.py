@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.core.model import Direction
 from gateway.core.text import fold
+from gateway.policy.phrases import phrases_pattern
 
 
 class Mode(StrEnum):
@@ -171,19 +172,6 @@ _CATEGORIES = (
 )
 
 
-def _is_cjk(char: str) -> bool:
-    return ord(char) >= 0x2E80
-
-
-def phrase_pattern(phrase: str) -> str:
-    """A phrase as a regex over folded text: whole words where the script has spaces."""
-    folded = fold(phrase).strip()
-    body = r"\s+".join(re.escape(word) for word in folded.split())
-    before = "" if _is_cjk(folded[0]) or not folded[0].isalnum() else r"(?<!\w)"
-    after = "" if _is_cjk(folded[-1]) or not folded[-1].isalnum() else r"(?!\w)"
-    return before + body + after
-
-
 class Lexicon:
     """Every language's phrases merged: one compiled pattern per category."""
 
@@ -191,11 +179,11 @@ class Lexicon:
         self.languages = tuple(sorted(files))
         self._patterns: dict[str, re.Pattern[str] | None] = {}
         for category in _CATEGORIES:
-            parts: list[str] = []
-            for language in self.languages:
-                lists: PhraseList = getattr(files[language], category)
-                parts.extend(phrase_pattern(p) for p in lists.phrases if p.strip())
-                parts.extend(f"(?:{p})" for p in lists.patterns)
+            lists: list[PhraseList] = [getattr(files[lang], category) for lang in self.languages]
+            parts = [f"(?:{p})" for phrases in lists for p in phrases.patterns]
+            words = phrases_pattern(p for phrases in lists for p in phrases.phrases)
+            if words:
+                parts.append(words)
             self._patterns[category] = re.compile("|".join(parts)) if parts else None
         self.at_words = tuple(
             dict.fromkeys(fold(w) for f in files.values() for w in f.at_words if w.strip())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -75,7 +76,12 @@ class ContactScanner:
             rf"|(?<=[0-9a-z._-])\s+(?:{ats})\s+(?={_HOST}{_AFTER})"
         )
 
-    def unmask(self, folded: str) -> str:
+        # Several rules read the same text's addresses and links: each is worked out once.
+        # Bounded: a few messages' texts, never a growing store (attachment text is capped).
+        self.unmask = lru_cache(maxsize=8)(self._unmask)
+        self.links = lru_cache(maxsize=8)(self._links)
+
+    def _unmask(self, folded: str) -> str:
         """The text with spelled-out "@" and "." written as characters again."""
         text = _IDEOGRAPHIC_DOT.sub(".", folded)
         text = self._spelled_dot.sub(".", text)
@@ -87,8 +93,11 @@ class ContactScanner:
             if registrable(host):
                 yield Match(found.group(0), host)
 
-    def links(self, text: str) -> Iterator[Match]:
+    def _links(self, text: str) -> tuple[Match, ...]:
         """Links that are not part of an e-mail address, and their hosts."""
+        return tuple(self._find_links(text))
+
+    def _find_links(self, text: str) -> Iterator[Match]:
         blanked = EMAIL.sub(lambda m: " " * len(m.group(0)), text)
         for found in (*URL.finditer(blanked), *_CJK_DOMAIN.finditer(blanked)):
             written = found.group(0).rstrip(_TRAILING)

@@ -1,0 +1,59 @@
+"""Phrase lists compiled to one regular expression shaped as a trie: at each position of
+the text only the phrases that share the characters read so far are tried, so the cost of
+a search grows with the text, not with the number of phrases in every language."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from gateway.core.text import fold
+
+_WORD_GAP = " "  # whitespace between the words of a phrase; matches any run of it
+_END = ""  # marks the end of a phrase in the trie
+
+Trie = dict[str, "Trie"]
+
+
+def _is_cjk(char: str) -> bool:
+    return ord(char) >= 0x2E80
+
+
+def _bounded(char: str) -> bool:
+    """Scripts written with spaces need a word boundary there; CJK does not."""
+    return char.isalnum() and not _is_cjk(char)
+
+
+def _trie_pattern(node: Trie) -> str:
+    branches = []
+    for key in sorted(k for k in node if k != _END):
+        step = r"\s+" if key == _WORD_GAP else re.escape(key)
+        branches.append(step + _trie_pattern(node[key]))
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if _END in node:  # a phrase may end here, or go on to a longer one
+        return f"(?:{body})?"
+    return body
+
+
+def phrases_pattern(phrases: Iterable[str]) -> str:
+    """One pattern for all `phrases`, each matched as whole words in spaced scripts."""
+    tries: dict[tuple[bool, bool], Trie] = {}
+    for phrase in phrases:
+        words = fold(phrase).split()
+        if not words:
+            continue
+        text = _WORD_GAP.join(words)
+        node = tries.setdefault((_bounded(text[0]), _bounded(text[-1])), {})
+        for char in text:
+            node = node.setdefault(char, {})
+        node[_END] = {}
+    parts = []
+    for (before, after), trie in sorted(tries.items()):
+        parts.append(
+            ("(?<!\\w)" if before else "")
+            + f"(?:{_trie_pattern(trie)})"
+            + ("(?!\\w)" if after else "")
+        )
+    return "|".join(parts)

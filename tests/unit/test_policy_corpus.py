@@ -1,0 +1,131 @@
+"""Precision and recall of every content rule over the labelled corpus (tests/corpus/policy),
+judged by the shipped policy as `bsm-gateway policy check` would.
+
+`pytest -s tests/unit/test_policy_corpus.py` prints the table the README reports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from gateway.core.model import PARTY_DIRECTIONS, Direction
+from gateway.policy.config import Mode
+from gateway.policy.content import ContentRuleSet
+from gateway.policycheck import PolicyVerdict, check_message
+from gateway.policyfile import load_policy
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "policy"
+FILES = sorted(CORPUS.glob("*.eml"))
+PRECISION_AIM = 0.97
+RECALL_AIM = 0.95
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    direction: Direction
+    expected: frozenset[str]
+    found: frozenset[str]
+
+
+@cache
+def judged() -> tuple[Case, ...]:
+    rules = ContentRuleSet(load_policy())
+    cases = []
+    for path in FILES:
+        raw = path.read_bytes()
+        labels = BytesHeaderParser().parsebytes(raw)
+        expect = str(labels["X-Policy-Expect"]).strip()
+        direction = Direction(str(labels["X-Policy-Direction"]).strip().replace("-", "_"))
+        verdict: PolicyVerdict = check_message(raw, rules, direction)
+        cases.append(
+            Case(
+                path.name,
+                direction,
+                frozenset() if expect == "none" else frozenset(map(str.strip, expect.split(","))),
+                frozenset(v.rule_id for v in (*verdict.refused, *verdict.shadowed)),
+            )
+        )
+    return tuple(cases)
+
+
+@dataclass(frozen=True)
+class Score:
+    rule_id: str
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        labelled = self.true_positives + self.false_negatives
+        return self.true_positives / labelled if labelled else 1.0
+
+
+def scores() -> list[Score]:
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
+    for case in judged():
+        tp.update(case.found & case.expected)
+        fp.update(case.found - case.expected)
+        fn.update(case.expected - case.found)
+    rules = load_policy().rule_ids
+    return [Score(r, tp[r], fp[r], fn[r]) for r in rules]
+
+
+def test_corpus_is_large_and_labelled() -> None:
+    cases = judged()
+    assert len(cases) >= 150
+    rule_ids = set(load_policy().rule_ids)
+    for case in cases:
+        assert case.expected <= rule_ids, f"{case.name}: unknown rule id in its label"
+    labelled = {r for case in cases for r in case.expected}
+    assert labelled == rule_ids, f"rules without a positive example: {rule_ids - labelled}"
+    assert sum(1 for case in cases if not case.expected) >= 50  # clean messages too
+
+
+@pytest.mark.parametrize("rule_id", load_policy().rule_ids)
+def test_enforced_rule_meets_its_aim(rule_id: str) -> None:
+    policy = load_policy()
+    if all(policy.mode(rule_id, d) is not Mode.ENFORCE for d in PARTY_DIRECTIONS):
+        pytest.skip(f"{rule_id} is not enforced")
+    [score] = [s for s in scores() if s.rule_id == rule_id]
+    misses = [
+        f"{case.name}: expected {sorted(case.expected)}, found {sorted(case.found)}"
+        for case in judged()
+        if (rule_id in case.expected) != (rule_id in case.found)
+    ]
+    assert score.precision >= PRECISION_AIM and score.recall >= RECALL_AIM, "\n".join(misses)
+
+
+def test_print_scores() -> None:
+    """The table of the README (run with -s to see it)."""
+    rows = scores()
+    cases = judged()
+    lines = [
+        f"policy corpus: {len(cases)} messages, policy {load_policy().version}",
+        "| rule | positives | found | true positives | precision | recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in rows:
+        lines.append(
+            f"| `{s.rule_id}` | {s.true_positives + s.false_negatives} "
+            f"| {s.true_positives + s.false_positives} | {s.true_positives} "
+            f"| {s.precision:.2f} | {s.recall:.2f} |"
+        )
+    print("\n" + "\n".join(lines))
+    exact = sum(1 for case in cases if case.found == case.expected)
+    print(f"messages judged exactly as labelled: {exact} of {len(cases)}")
+    assert rows
