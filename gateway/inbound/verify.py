@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ import spf
 
 from gateway.core.model import AuthCheck, SenderAuthentication
 from gateway.inbound.resolver import DnsTemporaryError, Resolver
+from gateway.obs.log import silenced
 
 Lookup = Callable[[str, str], list[Any]]
 
@@ -49,10 +49,7 @@ class SenderVerifier:
     def __init__(self, resolver: Resolver) -> None:
         self._resolver = resolver
         # dkimpy logs each failed signature at ERROR on its own logger; the result is ours.
-        self._dkim_log = logging.getLogger("gateway.dkim_verify")
-        self._dkim_log.propagate = False
-        if not self._dkim_log.handlers:
-            self._dkim_log.addHandler(logging.NullHandler())
+        self._dkim_log = silenced("gateway.dkim_verify")
 
     async def verify(
         self, raw: bytes, client_ip: str, helo: str, mail_from: str

@@ -55,3 +55,13 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
     return logger
+
+
+def silenced(name: str) -> logging.Logger:
+    """A library's stdlib logger whose records go nowhere: for libraries that log what the
+    gateway reports in its own words (dkimpy's failed signatures, pypdf's damaged files)."""
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    return logger

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gateway.core.content import Attachment, ContentFacts, Hyperlink, ImageInfo, TextBlock
 from gateway.core.message import ParsedMessage
+from gateway.obs.log import silenced
 from gateway.pipeline.mime import leaf_parts, read_text
 
 # Only image headers are read, never their pixels (except to count a GIF's frames, below),
@@ -172,7 +173,7 @@ def read_html(html: str) -> HtmlText:
     """HTML reduced to its text: nh3 first drops what is never shown (script, style,
     comments), then the remaining markup is read for its lines and links."""
     cleaned = nh3.clean(
-        html,
+        html.encode("utf-8", "replace").decode("utf-8"),  # undecodable bytes: "?"
         tags=set(nh3.ALLOWED_TAGS),
         attributes={"a": {"href"}, "img": {"src", "alt"}},
         link_rel=None,
@@ -260,6 +261,7 @@ def _attached_text(part: EmailMessage, data: bytes) -> str:
 def _pdf_text(data: bytes) -> tuple[str, tuple[Hyperlink, ...]]:
     from pypdf import PdfReader  # imported on first use: a second of start-up otherwise
 
+    silenced("pypdf")  # it logs every oddity of a file; a damaged PDF is judged all the same
     reader = PdfReader(io.BytesIO(data))
     texts: list[str] = []
     links: list[Hyperlink] = []

@@ -56,10 +56,23 @@ def rewrite(
     head = _header_block(parsed, conversation, gateway_id, now, guard)
     content = head + _body(parsed, guard, html)
     # Judge what the recipient's client will read: the final bytes, parsed again.
-    places = guard.find(parse_message(content).message, content)
+    final = parse_message(content).message
+    places = guard.find(final, content)
     if places:
         raise LeakFound(places)
+    if _shape(final) != _shape(parsed.message):
+        raise MimeChanged("the MIME structure did not survive rewriting the message's text")
     return content
+
+
+class MimeChanged(Exception):
+    """Writing a changed text part back regenerated the tree into another shape (the
+    stdlib's generator and some damaged or unusual containers): nothing is sent rather
+    than something other than what the sender wrote."""
+
+
+def _shape(message: EmailMessage) -> list[str]:
+    return [part.get_content_type() for part in message.walk()]
 
 
 def _header_block(

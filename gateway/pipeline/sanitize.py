@@ -32,16 +32,32 @@ def sanitize_html(html: str, cleaning: HtmlCleaning) -> str:
             return None  # the <a> stays without a target: its text, not a link
         return value
 
-    return nh3.clean(
-        html,
-        tags=set(cleaning.tags),
-        clean_content_tags=set(cleaning.remove_with_content - cleaning.tags),
-        attributes={tag: set(names) for tag, names in cleaning.attributes.items()},
-        attribute_filter=keep,
-        url_schemes=set(cleaning.url_schemes),
-        link_rel=None,
-        strip_comments=True,
+    return _from_private_use(
+        nh3.clean(
+            _to_private_use(html),
+            tags=set(cleaning.tags),
+            clean_content_tags=set(cleaning.remove_with_content - cleaning.tags),
+            attributes={tag: set(names) for tag, names in cleaning.attributes.items()},
+            attribute_filter=keep,
+            url_schemes=set(cleaning.url_schemes),
+            link_rel=None,
+            strip_comments=True,
+        )
     )
+
+
+# Bytes the part's charset could not read are kept as surrogate escapes (pipeline.mime),
+# which nh3 cannot take: they cross it as private-use characters and come back unchanged.
+_ESCAPES = {code: code - 0xDC80 + 0xF780 for code in range(0xDC80, 0xDD00)}
+_UNESCAPES = {value: key for key, value in _ESCAPES.items()}
+
+
+def _to_private_use(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
+def _from_private_use(text: str) -> str:
+    return text.translate(_UNESCAPES)
 
 
 def unwrap_plain(text: str, cleaning: HtmlCleaning) -> str:
