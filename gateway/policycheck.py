@@ -17,8 +17,6 @@ from gateway.policy.config import Mode
 from gateway.policy.content import ContentRuleSet
 from gateway.policy.rule import MessageContext
 
-_CHECK_DOMAIN = "alias.invalid"
-
 
 @dataclass(frozen=True, slots=True)
 class PolicyVerdict:
@@ -33,15 +31,19 @@ class PolicyVerdict:
         return not self.refused
 
 
-def _party(side: Side) -> Party:
-    return Party(side, f"{side.value}@{_CHECK_DOMAIN}", "", (), "")
+def _party(side: Side, alias_domain: str) -> Party:
+    return Party(side, f"{side.value}@{alias_domain}", "", (), "")
 
 
 def check_content(
-    content: ContentFacts, rules: ContentRuleSet, direction: Direction
+    content: ContentFacts, rules: ContentRuleSet, direction: Direction, alias_domain: str
 ) -> PolicyVerdict:
+    """`alias_domain`: addresses on it (the parties' aliases, as quoted replies show them)
+    are the gateway's own, not contact details."""
     sender = Side.SELLER if direction is Direction.SELLER_TO_BUYER else Side.BUYER
-    conversation = Conversation(0, 0, _party(sender), _party(sender.other))
+    conversation = Conversation(
+        0, 0, _party(sender, alias_domain), _party(sender.other, alias_domain)
+    )
     chain = [
         Link(rule, Action.REJECT if mode is Mode.ENFORCE else Action.SHADOW)
         for rule, mode in rules.active(direction)
@@ -55,7 +57,9 @@ def check_content(
     return PolicyVerdict(direction, policy.version, judgement.rejections, judgement.shadowed, reply)
 
 
-def check_message(raw: bytes, rules: ContentRuleSet, direction: Direction) -> PolicyVerdict:
+def check_message(
+    raw: bytes, rules: ContentRuleSet, direction: Direction, alias_domain: str
+) -> PolicyVerdict:
     """Raises pipeline.parse.MessageFormatError for bytes that are not a message."""
     parsed = parse_message(canonical_line_ends(raw))
-    return check_content(read_content(parsed), rules, direction)
+    return check_content(read_content(parsed), rules, direction, alias_domain)

@@ -51,11 +51,15 @@ def check(
 ) -> None:
     """What the content rules say about MESSAGE: each violation with what matched, and the
     reply an SMTP session would get. Exit 0: it passes; 1: refused; 2: unreadable."""
+    settings = settings_of(ctx)
     try:
-        policy = load_policy(policy_path or settings_of(ctx).rules.content_policy or None)
+        policy = load_policy(policy_path or settings.rules.content_policy or None)
         raw = message.read_bytes()
         verdict = check_message(
-            raw, ContentRuleSet(policy), Direction(direction.value.replace("-", "_"))
+            raw,
+            ContentRuleSet(policy),
+            Direction(direction.value.replace("-", "_")),
+            settings.alias_domain,
         )
     except PolicyError as error:
         fail(str(error), as_json, ERROR_EXIT)

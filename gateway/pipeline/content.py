@@ -17,15 +17,15 @@ from gateway.core.message import ParsedMessage
 from gateway.obs.log import silenced
 from gateway.pipeline.mime import leaf_parts, read_text
 
-# Only image headers are read, never their pixels (except to count a GIF's frames, below),
-# so Pillow's guard against decompressing huge images is not needed; form.image_size
-# judges their size instead.
+# Only image headers are read, never their pixels (counting a GIF's or APNG's frames reads
+# their block headers only), so Pillow's guard against decompressing huge images is not
+# needed; form.image_size judges their size instead.
 Image.MAX_IMAGE_PIXELS = None
-FRAME_COUNT_MAX_PIXELS = 40_000_000  # larger images are refused for size; not decoded
 DOCUMENT_TEXT_MAX = 1_000_000  # characters read from one attachment: the rest is not judged
 PDF_MAX_PAGES = 300
 
 _TEXT_KINDS = {"txt"}
+_IMAGES = {"gif", "png", "jpg", "bmp", "tif"}
 _DOCUMENTS = {"pdf", "docx"}
 
 
@@ -65,10 +65,15 @@ def _is_file(part: EmailMessage) -> bool:
     return part.is_attachment() or part.get_filename() is not None
 
 
+def _unescaped(text: str) -> str:
+    """Raw 8-bit header bytes (UTF-8 in practice, RFC 6532) arrive as surrogate escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _header_text(message: EmailMessage, name: str) -> str:
     try:
         value = message.get(name)
-        return "" if value is None else str(value)
+        return "" if value is None else _unescaped(str(value))
     except Exception:  # an undecodable header: the rules see nothing rather than fail
         return ""
 
@@ -77,7 +82,7 @@ def _display_name(message: EmailMessage) -> str:
     try:
         field = message.get("From")
         addresses = getattr(field, "addresses", ())
-        return str(addresses[0].display_name) if addresses else ""
+        return _unescaped(str(addresses[0].display_name)) if addresses else ""
     except Exception:
         return ""
 
@@ -85,12 +90,24 @@ def _display_name(message: EmailMessage) -> str:
 _QUOTED_LINE = re.compile(r"^[ \t]*>")
 
 
+QUOTE_MARK = "[...]"  # stands in the sender's own text for each run of quoted lines
+
+
 def split_quoted(text: str) -> tuple[str, str]:
-    """The sender's own lines, and the lines quoting an earlier message ("> ...")."""
+    """The sender's own lines, and the lines quoting an earlier message ("> ..."). Each run
+    of quoted lines leaves one mark behind, so that the empty lines around it stay apart."""
     own: list[str] = []
     quoted: list[str] = []
+    in_quote = False
     for line in text.splitlines():
-        (quoted if _QUOTED_LINE.match(line) else own).append(line)
+        if _QUOTED_LINE.match(line):
+            if not in_quote:
+                own.append(QUOTE_MARK)
+            quoted.append(line)
+            in_quote = True
+        else:
+            own.append(line)
+            in_quote = False
     return "\n".join(own), "\n".join(quoted)
 
 
@@ -150,6 +167,8 @@ class _TextCollector(HTMLParser):
             self._line_end(always=True)
         elif tag in _BLOCK_TAGS:
             self._line_end(always=False)
+        elif tag in ("td", "th"):
+            self.chunks.append("\t")  # cells side by side, never run together
         if tag == "a" and values.get("href"):
             self._anchor = (values["href"], [])
         elif tag == "img" and values.get("src"):
@@ -157,7 +176,9 @@ class _TextCollector(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _BLOCK_TAGS and tag != "br":
-            self._line_end(always=True)
+            # A block ends its line; one that held only a <br> (Gmail's empty line) is
+            # one empty line, not two.
+            self._line_end(always=False)
         if tag == "a" and self._anchor is not None:
             target, shown = self._anchor
             self.links.append(Hyperlink(target, "".join(shown).strip()))
@@ -175,6 +196,7 @@ def read_html(html: str) -> HtmlText:
     cleaned = nh3.clean(
         html.encode("utf-8", "replace").decode("utf-8"),  # undecodable bytes: "?"
         tags=set(nh3.ALLOWED_TAGS),
+        clean_content_tags={"script", "style", "title", "template", "noscript"},
         attributes={"a": {"href"}, "img": {"src", "alt"}},
         link_rel=None,
         url_schemes={"http", "https", "mailto", "tel", "cid", "ftp", "sms", "data"},
@@ -196,10 +218,17 @@ def _payload(part: EmailMessage) -> bytes:
 def detect_kind(data: bytes) -> str:
     """What the bytes are, whatever the file is called: filetype's magic numbers, else
     "txt" for bytes that read as text, else "unknown"."""
+    if data.startswith(_UTF16_BOMS):
+        return "txt"  # "Unicode text" from Notepad or Excel: NUL bytes, but text
     guessed = str(filetype.guess_extension(data[:8192]) or "") if data else ""
     if guessed:
-        return {"jpeg": "jpg", "tiff": "tif"}.get(guessed, guessed)
+        return _SAME_KIND.get(guessed, guessed)
     return "txt" if looks_like_text(data) else "unknown"
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# filetype's names for kinds the policy names otherwise: an animated PNG is a PNG file.
+_SAME_KIND = {"jpeg": "jpg", "tiff": "tif", "apng": "png"}
 
 
 def looks_like_text(data: bytes) -> bool:
@@ -233,7 +262,7 @@ def _attachment(part: EmailMessage) -> tuple[Attachment, str, tuple[Hyperlink, .
             text, links = _pdf_text(data)
         elif kind == "docx":
             text = _docx_text(data)
-        elif part.get_content_maintype() == "image" or kind in ("gif", "png", "jpg", "bmp", "tif"):
+        elif part.get_content_maintype() == "image" or kind in _IMAGES:
             image = image_info(data)
             unreadable = image is None
     except Exception:  # a damaged document: judged by its type and size alone
@@ -250,6 +279,8 @@ def _attachment(part: EmailMessage) -> tuple[Attachment, str, tuple[Hyperlink, .
 
 
 def _attached_text(part: EmailMessage, data: bytes) -> str:
+    if data.startswith(_UTF16_BOMS):
+        return data.decode("utf-16", "replace")
     if part.get_content_charset():
         return read_text(part)
     try:
@@ -291,9 +322,7 @@ def image_info(data: bytes) -> ImageInfo | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            frames = 1
-            if width * height <= FRAME_COUNT_MAX_PIXELS:
-                frames = int(getattr(image, "n_frames", 1))
+            frames = int(getattr(image, "n_frames", 1))
             return ImageInfo(str(image.format), width, height, frames)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None

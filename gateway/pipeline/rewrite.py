@@ -9,6 +9,7 @@ from email.errors import MissingHeaderBodySeparatorDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from gateway.core.message import ParsedMessage
 from gateway.core.model import Conversation
@@ -53,8 +54,9 @@ def rewrite(
     """The delivered message, or LeakFound if a real address of the sender would remain.
     With `html`, HTML parts are sanitised and their plain-text alternatives kept in step."""
     guard = leak_guard(parsed, conversation)
-    head = _header_block(parsed, conversation, gateway_id, now, guard)
-    content = head + _body(parsed, guard, html)
+    body, written = _body(parsed, guard, html)
+    head = _header_block(parsed, conversation, gateway_id, now, guard, written)
+    content = head + body
     # Judge what the recipient's client will read: the final bytes, parsed again.
     final = parse_message(content).message
     places = guard.find(final, content)
@@ -81,10 +83,13 @@ def _header_block(
     gateway_id: str,
     now: datetime,
     guard: LeakGuard,
+    written: EmailMessage | None,
 ) -> bytes:
     """New headers: the sender's alias, the recipient, ids in the recipient's view, and the
-    few headers the sender wrote that describe its message (Subject, Date, Content-*)."""
-    source = {name.lower(): value for name, value in reversed(list(parsed.message.raw_items()))}
+    few headers the sender wrote that describe its message (Subject, Date, Content-*; those
+    of the body as written again when a single-part body changed its charset or encoding)."""
+    source = _fields(parsed.message)
+    body_source = _fields(written) if written is not None else source
     head = EmailMessage(policy=SMTP_POLICY)
     sender = conversation.sender
     local, _, domain = sender.alias.partition("@")
@@ -110,27 +115,35 @@ def _header_block(
         head["References"] = " ".join(dict.fromkeys((*references, *in_reply_to[:1])))
     head["MIME-Version"] = "1.0"
     for name in _BODY_HEADERS:
-        if name.lower() in source:
-            head.set_raw(name, source[name.lower()])
+        if name.lower() in body_source:
+            head.set_raw(name, body_source[name.lower()])
     # Only the header section: a generator would also invent an empty multipart body.
     folded = (SMTP_POLICY.fold_binary(name, value) for name, value in head.raw_items())
     return b"".join(folded) + b"\r\n"
 
 
-def _body(parsed: ParsedMessage, guard: LeakGuard, html: HtmlCleaning | None) -> bytes:
+def _fields(message: EmailMessage) -> dict[str, Any]:
+    """Header values by lower-case name; the first of repeated fields."""
+    return {name.lower(): value for name, value in reversed(list(message.raw_items()))}
+
+
+def _body(
+    parsed: ParsedMessage, guard: LeakGuard, html: HtmlCleaning | None
+) -> tuple[bytes, EmailMessage | None]:
     """The body as received, byte for byte, unless a text part must change: HTML to
-    sanitise, or an address for the leak guard to replace."""
+    sanitise, or an address for the leak guard to replace. Then also the message written
+    again, whose body headers describe the new bytes."""
     changes = _text_changes(parsed.message, guard, html)
     if not changes:
         received = _received_body(parsed)
         if received is not None:
-            return received
+            return received, None
     message = copy.deepcopy(parsed.message)
     for position, part in enumerate(leaf_parts(message)):
         if position in changes:
             write_text(part, changes[position])
     generated = message.as_bytes(policy=SMTP_POLICY)
-    return generated[generated.index(b"\r\n\r\n") + 4 :]
+    return generated[generated.index(b"\r\n\r\n") + 4 :], message
 
 
 def _text_changes(

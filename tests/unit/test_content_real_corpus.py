@@ -23,6 +23,7 @@ from tests.support.corpus import corpus_dir, corpus_files
 pytestmark = pytest.mark.corpus
 
 JUDGING = Judging.build(load_policy(), "none", MarketplacePolicy())
+ALIAS_DOMAIN = "relay.example.test"
 SELLER = Party(Side.SELLER, "sssssssssssssss2@relay.example.test", "Shop", (), "s@shop.example")
 BUYER = Party(Side.BUYER, "bbbbbbbbbbbbbbb2@relay.example.test", "Buyer", (), "b@mail.example")
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -33,7 +34,7 @@ def test_real_message_is_judged_and_its_html_sanitised(name: str) -> None:
     raw = canonical_line_ends((corpus_dir() / name).read_bytes())
     parsed = parse_message(raw)
     content = read_content(parsed)
-    verdict = check_content(content, JUDGING.rules, Direction.SELLER_TO_BUYER)
+    verdict = check_content(content, JUDGING.rules, Direction.SELLER_TO_BUYER, ALIAS_DOMAIN)
     assert verdict.policy_version == JUDGING.version
     assert JUDGING.html is not None
     unwrap = frozenset(link.target.strip() for link in content.links if JUDGING.rules.unwraps(link))

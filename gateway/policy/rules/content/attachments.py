@@ -39,6 +39,9 @@ class AttachmentType:
             if attachment.detected not in self._allowed:
                 what = f"{_label(attachment)} is {attachment.detected} content"
                 return [hit(self.id, what)]
+            if attachment.unreadable:  # damaged, or text dressed as an image or a PDF
+                what = f"{_label(attachment)} cannot be read as {attachment.detected}"
+                return [hit(self.id, what)]
             if named and named not in self._allowed:
                 return [hit(self.id, f"{_label(attachment)} is a .{named} file")]
         return []

@@ -18,7 +18,7 @@ class BusinessName:
 
     def __init__(self, settings: BusinessNameSettings) -> None:
         suffixes = "|".join(re.escape(fold(s)) for s in settings.suffixes) or "(?!)"
-        self._suffix = re.compile(rf"\.\s?(?:{suffixes})(?![0-9a-z])")
+        self._suffix = re.compile(rf"\.(?:{suffixes})(?![0-9a-z])")
 
     def check(self, ctx: MessageContext) -> list[Violation]:
         for name in (ctx.content.sender_name, ctx.conversation.sender.display_name):

@@ -65,7 +65,10 @@ def _styled_run(text: str) -> str:
     return found.group(0).strip() if found else ""
 
 
-_EMPTY_RUN = re.compile(r"(?:^[ \t\u00a0\u3000]*\n)+", re.MULTILINE)
+# A line that shows nothing: spaces of any width, and the invisible characters (zero-width,
+# byte order mark, braille blank, Hangul fillers) that fill a line without showing.
+_BLANK = r"[^\S\n]|[\u200b-\u200f\u2060-\u2064\ufeff\u2800\u3164\u115f\u1160\uffa0]"
+_EMPTY_RUN = re.compile(rf"(?:^(?:{_BLANK})*\n)+", re.MULTILINE)
 
 
 class LineBreaks:

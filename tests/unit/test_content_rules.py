@@ -1,0 +1,987 @@
+"""The content rules (gateway.policy.rules.content) on messages read as the gateway reads
+them, under a small policy and lexicon built here (never config/): each rule's hits and
+the near-misses that must pass, modes, and the one refusal the sender reads."""
+
+# ruff: noqa: RUF001
+# Full-width, look-alike and styled characters are what these rules are about.
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import pydantic
+import pytest
+
+from gateway.core import status
+from gateway.core.content import ContentFacts, ImageInfo
+from gateway.core.model import Conversation, Direction, Party, Side, Violation
+from gateway.pipeline.content import read_content
+from gateway.pipeline.parse import parse_message
+from gateway.policy.chains import refusal
+from gateway.policy.config import (
+    OFF_POLICY,
+    ContentPolicy,
+    Lexicon,
+    LexiconFile,
+    Mode,
+    PolicyFile,
+)
+from gateway.policy.content import ContentRuleSet
+from gateway.policy.rule import MessageContext
+from gateway.policycheck import PolicyVerdict, check_content, check_message
+from tests.support.media import (
+    EXE,
+    POLICY_CORPUS,
+    as_bytes,
+    attach,
+    corpus_pdf,
+    docx_file,
+    gif,
+    jpeg,
+    message,
+    pdf_with_link,
+    png,
+    with_screen_size,
+    zip_file,
+)
+
+TO_BUYER = Direction.SELLER_TO_BUYER
+TO_SELLER = Direction.BUYER_TO_SELLER
+HELP = "https://marketplace.example/help/messaging"
+ALIAS_DOMAIN = "alias.invalid"  # the parties' aliases in these messages
+
+RULES_SETTINGS: dict[str, dict[str, Any]] = {
+    "content.link": {
+        "allow_domains": ["marketplace.example", "ups.com", "usps.com", "japanpost.jp"],
+        "bare_domain_ignore_suffixes": ["zip", "mov"],
+        "spelled_out_suffixes": ["com", "net", "рф"],
+    },
+    "content.phone": {"regions": ["US", "JP", "DE"]},
+    "content.social": {"domains": ["t.me", "line.me", "wa.me"]},
+    "content.business_name": {"suffixes": ["com", "net", "biz"]},
+    "form.image_size": {"max_width": 100, "max_height": 50},
+    "attach.size": {"max_total_bytes": 200_000},
+}
+LEXICON: dict[str, Any] = {
+    "marketing": {"phrases": ["new collection", "discount code"]},
+    "feedback_request": {"phrases": ["five stars", "leave a review"]},
+    "cancel_reason": {"phrases": ["why did you cancel"]},
+    "thanks": {"phrases": ["thank you for your order"]},
+    "confirmation": {"phrases": ["your order has shipped", "refund has been issued"]},
+    "courtesy": {"phrases": ["hi", "hello", "best regards"]},
+    "social": {"phrases": ["wechat id", "加微信"], "patterns": [r"\bline\s*id\s*:"]},
+    "reference": {"phrases": ["order", "tracking"]},
+    "at_words": ["(at)", "[at]", "собака"],
+    "dot_words": ["dot", "точка"],
+}
+
+
+def _policy(rules: dict[str, dict[str, Any]] | None = None) -> ContentPolicy:
+    """The test policy, with some rules' settings replaced."""
+    settings = {**RULES_SETTINGS}
+    for rule_id, changes in (rules or {}).items():
+        settings[rule_id] = {**settings.get(rule_id, {}), **changes}
+    policy = PolicyFile.model_validate({"help_url": HELP, "rules": settings})
+    return ContentPolicy(policy, Lexicon({"en": LexiconFile.model_validate(LEXICON)}), "test")
+
+
+RULES = ContentRuleSet(_policy())
+
+
+def _facts(built: EmailMessage | bytes) -> ContentFacts:
+    raw = built if isinstance(built, bytes) else as_bytes(built)
+    return read_content(parse_message(raw))
+
+
+def _verdict(
+    built: EmailMessage | bytes, rules: ContentRuleSet = RULES, direction: Direction = TO_BUYER
+) -> PolicyVerdict:
+    return check_content(_facts(built), rules, direction, ALIAS_DOMAIN)
+
+
+def _ids(built: EmailMessage | bytes, rules: ContentRuleSet = RULES) -> list[str]:
+    return [v.rule_id for v in _verdict(built, rules).refused]
+
+
+def _refused(body: str, **kwargs: Any) -> list[str]:
+    """The rules a message with this plain-text body breaks."""
+    return _ids(message(body, **kwargs))
+
+
+def _details(built: EmailMessage | bytes, rules: ContentRuleSet = RULES) -> list[str]:
+    return [f"{v.rule_id}: {v.detail}" for v in _verdict(built, rules).refused]
+
+
+def _with_files(*files: tuple[bytes | str, str, str]) -> EmailMessage:
+    built = message("The files you asked for are attached.")
+    for data, name, mime in files:
+        attach(built, data, name, mime)
+    return built
+
+
+def test_every_rule_of_the_policy_is_built() -> None:
+    policy = _policy()
+    assert len(policy.rule_ids) == 17
+    assert sorted(rule.id for rule in RULES.rules) == sorted(policy.rule_ids)
+    assert len({rule.description for rule in RULES.rules}) == 17
+
+
+def test_a_clean_message_passes() -> None:
+    verdict = _verdict(message("The mug ships Monday, well packed. Is the blue one right?"))
+    assert verdict.passed
+    assert verdict.refused == verdict.shadowed == ()
+    assert verdict.reply is None
+    assert (verdict.direction, verdict.policy_version) == (TO_BUYER, "test")
+
+
+# -- content.link ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "See https://evil-example.net/page for the manual",
+        "See HTTP://EVIL-EXAMPLE.NET now",
+        "Files at ftp://files.evil-example.net/manual",
+        "Go to www.evil-example.net today",
+        "Go to www2.evil-example.net today",
+        "Order from evil-example.net/shop instead",
+        "myshop.com",
+        "myshop.net",
+        "shop.co.uk",
+        "shop.com.br",
+        "shop.com.au",
+        "shop.co.jp",
+        "shop.de",
+        "shop.io",
+        "shop.xyz",
+        "shop.online",
+        "shop.store",
+        "shop.shop",
+        "магазин.рф",
+        "shop.магазин.рф/catalog",
+        "xn--80aswg.xn--p1ai",
+        "https://xn--80aswg.xn--p1ai/",
+        "https://clip.mov/watch",  # an ignored suffix still counts with a scheme
+        "www.clip.mov",
+        "The shop is (evil-example.net).",
+    ],
+)
+def test_link_hits(body: str) -> None:
+    assert _refused(body) == ["content.link"]
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("visit shop dot com", "shop.com"),
+        ("visit shop (dot) com", "shop.com"),
+        ("visit shop [dot] net", "shop.net"),
+        ("visit SHOP DOT COM", "shop.com"),
+        ("visit my dot shop dot com", "my.shop.com"),
+        ("магазин точка рф", "магазин.рф"),
+        ("visit ex\u200bample.com", "example.com"),  # zero-width space
+        ("visit exam\u00adple.com", "example.com"),  # soft hyphen
+        ("visit ex\u2060ample\ufeff.com", "example.com"),  # word joiner, BOM
+        ("visit ｅｘａｍｐｌｅ．ｃｏｍ", "example.com"),  # full-width
+        ("visit example。com", "example.com"),  # ideographic full stop
+        ("visit example ｡ com", "example.com"),  # half-width ideographic full stop
+    ],
+)
+def test_disguised_links_are_read_as_links(body: str, found: str) -> None:
+    assert _details(message(body)) == [f'content.link: "{found}"']
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Track it on https://www.ups.com/track?tracknum=1Z999AA10123456784",
+        "Track it on www.ups.com or UPS.COM",
+        "Track it on wwwapps.ups.com/WebTracking/track",
+        "Track it on https://tools.usps.com/go/TrackConfirmAction",
+        "Your order page: https://marketplace.example/orders/113-1234567-1234567",
+        "See https://sub.marketplace.example/help.",
+        "Track it on https://trackings.post.japanpost.jp/services/",
+        "Photos: photo.jpg, report.pdf, scan.png and letter.docx",
+        "The video clip.mov and archive.zip are attached",
+        "Version 2.5 weighs 3.5kg, e.g. the large one",
+        "The dot is red, see section 4.2.",
+        "visit shop dot xyz",  # not a suffix people spell out, per the policy
+        "Mr.Smith and Dr. Green",
+        "Price: US$12.99 incl. VAT",
+    ],
+)
+def test_link_near_misses_pass(body: str) -> None:
+    assert _refused(body) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Track it here: www.ups.com.evil-example.net/track",
+        "Track it here: https://ups.com.evil-example.net/",
+        "Track it here: https://evilups.com/track",
+        "Track it here: https://ups-com.evil-example.net/",
+        "Track it here: ups.com.evil-example.net",
+        "Track it here: https://uрs.com/track",  # a Cyrillic "er", U+0440
+    ],
+)
+def test_carrier_look_alikes_are_refused(body: str) -> None:
+    assert _refused(body) == ["content.link"]
+
+
+@pytest.mark.parametrize(
+    ("html", "target"),
+    [
+        (
+            '<a href="https://evil-example.net/t">https://www.ups.com/track</a>',
+            "evil-example.net/t",
+        ),
+        ('<a href="https://www.ups.com@evil-example.net/t">UPS</a>', "ups.com@evil-example.net/t"),
+        ('<a href="//evil-example.net/x">our shop</a>', "//evil-example.net/x"),
+        ('<a href="HTTPS://EVIL-EXAMPLE.NET/">shop</a>', "HTTPS://EVIL-EXAMPLE.NET/"),
+        ('<img src="https://pixel.evil-example.net/p.gif" alt="">', "evil-example.net/p.gif"),
+        ('<a href="https://магазин.рф/">магазин</a>', "https://магазин.рф/"),
+    ],
+)
+def test_html_link_to_another_host_is_refused_whatever_its_text(html: str, target: str) -> None:
+    (detail,) = _details(message("See the HTML part.", html=html))
+    assert detail.startswith('content.link: "')
+    assert detail.endswith(f'{target}"')
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<a href="https://www.ups.com/track?n=1">track your parcel</a>',
+        '<a href="https://marketplace.example/orders/1">your order</a>',
+        '<img src="cid:logo@shop">',
+        '<a href="javascript:alert(1)">click</a>',
+        '<a href="#top">top</a>',
+    ],
+)
+def test_html_links_allowed_or_not_web_pass(html: str) -> None:
+    assert _ids(message("See the HTML part.", html=html)) == []
+
+
+def test_url_shown_as_link_text_is_judged_as_text() -> None:
+    html = '<a href="https://www.ups.com/track">https://evil-example.net/</a>'
+    assert _details(message("See the HTML part.", html=html)) == [
+        'content.link: "https://evil-example.net/"'
+    ]
+
+
+def test_link_in_a_pdf_attachment_is_refused() -> None:
+    details = _details((POLICY_CORPUS / "028-en-link-inside-pdf.eml").read_bytes())
+    where = "in attachment 'warranty-card.pdf'"
+    assert details == [f'content.link: "www.northwind-outdoor-store.com/warranty" {where}']
+
+
+def test_link_annotation_of_a_pdf_is_refused_unless_allowed() -> None:
+    pdf = corpus_pdf("007-en-clean-invoice-pdf.eml")
+    bad = pdf_with_link(pdf, "https://pay.evil-example.net/invoice")
+    good = pdf_with_link(pdf, "https://www.ups.com/track")
+    assert _details(_with_files((bad, "invoice.pdf", "application/pdf"))) == [
+        'content.link: "https://pay.evil-example.net/invoice"'
+    ]
+    assert _ids(_with_files((good, "invoice.pdf", "application/pdf"))) == []
+
+
+def test_unwraps_only_web_links_off_the_allow_list() -> None:
+    facts = _facts(
+        message(
+            "x",
+            html='<a href="https://evil-example.net/">a</a><a href="https://www.ups.com/">b</a>'
+            '<a href="mailto:x@evil-example.net">c</a><a href="cid:y">d</a>',
+        )
+    )
+    assert [RULES.unwraps(link) for link in facts.links] == [True, False, False, False]
+
+
+# -- content.email -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("Write to name@shop.example.com", "name@shop.example.com"),
+        ("Write to First.Last+tag@Mail.Example.COM", "first.last+tag@mail.example.com"),
+        ("Write to ｎａｍｅ＠ｓｈｏｐ．ｊｐ", "name@shop.jp"),
+        ("Write to name (at) shop dot com", "name@shop.com"),
+        ("Write to name [at] shop [dot] com", "name@shop.com"),
+        ("Write to name (at) shop.com", "name@shop.com"),
+        ("Write to name собака yandex.ru", "name@yandex.ru"),
+        ("Write to name@sh\u200bop.com", "name@shop.com"),
+        ("Write to иван@почта.рф", "иван@почта.рф"),
+    ],
+)
+def test_email_hits(body: str, found: str) -> None:
+    assert _details(message(body)) == [f'content.email: "{found}"']
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Reply to seller@alias.invalid or buyer@alias.invalid",
+        "> buyer@alias.invalid wrote: is it blue?\nYes it is blue.",
+        "Write to us at support@ups.com about the parcel",  # an allowed domain
+        "I am at home, look at photo.jpg",
+        "Follow @shopname, price @ 12.99",
+        "name (at) home",
+    ],
+)
+def test_email_near_misses_pass(body: str) -> None:
+    assert _refused(body) == []
+
+
+def test_mailto_link_is_an_email() -> None:
+    html = '<a href="mailto:Name@Shop.Example?subject=hi">write</a>'
+    assert _details(message("x", html=html)) == ['content.email: "Name@Shop.Example?subject=hi"']
+
+
+def test_mailto_link_to_the_alias_domain_passes() -> None:
+    html = '<a href="mailto:buyer@alias.invalid">reply</a> <a href="MAILTO:x@ups.com">ups</a>'
+    assert _ids(message("x", html=html)) == []
+
+
+def _context(facts: ContentFacts, alias: str, display_name: str = "") -> MessageContext:
+    seller = Party(Side.SELLER, alias, display_name, (), "")
+    buyer = Party(Side.BUYER, "b" * 16 + "@" + alias.rpartition("@")[2], "", (), "")
+    raw = parse_message(b"From: s@shop.example\r\n\r\nx\r\n")
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    return MessageContext("", raw, Conversation(1, 1, seller, buyer), now, None, facts)
+
+
+def _rule(rule_id: str) -> Any:
+    (rule,) = [rule for rule in RULES.rules if rule.id == rule_id]
+    return rule
+
+
+def test_address_on_the_senders_alias_domain_is_not_counted() -> None:
+    """On a registrable alias domain, where the own-domain check is what lets it pass."""
+    quoted = "> On Monday bbbbbbbbbbbbbbbb@relay.example.com wrote:\n> is it blue?\nYes."
+    ctx = _context(_facts(message(quoted)), "s" * 16 + "@relay.example.com")
+    assert _rule("content.email").check(ctx) == []
+    other = _context(_facts(message(quoted)), "s" * 16 + "@other-relay.example.com")
+    assert [v.detail for v in _rule("content.email").check(other)] == [
+        '"bbbbbbbbbbbbbbbb@relay.example.com"'
+    ]
+
+
+# -- content.phone -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("Call me: +1 415 555 2671", "+1 415 555 2671"),
+        ("Call me: +1 (415) 555-2671", "+1 (415) 555-2671"),
+        ("Call me: +7 495 123-45-67", "+7 495 123-45-67"),
+        ("Call me: +44 20 7946 0958", "+44 20 7946 0958"),
+        ("Call me: 0044 20 7946 0958", "0044 20 7946 0958"),
+        ("Call me: (415) 555-2671", "(415) 555-2671"),
+        ("Call me: 415.555.2671", "415.555.2671"),
+        ("Call me: 4155552671", "4155552671"),
+        ("Call me: 090-1234-5678", "090-1234-5678"),  # JP mobile
+        ("Call me: 03-1234-5678", "03-1234-5678"),  # JP Tokyo
+        ("Call me: 0151 23456789", "0151 23456789"),  # DE mobile
+        ("Call me: 030 1234567", "030 1234567"),  # DE Berlin
+        ("Call me: ０９０－１２３４－５６７８", "090-1234-5678"),  # full-width
+    ],
+)
+def test_phone_hits(body: str, found: str) -> None:
+    assert _details(message(body)) == [f'content.phone: "{found}"']
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Amazon order 113-1234567-1234567 shipped",
+        "113-1234567-1234567",
+        "UPS 1Z999AA10123456784",
+        "Shipped on 2026-11-22, arrives 22.11.2026 or 11/24/2026",
+        "Total 1,299.00 or 1.299,00 EUR or 1 299.00",
+        "ASIN B08N5WRWNW",
+        "Portland, OR 97477-1234",
+        "Order 4155552671 is on its way",  # introduced as an order number
+        "Tracking: 9400 1000 0000 0000 0000 00",
+        "Item 12345, size 40 x 60 cm, 2 pcs",
+        "Serial 123456789012",
+        "Card ending 4242, PIN 1234",
+    ],
+)
+def test_phone_near_misses_pass(body: str) -> None:
+    assert _refused(body) == []
+
+
+def test_national_numbers_are_read_only_in_the_configured_regions() -> None:
+    us_only = ContentRuleSet(_policy({"content.phone": {"regions": ["US"]}}))
+    assert _ids(message("Call me: 090-1234-5678"), us_only) == []
+    assert _ids(message("Call me: +81 90-1234-5678"), us_only) == ["content.phone"]
+
+
+def test_phone_min_digits() -> None:
+    strict = ContentRuleSet(_policy({"content.phone": {"min_digits": 11}}))
+    assert _ids(message("Call me: 030 1234567"), strict) == []
+    assert _ids(message("Call me: +1 415 555 2671"), strict) == ["content.phone"]
+
+
+def test_tel_and_sms_links_are_phones() -> None:
+    html = '<a href="tel:+14155552671">call us</a>'
+    assert _details(message("x", html=html)) == ['content.phone: "tel:+14155552671"']
+    assert _ids(message("x", html='<a href="sms:+14155552671">text us</a>')) == ["content.phone"]
+
+
+def test_phone_in_subject_and_attachment_say_where() -> None:
+    assert _details(message("Hello", subject="Call +1 415 555 2671")) == [
+        'content.phone: "+1 415 555 2671" in subject'
+    ]
+    built = _with_files(("Questions? Call 415-555-2671\n", "notes.txt", ""))
+    assert _details(built) == ["content.phone: \"415-555-2671\" in attachment 'notes.txt'"]
+    document = docx_file("Questions?", "Call 0151 23456789")
+    built = _with_files((document, "letter.docx", "application/octet-stream"))
+    assert _details(built) == ["content.phone: \"0151 23456789\" in attachment 'letter.docx'"]
+
+
+def test_phone_in_a_table_cell_next_to_a_label() -> None:
+    html = "<table><tr><td>Phone</td><td>4155552671</td></tr></table>"
+    assert _refused("See the table.", html=html) == ["content.phone"]
+
+
+def test_contact_details_in_quoted_lines_still_count() -> None:
+    assert _refused("Yes.\n> call +1 415 555 2671\n> or shop.com") == [
+        "content.link",
+        "content.phone",
+    ]
+
+
+# -- content.social ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "ids"),
+    [
+        ("WeChat ID: abc123", ["content.social"]),
+        ("wechat  id abc123", ["content.social"]),
+        ("请加微信 abc123", ["content.social"]),
+        ("LINE ID: shop_abc", ["content.social"]),
+        ("Chat on https://t.me/shop_abc", ["content.link", "content.social"]),
+        ("Chat on t.me/shop_abc", ["content.link", "content.social"]),
+        ("Add us: line.me/ti/p/~shop", ["content.link", "content.social"]),
+        ("Add us: https://line.me/R/ti/p/@shop", ["content.link", "content.social"]),
+        ("Message wa.me/shopabc", ["content.link", "content.social"]),
+        ("Message wa.me/14155552671", ["content.link", "content.phone", "content.social"]),
+    ],
+)
+def test_social_hits(body: str, ids: list[str]) -> None:
+    assert _refused(body) == ids
+
+
+def test_social_detail_shows_the_handle() -> None:
+    assert _details(message("Hi!\nWeChat ID: abc123\nThanks")) == [
+        'content.social: "wechat id: abc123"'
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "My WeChat is broken, sorry for the delay",
+        "See line 2 of the invoice",
+        "The line is busy; we will write here",
+        "Telegram and WhatsApp are not used here",
+    ],
+)
+def test_social_near_misses_pass(body: str) -> None:
+    assert _refused(body) == []
+
+
+def test_social_html_link() -> None:
+    html = '<a href="https://t.me/shop_abc">our channel</a>'
+    assert _ids(message("x", html=html)) == ["content.link", "content.social"]
+
+
+def test_social_link_on_an_allowed_domain_is_still_social() -> None:
+    rules = ContentRuleSet(_policy({"content.link": {"allow_domains": ["t.me"]}}))
+    assert _ids(message("Chat on https://t.me/shop_abc"), rules) == ["content.social"]
+
+
+# -- the phrase rules --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "rule_id"),
+    [
+        ("Our NEW collection is out", "content.marketing"),
+        ("Use discount   code SAVE10 next time", "content.marketing"),
+        ("Please give us five stars", "content.feedback_request"),
+        ("Could you leave a review?", "content.feedback_request"),
+        ("Why did you cancel the order?", "content.cancel_reason"),
+    ],
+)
+def test_phrase_hits(body: str, rule_id: str) -> None:
+    assert _refused(body) == [rule_id]
+
+
+def test_phrase_in_subject_and_html() -> None:
+    assert _details(message("The mug ships Monday.", subject="Our new collection")) == [
+        'content.marketing: "new collection" in subject'
+    ]
+    html = "<p>Please <b>leave a review</b>.</p>"
+    assert _refused("Please see below.", html=html) == ["content.feedback_request"]
+
+
+@pytest.mark.parametrize(
+    "built",
+    [
+        message("Yes, it is blue.\n> Is the new collection out?\n> Why did you cancel?"),
+        message("Reviews are welcome, the five-star rating too."),
+        message("Reviews: leave a reviewer note"),  # a whole-word phrase only
+        message("Our renew collection"),
+        _with_files(("Our new collection: mugs\n", "catalogue.txt", "")),
+    ],
+    ids=["quoted", "five-star", "reviewer", "renew", "attachment"],
+)
+def test_phrase_near_misses_pass(built: EmailMessage) -> None:
+    assert _ids(built) == []
+
+
+# -- content.thanks_only and content.confirmation_only -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "ids"),
+    [
+        ("Thank you for your order!", ["content.thanks_only"]),
+        (
+            "Hi Anna,\n\nThank you for your order!\n\nBest regards,\nSarah\nHarbor Home Goods",
+            ["content.thanks_only"],
+        ),
+        ("Hello!\nYour order has shipped.\nSarah", ["content.confirmation_only"]),
+        ("Your refund has been issued today.", ["content.confirmation_only"]),
+        (
+            "Your order has shipped. Thank you for your order!",
+            ["content.confirmation_only"],
+        ),
+    ],
+)
+def test_only_thanks_or_confirmation_hits(body: str, ids: list[str]) -> None:
+    assert _refused(body) == ids
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Thank you for your order! Which colour would you like?",
+        "Thank you for your order! The engraving takes two more days, then it ships.",
+        "Your order has shipped. It comes in two boxes, the lid in the second one.",
+        "Your order has shipped?",
+        "Sarah",
+    ],
+)
+def test_only_thanks_or_confirmation_near_misses_pass(body: str) -> None:
+    assert _refused(body) == []
+
+
+def test_thanks_in_the_subject_alone_is_not_the_whole_message() -> None:
+    built = message(
+        "The mug ships Monday from our Portland store.", subject="Thank you for your order"
+    )
+    assert _ids(built) == []
+
+
+# -- content.business_name ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BestDeals.com Store",
+        "Deals.Net",
+        "Super.biz Outlet",
+        "ＢｅｓｔＤｅａｌｓ．ｃｏｍ",
+        "好物优选.com旗舰店",
+    ],
+)
+def test_business_name_hits(name: str) -> None:
+    built = message("The mug ships Monday.", sender=f'"{name}" <s@shop.example>')
+    assert b"=?utf-8?" in as_bytes(built) or name.isascii()  # RFC 2047 encoded
+    assert _details(built) == [f'content.business_name: "{name}" in sender name']
+
+
+def test_business_name_in_a_raw_utf8_from_header() -> None:
+    raw = 'From: "ＢｅｓｔＤｅａｌｓ．ｃｏｍ" <s@shop.example>\r\nSubject: s\r\n\r\nHello\r\n'
+    assert _ids(raw.encode()) == ["content.business_name"]
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "Dr. Green Garden <s@shop.example>",
+        "Shopping.Company <s@shop.example>",
+        "Dot Com Toys <s@shop.example>",
+        "Sarah <s@shop.example>",
+        "s@shop.example",
+        "Net & Co. Bizarre <s@shop.example>",
+        "Sakura Co. Net Supplies <s@shop.example>",
+    ],
+)
+def test_business_name_near_misses_pass(sender: str) -> None:
+    assert _ids(message("The mug ships Monday.", sender=sender)) == []
+
+
+def test_business_name_of_the_registered_party() -> None:
+    facts = _facts(message("The mug ships Monday.", sender="s@shop.example"))
+    ctx = _context(facts, "s" * 16 + "@relay.example.com", "BestDeals.com Store")
+    assert [v.detail for v in _rule("content.business_name").check(ctx)] == [
+        '"BestDeals.com Store" in sender name'
+    ]
+
+
+# -- form.emoji and form.styled_text -----------------------------------------------------
+
+
+@pytest.mark.parametrize("emoji", ["😀", "❤️", "👍🏽", "🇯🇵", "1️⃣", "⭐", "✅", "👨‍👩‍👧", "☺️"])
+def test_emoji_hits(emoji: str) -> None:
+    assert _details(message(f"See you soon {emoji}")) == [f'form.emoji: "{emoji}"']
+
+
+@pytest.mark.parametrize("text", ["Brand™ and © 2026 ®", "I ❤ it", "☺ ok", ":) <3", "№ 5, ‼"])
+def test_emoji_near_misses_pass(text: str) -> None:
+    assert _refused(text) == []
+
+
+def test_emoji_where() -> None:
+    assert _details(message("ok", subject="Sale 😀")) == ['form.emoji: "😀" in subject']
+    assert _refused("Sure.\n> thanks 😀") == []  # quoted, not the sender's own words
+    assert _ids(_with_files(("party 😀\n", "notes.txt", ""))) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("𝐁𝐨𝐥𝐝 offer", "𝐁𝐨𝐥𝐝"),
+        ("𝓢𝓬𝓻𝓲𝓹𝓽 text", "𝓢𝓬𝓻𝓲𝓹𝓽"),
+        ("ⒷⓄⓁⒹ text", "ⒷⓄⓁⒹ"),
+        ("ℍ𝕖𝕝𝕝𝕠 there", "ℍ𝕖𝕝𝕝𝕠"),
+        ("𝗦𝗔𝗟𝗘 𝗡𝗢𝗪 today", "𝗦𝗔𝗟𝗘 𝗡𝗢𝗪"),
+    ],
+)
+def test_styled_text_hits(text: str, found: str) -> None:
+    assert _details(message(text)) == [f'form.styled_text: "{found}"']
+
+
+@pytest.mark.parametrize(
+    "text", ["ｆｕｌｌ ｗｉｄｔｈ letters", "𝐁𝐨 only two", "ℹ info", "Ｈｅｌｌｏ"]
+)
+def test_styled_text_near_misses_pass(text: str) -> None:
+    assert _refused(text) == []
+
+
+def test_styled_text_min_letters() -> None:
+    rules = ContentRuleSet(_policy({"form.styled_text": {"min_letters": 1}}))
+    assert _ids(message("𝐁 one"), rules) == ["form.styled_text"]
+
+
+# -- form.line_breaks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("empty", "ids"), [(10, []), (11, ["form.line_breaks"]), (30, ["form.line_breaks"])]
+)
+def test_empty_lines_in_the_body(empty: int, ids: list[str]) -> None:
+    assert _refused("Top\n" + "\n" * empty + "Bottom") == ids
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\u00a0", "\u3000", " \u00a0 "])
+def test_lines_of_blanks_are_empty(blank: str) -> None:
+    assert _details(message("Top\n" + f"{blank}\n" * 11 + "Bottom")) == [
+        'form.line_breaks: "11 empty lines in a row"'
+    ]
+
+
+def test_empty_lines_at_the_start_count_and_at_the_end_do_not() -> None:
+    assert _refused("\n" * 12 + "Bottom") == ["form.line_breaks"]
+    assert _refused("Top" + "\n" * 30) == []
+
+
+@pytest.mark.parametrize(("breaks", "ids"), [(10, []), (11, ["form.line_breaks"])])
+def test_empty_lines_in_html(breaks: int, ids: list[str]) -> None:
+    # <p>Top</p> ends its line; each <br> after it is one empty line
+    html = "<p>Top</p>" + "<br>" * breaks + "<p>Bottom</p>"
+    assert _refused("Top\nBottom", html=html) == ids
+
+
+def test_max_empty_lines_setting() -> None:
+    rules = ContentRuleSet(_policy({"form.line_breaks": {"max_empty_lines": 2}}))
+    assert _ids(message("a\n\n\n\nb"), rules) == ["form.line_breaks"]
+    assert _ids(message("a\n\n\nb"), rules) == []
+
+
+def test_gmail_blank_lines_count_once() -> None:
+    html = "<div>Top</div>" + "<div><br></div>" * 6 + "<div>Bottom</div>"  # 6 blank lines
+    assert _refused("Top\n\n\n\n\n\n\nBottom", html=html) == []
+
+
+@pytest.mark.parametrize("blank", ["\u200b", "\u2003", "\u2800", "\ufeff"])
+def test_lines_of_invisible_characters_are_empty(blank: str) -> None:
+    assert _refused("Top\n" + f"{blank}\n" * 11 + "Bottom") == ["form.line_breaks"]
+
+
+def test_empty_lines_between_quoted_paragraphs_are_not_a_wall() -> None:
+    quoted = "\n\n".join(f"> question {n}?" for n in range(1, 13))
+    assert _refused(f"On Monday you wrote:\n\n{quoted}\n\nAll answered in the manual.") == []
+
+
+# -- attachments and images --------------------------------------------------------------
+
+
+def test_animated_gif() -> None:
+    details = _details(_with_files((gif(3), "party.gif", "image/gif")))
+    assert details == ['form.animated_gif: "party.gif: 3 frames"']
+    assert _ids(_with_files((gif(1), "still.gif", "image/gif"))) == []
+
+
+def test_animated_png_is_not_an_animated_gif() -> None:
+    facts = _facts(_with_files((png(frames=3), "moving.png", "image/png")))
+    assert facts.attachments[0].image == ImageInfo("PNG", 4, 3, 3)
+    apng_allowed = ContentRuleSet(_policy({"attach.type": {"allowed": ["png", "apng"]}}))
+    assert check_content(facts, apng_allowed, TO_BUYER, ALIAS_DOMAIN).passed
+
+
+@pytest.mark.parametrize(
+    ("size", "ids"),
+    [
+        ((100, 50), []),
+        ((101, 10), ["form.image_size"]),
+        ((10, 51), ["form.image_size"]),
+        ((1, 1), []),
+    ],
+)
+def test_image_size(size: tuple[int, int], ids: list[str]) -> None:
+    assert _ids(_with_files((png(*size), "shot.png", "image/png"))) == ids
+
+
+def test_image_size_detail() -> None:
+    assert _details(_with_files((png(120, 60), "shot.png", "image/png"))) == [
+        'form.image_size: "shot.png: 120x60 px, at most 100x50"'
+    ]
+
+
+def test_huge_image_is_measured_from_its_header() -> None:
+    huge = with_screen_size(gif(1, 1, 1), 60000, 40)
+    assert _ids(_with_files((huge, "banner.gif", "image/gif"))) == ["form.image_size"]
+
+
+def test_large_animated_gif_is_refused_under_the_default_policy() -> None:
+    default = ContentRuleSet(ContentPolicy(PolicyFile.model_validate({}), Lexicon({}), "default"))
+    animated = with_screen_size(gif(2, 1, 1), 7000, 6000)  # 42M pixels, 2 frames
+    ids = _ids(_with_files((animated, "big.gif", "image/gif")), default)
+    assert "form.animated_gif" in ids or "form.image_size" in ids
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "mime", "found"),
+    [
+        (EXE, "photo.jpg", "image/jpeg", "photo.jpg is exe content"),
+        (EXE, "setup.exe", "application/octet-stream", "setup.exe is exe content"),
+        (EXE, "", "application/octet-stream", "application/octet-stream is exe content"),
+        (zip_file(), "photo.jpg", "image/jpeg", "photo.jpg is zip content"),
+        (b"plain text\n", "notes.exe", "text/plain", "notes.exe is a .exe file"),
+        (b"<p>hi</p>\n", "page.html", "text/html", "page.html is a .html file"),
+        (b"a,b\n1,2\n", "table.csv", "text/csv", "table.csv is a .csv file"),
+        (
+            bytes(range(256)) * 4,
+            "blob.bin",
+            "application/octet-stream",
+            "blob.bin is unknown content",
+        ),
+    ],
+)
+def test_attachment_type_hits(data: bytes, name: str, mime: str, found: str) -> None:
+    assert _details(_with_files((data, name, mime))) == [f'attach.type: "{found}"']
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "mime"),
+    [
+        (png(), "shot.png", "image/png"),
+        (png(), "SHOT.PNG", "application/octet-stream"),
+        (gif(), "still.gif", "image/gif"),
+        (b"plain text\n", "notes.txt", "text/plain"),
+        (b"plain text\n", "README", "application/octet-stream"),
+        (corpus_pdf("007-en-clean-invoice-pdf.eml"), "invoice.pdf", "application/pdf"),
+        (docx_file("Hello"), "letter.docx", "application/octet-stream"),
+    ],
+)
+def test_attachment_type_near_misses_pass(data: bytes, name: str, mime: str) -> None:
+    assert _ids(_with_files((data, name, mime))) == []
+
+
+def test_animated_png_named_png_is_a_png() -> None:
+    assert _ids(_with_files((png(frames=2), "moving.png", "image/png"))) == []
+
+
+def test_utf16_text_file_is_text() -> None:
+    data = "Packing list\r\n2 x mug\r\n".encode("utf-16")  # with its byte order mark
+    assert _ids(_with_files((data, "list.txt", "text/plain"))) == []
+
+
+@pytest.mark.parametrize("start", ["BMW parts", "GIF89a sizes", "%PDF-1.4 notes"])
+def test_text_dressed_as_an_image_or_pdf_is_refused(start: str) -> None:
+    """Its first bytes claim an allowed kind that its bytes are not: it cannot be read as
+    that kind, so its text cannot be judged, and the file is refused."""
+    text = f"{start}\nQuestions? Call +1 415 555 2671\n".encode()
+    assert _ids(_with_files((text, "notes.txt", "text/plain"))) == ["attach.type"]
+
+
+def test_jpeg_named_jpeg_is_a_jpg() -> None:
+    assert _ids(_with_files((jpeg(), "photo.jpeg", "image/jpeg"))) == []
+    assert _ids(_with_files((jpeg(), "photo.JPE", "image/jpeg"))) == []
+
+
+def test_attachment_size_counts_every_file() -> None:
+    rules = ContentRuleSet(_policy({"attach.size": {"max_total_bytes": 1000}}))
+    octets = "application/octet-stream"
+    exactly = _with_files((b"a" * 600, "a.txt", octets), (b"b" * 400, "b.txt", octets))
+    over = _with_files((b"a" * 600, "a.txt", octets), (b"b" * 401, "b.txt", octets))
+    assert _ids(exactly, rules) == []
+    assert _details(over, rules) == ['attach.size: "1,001 bytes of attachments, at most 1,000"']
+
+
+# -- modes and directions ----------------------------------------------------------------
+
+
+def test_shadow_mode_records_the_hit_and_lets_the_message_pass() -> None:
+    rules = ContentRuleSet(_policy({"content.link": {"mode": "shadow"}}))
+    verdict = _verdict(message("See evil-example.net and call +1 415 555 2671"), rules)
+    assert [v.rule_id for v in verdict.refused] == ["content.phone"]
+    assert [v.rule_id for v in verdict.shadowed] == ["content.link"]
+    shadow_only = _verdict(message("See evil-example.net"), rules)
+    assert shadow_only.passed and shadow_only.reply is None
+    assert [v.detail for v in shadow_only.shadowed] == ['"evil-example.net"']
+
+
+def test_off_mode_skips_the_rule() -> None:
+    rules = ContentRuleSet(_policy({"content.link": {"mode": "off"}}))
+    verdict = _verdict(message("See evil-example.net"), rules)
+    assert verdict.passed and verdict.shadowed == ()
+    assert "content.link" not in [rule.id for rule, _ in rules.active(TO_BUYER)]
+
+
+def test_mode_for_one_direction() -> None:
+    rules = ContentRuleSet(
+        _policy(
+            {
+                "form.emoji": {"buyer_to_seller": "off"},
+                "content.link": {"mode": "off", "seller_to_buyer": "shadow"},
+            }
+        )
+    )
+    built = message("Party 😀 at evil-example.net")
+    to_buyer = _verdict(built, rules, TO_BUYER)
+    to_seller = _verdict(built, rules, TO_SELLER)
+    assert [v.rule_id for v in to_buyer.refused] == ["form.emoji"]
+    assert [v.rule_id for v in to_buyer.shadowed] == ["content.link"]
+    assert to_seller.passed and to_seller.shadowed == ()
+    assert to_seller.direction is TO_SELLER
+
+
+def test_policy_mode_lookup() -> None:
+    policy = _policy({"attach.type": {"mode": "shadow", "buyer_to_seller": "enforce"}})
+    assert policy.mode("attach.type", TO_BUYER) is Mode.SHADOW
+    assert policy.mode("attach.type", TO_SELLER) is Mode.ENFORCE
+    assert policy.mode("attach.size", TO_SELLER) is Mode.ENFORCE
+    with pytest.raises(KeyError):
+        policy.mode("content.nothing", TO_BUYER)
+    assert ContentRuleSet(OFF_POLICY).active(TO_BUYER) == []
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"rules": {"content.nothing": {}}},
+        {"rules": {"content.link": {"mode": "loud"}}},
+        {"rules": {"content.link": {"allowed": ["x"]}}},
+        {"rules": {"form.line_breaks": {"max_empty_lines": 0}}},
+        {"rules": {"content.phone": {"min_digits": 3}}},
+        {"surprise": True},
+    ],
+)
+def test_invalid_policy_is_refused(policy: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        PolicyFile.model_validate(policy)
+
+
+def test_invalid_lexicon_pattern_is_refused() -> None:
+    with pytest.raises(pydantic.ValidationError, match="unterminated"):
+        LexiconFile.model_validate({"social": {"patterns": ["(line"]}})
+
+
+def test_lexicons_of_every_language_are_merged() -> None:
+    lexicon = Lexicon(
+        {
+            "en": LexiconFile.model_validate({"marketing": {"phrases": ["big sale"]}}),
+            "ja": LexiconFile.model_validate({"marketing": {"phrases": ["セール中"]}}),
+        }
+    )
+    rules = ContentRuleSet(ContentPolicy(PolicyFile(), lexicon, "two"))
+    assert _ids(message("Big  SALE today"), rules) == ["content.marketing"]
+    assert _ids(message("今セール中です"), rules) == ["content.marketing"]  # no word breaks in CJK
+    assert _ids(message("bigger sales"), rules) == []
+
+
+# -- every violation, and the refusal ----------------------------------------------------
+
+
+def test_every_violation_is_collected_in_rule_order() -> None:
+    body = "Party 😀! Call +1 415 555 2671 or see evil-example.net"
+    assert _refused(body) == ["content.link", "content.phone", "form.emoji"]
+
+
+def test_refusal_lists_every_violation_in_ascii() -> None:
+    verdict = _verdict(message("Visit магазин.рф or call +1 415 555 2671 😀"))
+    assert verdict.reply is not None
+    assert (verdict.reply.code, verdict.reply.enhanced) == (550, "5.7.1")
+    assert str(verdict.reply) == "\r\n".join(
+        [
+            f"550-5.7.1 {status.CONTENT_REFUSED.text}",
+            '550-5.7.1 content.link: "\\u043c\\u0430\\u0433\\u0430\\u0437\\u0438\\u043d.'
+            '\\u0440\\u0444"',
+            '550-5.7.1 content.phone: "+1 415 555 2671"',
+            '550-5.7.1 form.emoji: "\\U0001f600"',
+            f"550 5.7.1 Help: {HELP}",
+        ]
+    )
+    assert str(verdict.reply).isascii()
+
+
+def test_refusal_has_a_help_line_only_with_a_url() -> None:
+    violations = [Violation("content.link", status.CONTENT_REFUSED, '"x.com"')]
+    assert refusal(violations).details == ('content.link: "x.com"',)
+    assert refusal(violations, HELP).details[-1] == f"Help: {HELP}"
+
+
+def test_refusal_of_another_kind_is_returned_as_it_is() -> None:
+    first = Violation("sender.from", status.LEAK_REFUSED, "x")
+    content = Violation("content.link", status.CONTENT_REFUSED, '"x.com"')
+    assert refusal([first, content], HELP) == status.LEAK_REFUSED
+
+
+def test_long_detail_is_shortened_and_quotes_replaced() -> None:
+    url = "https://evil-example.net/" + "a" * 100
+    (detail,) = _details(message(f"See {url}"))
+    assert detail == f'content.link: "{url[:57]}..."'
+    html = '<a href="https://evil-example.net/?q=&quot;x&quot;">x</a>'
+    assert _details(message("x", html=html)) == [
+        "content.link: \"https://evil-example.net/?q='x'\""
+    ]
+
+
+def test_check_message_reads_raw_bytes_with_bare_line_ends() -> None:
+    raw = b"From: s@shop.example\nSubject: hi\n\nCall +1 415 555 2671\n"
+    verdict = check_message(raw, RULES, TO_BUYER, ALIAS_DOMAIN)
+    assert [v.rule_id for v in verdict.refused] == ["content.phone"]
+    assert verdict.policy_version == "test"
