@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from gateway.core.text import fold
 
+QUOTE_MARK = "[...]"  # stands in a block's own text for each run of quoted lines
+
 
 @dataclass(frozen=True, slots=True)
 class TextBlock:

@@ -12,7 +12,14 @@ import filetype
 import nh3
 from PIL import Image, UnidentifiedImageError
 
-from gateway.core.content import Attachment, ContentFacts, Hyperlink, ImageInfo, TextBlock
+from gateway.core.content import (
+    QUOTE_MARK,
+    Attachment,
+    ContentFacts,
+    Hyperlink,
+    ImageInfo,
+    TextBlock,
+)
 from gateway.core.message import ParsedMessage
 from gateway.obs.log import silenced
 from gateway.pipeline.mime import leaf_parts, read_text
@@ -88,9 +95,6 @@ def _display_name(message: EmailMessage) -> str:
 
 
 _QUOTED_LINE = re.compile(r"^[ \t]*>")
-
-
-QUOTE_MARK = "[...]"  # stands in the sender's own text for each run of quoted lines
 
 
 def split_quoted(text: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ validated once; rules are built from it and never read files."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -172,6 +173,25 @@ _CATEGORIES = (
 )
 
 
+_BRACKETS = "()[]{}<>【】 "
+
+
+@dataclass(frozen=True, slots=True)
+class SpelledWords:
+    """Words that spell out "@" or ".": `bracketed` count in any brackets ("(at)",
+    "【点】"); `bare` ones, listed without brackets, also standing alone ("dot", "собака")."""
+
+    bare: tuple[str, ...]
+    bracketed: tuple[str, ...]
+
+    @classmethod
+    def of(cls, written: Iterable[str]) -> SpelledWords:
+        folded = [fold(word).strip() for word in written]
+        bare = [w for w in folded if w and w[0] not in _BRACKETS]
+        bracketed = [w.strip(_BRACKETS) for w in folded]
+        return cls(tuple(dict.fromkeys(bare)), tuple(dict.fromkeys(w for w in bracketed if w)))
+
+
 class Lexicon:
     """Every language's phrases merged: one compiled pattern per category."""
 
@@ -185,12 +205,8 @@ class Lexicon:
             if words:
                 parts.append(words)
             self._patterns[category] = re.compile("|".join(parts)) if parts else None
-        self.at_words = tuple(
-            dict.fromkeys(fold(w) for f in files.values() for w in f.at_words if w.strip())
-        )
-        self.dot_words = tuple(
-            dict.fromkeys(fold(w) for f in files.values() for w in f.dot_words if w.strip())
-        )
+        self.at_words = SpelledWords.of(w for f in files.values() for w in f.at_words)
+        self.dot_words = SpelledWords.of(w for f in files.values() for w in f.dot_words)
 
     def pattern(self, category: str) -> re.Pattern[str] | None:
         return self._patterns[category]

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 import phonenumbers
 
-from gateway.policy.config import Lexicon, LinkSettings, PhoneSettings
+from gateway.policy.config import Lexicon, LinkSettings, PhoneSettings, SpelledWords
 from gateway.policy.domains import registrable, within
 
 # Letters a domain label is written in (Latin with accents, Greek, Cyrillic); CJK text runs
@@ -47,6 +47,12 @@ _CJK_DOMAIN = re.compile(
     r"(?<![\w.])(?P<bare>[\w-]{1,30}\.(?:中国|中國|公司|网络|網絡|在线|商城|香港|台湾|台灣|日本|コム|한국|닷컴))"
     r"(?![\w.])"
 )
+# Suffixes that are also short words in the lexicons' languages.
+_WORDLIKE_SUFFIXES = frozenset(
+    "de es it me us co in at be do go no so to on".split()  # noqa: SIM905 (a word list)
+)
+_OPEN = r"[(\[{<【]"
+_CLOSE = r"[)\]}>】]"
 _IDEOGRAPHIC_DOT = re.compile(r"(?<=[0-9a-z])\s?[\u3002\uff61]\s?(?=[0-9a-z])")
 
 
@@ -61,19 +67,14 @@ class ContactScanner:
         self._link = link
         self._phone = phone
         self._reference = lexicon.pattern("reference")
-        suffixes = "|".join(re.escape(s) for s in link.spelled_out_suffixes) or "(?!)"
-        dots = "|".join(re.escape(w) for w in lexicon.dot_words) or "(?!)"
-        ats = "|".join(re.escape(w) for w in lexicon.at_words) or "(?!)"
-        # "shop dot com", "shop (punto) es", "yandex точка ru": only before a suffix people
-        # spell out, so that "the point is" stays prose.
-        self._spelled_dot = re.compile(
-            rf"(?<=[0-9a-z\u00c0-\u024f\u0400-\u052f])\s*[(\[{{<]?\s*(?:{dots})\s*[)\]}}>]?\s*"
-            rf"(?=(?:{_LABEL}\s*[(\[{{<]?\s*(?:{dots})\s*[)\]}}>]?\s*)*(?:{suffixes})(?![0-9a-z]))"
-        )
-        # "name (at) shop.com", "name собака yandex.ru": bracketed always, bare before a host.
+        self._spelled_dot = _spelled_dot_pattern(lexicon.dot_words, link.spelled_out_suffixes)
+        bracketed_ats = _alternatives(lexicon.at_words.bracketed)
+        bare_ats = _alternatives(lexicon.at_words.bare)
+        # "name (at) shop.com", "name собака yandex.ru": bracketed always, bare before a host
+        # (not a web address: "the steps are at www.shop.com" is a link).
         self._spelled_at = re.compile(
-            rf"\s*[(\[{{<]\s*(?:{ats}|@)\s*[)\]}}>]\s*"
-            rf"|(?<=[0-9a-z._-])\s+(?:{ats})\s+(?={_HOST}{_AFTER})"
+            rf"\s*{_OPEN}\s*(?:{bracketed_ats}|@)\s*{_CLOSE}\s*"
+            rf"|(?<=[0-9a-z._-])\s+(?:{bare_ats})\s+(?!www\d*\.)(?={_HOST}{_AFTER})"
         )
 
         # Several rules read the same text's addresses and links: each is worked out once.
@@ -158,3 +159,29 @@ def host_of(url: str) -> str:
         return (urlsplit(target).hostname or "").rstrip(".")
     except ValueError:
         return ""
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    return "|".join(re.escape(w) for w in words) or "(?!)"
+
+
+def _spelled_dot_pattern(words: SpelledWords, suffixes: tuple[str, ...]) -> re.Pattern[str]:
+    """ "shop dot com", "shop (punto) es", "yandex точка ru", "淘宝点com": a dot word in
+    brackets, or standing apart by spaces (CJK words need none), and only before a suffix
+    people spell out, so that "the point is" and "Treffpunkt de" stay prose. Suffixes that
+    are words too ("de", "es", "it") are taken only after a bracketed dot word."""
+    spaced = _alternatives(w for w in words.bare if not _is_cjk(w[0]))
+    cjk = _alternatives(w for w in words.bare if _is_cjk(w[0]))
+    bracketed = rf"\s*{_OPEN}\s*(?:{_alternatives(words.bracketed)})\s*{_CLOSE}\s*"
+    loose = rf"(?:{bracketed}|\s+(?:{spaced})\s+|\s*(?:{cjk})\s*)"
+    any_suffix = _alternatives(suffixes)
+    plain = _alternatives(s for s in suffixes if s not in _WORDLIKE_SUFFIXES)
+    end = r"(?![0-9a-z])"
+    return re.compile(
+        rf"(?<=[{_LETTER}])(?:{loose}(?=(?:{_LABEL}{loose})*(?:{plain}){end})"
+        rf"|{bracketed}(?=(?:{_LABEL}{bracketed})*(?:{any_suffix}){end}))"
+    )
+
+
+def _is_cjk(char: str) -> bool:
+    return ord(char) >= 0x2E80

@@ -8,12 +8,18 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from gateway.core.content import QUOTE_MARK
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import OWN_WORDS, blocks, hit
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*|\n+")
+# Paragraphs are apart by an empty line; within one, hard-wrapped lines are one text again.
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+# A sentence ends at . ! ? before a space ("$34.99" and "e.g." do not end one), and at
+# the CJK full stops wherever they stand.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _QUESTION = re.compile(r"[?？]")
+_SHORT = "short"  # a few words matching no list: a greeting, a name, a shop, or a remark
 SIGNATURE_WORDS = 4  # a line this short, with no number in it: a name, a shop
 FILLER_WORDS = 4  # words besides the phrase that still leave a sentence only thanks
 
@@ -31,20 +37,17 @@ class Sentences:
 
     def sort(self, ctx: MessageContext) -> tuple[Counter[str], str]:
         """How many sentences of each kind, and the first thanks or confirmation found."""
-        counts: Counter[str] = Counter()
-        first = ""
-        for block in blocks(ctx, OWN_WORDS):
-            if block.source == "subject":
-                continue
-            for sentence in _SENTENCE_END.split(block.folded):
-                sentence = sentence.strip(" \t-–—*_=~•·,;:")
-                if not sentence:
-                    continue
-                kind = self._kind(sentence)
-                counts[kind] += 1
-                if kind in ("thanks", "confirmation") and not first:
-                    first = sentence
-        return counts, first
+        sorted_sentences = [(self._kind(sentence), sentence) for sentence in _sentences(ctx)]
+        kinds = _signature_and_greeting([kind for kind, _ in sorted_sentences])
+        first = next(
+            (
+                text
+                for kind, (_, text) in zip(kinds, sorted_sentences, strict=True)
+                if kind in ("thanks", "confirmation")
+            ),
+            "",
+        )
+        return Counter(kinds), first
 
     def _kind(self, sentence: str) -> str:
         if _QUESTION.search(sentence):
@@ -60,12 +63,45 @@ class Sentences:
             if word_count(rest) <= FILLER_WORDS:
                 return kind
         if len(sentence.split()) <= SIGNATURE_WORDS and word_count(sentence) <= SIGNATURE_WORDS:
-            return "courtesy" if not re.search(r"\d{3}", sentence) else "other"
+            return _SHORT if not re.search(r"\d{3}", sentence) else "other"
         return "other"
 
 
+def _sentences(ctx: MessageContext) -> list[str]:
+    """The sentences of the seller's own text (not the subject, not quoted lines)."""
+    found = []
+    for block in blocks(ctx, OWN_WORDS):
+        if block.source == "subject":
+            continue
+        for paragraph in _PARAGRAPH_BREAK.split(block.folded):
+            joined = " ".join(line.strip() for line in paragraph.splitlines())
+            for sentence in _SENTENCE_END.split(joined):
+                sentence = sentence.strip(" \t-–—*_=~•·,;:")
+                if sentence and sentence != QUOTE_MARK:
+                    found.append(sentence)
+    return found
+
+
+def _signature_and_greeting(kinds: list[str]) -> list[str]:
+    """Short sentences are courtesy where a greeting or a signature stands: first, or in
+    the run of short and courtesy lines that ends the message. Elsewhere they say
+    something ("It ships Monday.")."""
+    ending = len(kinds)
+    while ending > 0 and kinds[ending - 1] in (_SHORT, "courtesy"):
+        ending -= 1
+    return [
+        "courtesy"
+        if kind == _SHORT and (index == 0 or index >= ending)
+        else "other"
+        if kind == _SHORT
+        else kind
+        for index, kind in enumerate(kinds)
+    ]
+
+
 _LATIN_WORD = re.compile(r"[^\W\d_\u2e80-\U0002ffff]+")
-_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]")
+# CJK letters, without the CJK punctuation block (U+3000-U+303F: 。、「」).
+_CJK = re.compile(r"[\u2e80-\u2fff\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]")
 
 
 def word_count(text: str) -> int:
