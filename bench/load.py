@@ -84,12 +84,11 @@ so that I can tell you the return address and the easiest way to send it.
 
 We are a very small shop (two people and a kiln), so it sometimes takes us a day to answer, \
 especially on market weekends. Thank you for your patience and for supporting handmade work. \
-The next batch of mugs, in a deep blue glaze this time, comes out of the kiln at the end of \
-the month; if you would like one put aside for you, just say so in your reply.
+The mugs are dishwasher safe, but the glaze keeps its sheen longer if you wash them by \
+hand; the tea towel may shrink a little in its first hot wash.
 
-If you enjoy your order, a short review on the marketplace helps us a lot. And if something \
-is not as you hoped, please tell me first: I would much rather put it right than read about \
-it.
+If something is not as you hoped, please tell me: I would much rather put it right. Could \
+you also let me know whether the parcel may be left with a neighbour if you are out?
 
 Warm regards,
 
