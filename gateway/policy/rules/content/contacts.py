@@ -68,6 +68,7 @@ class ContactScanner:
         self._phone = phone
         self._reference = lexicon.pattern("reference")
         self._spelled_dot = _spelled_dot_pattern(lexicon.dot_words, link.spelled_out_suffixes)
+        self._spelled_email = _spelled_email_pattern(lexicon)
         bracketed_ats = _alternatives(lexicon.at_words.bracketed)
         bare_ats = _alternatives(lexicon.at_words.bare)
         # "name (at) shop.com", "name собака yandex.ru": bracketed always, bare before a host
@@ -85,6 +86,7 @@ class ContactScanner:
     def _unmask(self, folded: str) -> str:
         """The text with spelled-out "@" and "." written as characters again."""
         text = _IDEOGRAPHIC_DOT.sub(".", folded)
+        text = self._spelled_email.sub(_as_address, text)
         text = self._spelled_dot.sub(".", text)
         return self._spelled_at.sub("@", text)
 
@@ -185,3 +187,30 @@ def _spelled_dot_pattern(words: SpelledWords, suffixes: tuple[str, ...]) -> re.P
 
 def _is_cjk(char: str) -> bool:
     return ord(char) >= 0x2E80
+
+
+def _spelled_email_pattern(lexicon: Lexicon) -> re.Pattern[str]:
+    """ "name arroba shop punto es", "name (at) web punkt de": an address spelled out whole.
+    Its shape (a word, an at-word, a name, a dot-word, a suffix) says it is one, so here a
+    dot-word counts bracketed or standing apart, before any suffix; an at-word as the
+    lexicons list it (bare, or in brackets only)."""
+    at = (
+        rf"(?:\s*{_OPEN}\s*(?:{_alternatives(lexicon.at_words.bracketed)})\s*{_CLOSE}\s*"
+        rf"|\s+(?:{_alternatives(lexicon.at_words.bare)})\s+)"
+    )
+    words = lexicon.dot_words.bracketed
+    dot = (
+        rf"(?:\s*{_OPEN}\s*(?:{_alternatives(words)})\s*{_CLOSE}\s*"
+        rf"|\s+(?:{_alternatives(w for w in words if not _is_cjk(w[0]))})\s+"
+        rf"|\s*(?:{_alternatives(w for w in words if _is_cjk(w[0]))})\s*)"
+    )
+    return re.compile(
+        rf"(?<![{_LETTER}.@_+-])(?P<local>[{_LETTER}._%+-]{{1,64}}){at}(?!www\d*\b)"
+        rf"(?P<host>{_LABEL}(?:{dot}{_LABEL})*){dot}(?P<suffix>[a-z]{{2,63}}|[\u0400-\u04ff]{{2,20}})"
+        rf"(?![{_LETTER}])"
+    )
+
+
+def _as_address(found: re.Match[str]) -> str:
+    labels = [*re.findall(_LABEL, found.group("host")), found.group("suffix")]
+    return f"{found.group('local')}@{'.'.join(labels)}"

@@ -21,7 +21,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _QUESTION = re.compile(r"[?？]")
 _SHORT = "short"  # a few words matching no list: a greeting, a name, a shop, or a remark
 SIGNATURE_WORDS = 4  # a line this short, with no number in it: a name, a shop
-FILLER_WORDS = 4  # words besides the phrase that still leave a sentence only thanks
+FILLER_WORDS = 8  # words besides the phrase that still leave a sentence only thanks
 
 
 class Sentences:
