@@ -12,10 +12,22 @@ _INVISIBLE = re.compile(
 )
 
 
+# Runs no reader tells apart from shorter ones. Cut short, they also keep every pattern
+# that repeats over spaces or digits linear in the text's length.
+_SPACES = re.compile(r"[^\S\n]{2,}")
+_EMPTY_LINES = re.compile(r"\n\s*\n\s*")  # a paragraph break, however tall
+LONGEST_DIGIT_RUN = 40  # longer than any phone, order or tracking number
+_DIGITS = re.compile(rf"(\d{{{LONGEST_DIGIT_RUN}}})\d+")
+
+
 def fold(text: str) -> str:
     """NFKC (full-width and compatibility forms to plain ones), invisible characters
-    removed, case folded. Mathematical styled letters become plain letters too."""
-    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold()
+    removed, case folded: mathematical styled letters become plain letters too. Runs of
+    spaces become one space, empty lines one paragraph break, and digit runs are cut to
+    LONGEST_DIGIT_RUN."""
+    folded = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold()
+    folded = _EMPTY_LINES.sub("\n\n", _SPACES.sub(" ", folded))
+    return _DIGITS.sub(r"\1", folded)
 
 
 def shorten(text: str, limit: int = 60) -> str:

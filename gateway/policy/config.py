@@ -131,6 +131,11 @@ class PolicyFile(_Strict):
     rules: ContentRules = Field(default_factory=lambda: ContentRules.model_validate({}))
 
 
+# A pattern beginning \w* or .+ tries from every character of a long word: quadratic.
+# (\d and \s may open one: folded text has no digit run over 40 and no run of spaces.)
+_UNANCHORED_START = re.compile(r"(?:\\[wWDS]|\.|\[[^\]]*\])[*+]")
+
+
 class PhraseList(_Strict):
     phrases: tuple[str, ...] = ()  # matched as words in folded text (NFKC, case-folded)
     patterns: tuple[str, ...] = ()  # regular expressions over the folded text
@@ -143,6 +148,12 @@ class PhraseList(_Strict):
                 re.compile(pattern)
             except re.error as error:
                 raise ValueError(f"pattern {pattern!r}: {error}") from None
+            if _UNANCHORED_START.match(pattern):
+                raise ValueError(
+                    f"pattern {pattern!r} starts with an open-ended repeat: every position of "
+                    "a long word would start a match; begin with a word or a lookbehind such "
+                    "as (?<!\\w), and bound the repeat ({0,20})"
+                )
         return values
 
 

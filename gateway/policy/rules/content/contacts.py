@@ -51,6 +51,9 @@ _CJK_DOMAIN = re.compile(
 _WORDLIKE_SUFFIXES = frozenset(
     "de es it me us co in at be do go no so to on".split()  # noqa: SIM905 (a word list)
 )
+# Labels a spelled-out host may have before its suffix: a bound, so that a long chain of
+# "v dot v dot ..." costs each position a few steps, not the rest of the chain.
+_MAX_LABELS = 6
 _OPEN = r"[(\[{<【]"
 _CLOSE = r"[)\]}>】]"
 _IDEOGRAPHIC_DOT = re.compile(r"(?<=[0-9a-z])\s?[\u3002\uff61]\s?(?=[0-9a-z])")
@@ -74,7 +77,7 @@ class ContactScanner:
         # "name (at) shop.com", "name собака yandex.ru": bracketed always, bare before a host
         # (not a web address: "the steps are at www.shop.com" is a link).
         self._spelled_at = re.compile(
-            rf"\s*{_OPEN}\s*(?:{bracketed_ats}|@)\s*{_CLOSE}\s*"
+            rf"(?<!\s)\s*{_OPEN}\s*(?:{bracketed_ats}|@)\s*{_CLOSE}\s*"
             rf"|(?<=[0-9a-z._-])\s+(?:{bare_ats})\s+(?!www\d*\.)(?={_HOST}{_AFTER})"
         )
 
@@ -180,8 +183,8 @@ def _spelled_dot_pattern(words: SpelledWords, suffixes: tuple[str, ...]) -> re.P
     plain = _alternatives(s for s in suffixes if s not in _WORDLIKE_SUFFIXES)
     end = r"(?![0-9a-z])"
     return re.compile(
-        rf"(?<=[{_LETTER}])(?:{loose}(?=(?:{_LABEL}{loose})*(?:{plain}){end})"
-        rf"|{bracketed}(?=(?:{_LABEL}{bracketed})*(?:{any_suffix}){end}))"
+        rf"(?<=[{_LETTER}])(?:{loose}(?=(?:{_LABEL}{loose}){{0,{_MAX_LABELS}}}(?:{plain}){end})"
+        rf"|{bracketed}(?=(?:{_LABEL}{bracketed}){{0,{_MAX_LABELS}}}(?:{any_suffix}){end}))"
     )
 
 
@@ -206,7 +209,7 @@ def _spelled_email_pattern(lexicon: Lexicon) -> re.Pattern[str]:
     )
     return re.compile(
         rf"(?<![{_LETTER}.@_+-])(?P<local>[{_LETTER}._%+-]{{1,64}}){at}(?!www\d*\b)"
-        rf"(?P<host>{_LABEL}(?:{dot}{_LABEL})*){dot}(?P<suffix>[a-z]{{2,63}}|[\u0400-\u04ff]{{2,20}})"
+        rf"(?P<host>{_LABEL}(?:{dot}{_LABEL}){{0,{_MAX_LABELS}}}){dot}(?P<suffix>[a-z]{{2,63}}|[\u0400-\u04ff]{{2,20}})"
         rf"(?![{_LETTER}])"
     )
 

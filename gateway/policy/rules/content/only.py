@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from gateway.core.content import QUOTE_MARK
+from gateway.core.content import QUOTE_MARK, ContentFacts
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import OWN_WORDS, blocks, hit
@@ -34,9 +34,19 @@ class Sentences:
         courtesy: re.Pattern[str] | None,
     ) -> None:
         self._kinds = {"thanks": thanks, "confirmation": confirmation, "courtesy": courtesy}
+        # Both rules sort the same message in turn: the last result is kept for the second.
+        self._last: tuple[ContentFacts, tuple[Counter[str], str]] | None = None
 
     def sort(self, ctx: MessageContext) -> tuple[Counter[str], str]:
         """How many sentences of each kind, and the first thanks or confirmation found."""
+        last = self._last
+        if last is not None and last[0] is ctx.content:
+            return last[1]
+        result = self._sort(ctx)
+        self._last = (ctx.content, result)
+        return result
+
+    def _sort(self, ctx: MessageContext) -> tuple[Counter[str], str]:
         sorted_sentences = [(self._kind(sentence), sentence) for sentence in _sentences(ctx)]
         kinds = _signature_and_greeting([kind for kind, _ in sorted_sentences])
         first = next(
