@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench clean
+.PHONY: run test lint unit bench bench-policy clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: lint
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.e2e
+
+bench-policy: $(BIN)/.installed
+	$(BIN)/python -m bench.policy
 
 clean:
 	rm -rf $(VENV) var
