@@ -25,12 +25,23 @@ def is_pictographic(found: str) -> bool:
     return len(found) > 1 or ord(found) > 0xFFFF or found in _BMP_EMOJI_PRESENTATION
 
 
+# Every code point an emoji can start with (keycaps start with a digit, # or *): text
+# without one needs no closer look.
+_MAYBE_EMOJI = re.compile(
+    "[\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u2199\u21a9\u21aa\u231a-\u23ff"
+    "\u24c2\u25aa-\u27bf\u2934\u2935\u2b05-\u2b55\u3030\u303d\u3297\u3299"
+    "\U0001f000-\U0001faff]|[#*0-9]\ufe0f?\u20e3"
+)
+
+
 class Emoji:
     id = "form.emoji"
     description = "no emoji"
 
     def check(self, ctx: MessageContext) -> list[Violation]:
         for block in blocks(ctx, OWN_WORDS):
+            if not _MAYBE_EMOJI.search(block.text):
+                continue
             for found in emoji.emoji_list(block.text):
                 if is_pictographic(found["emoji"]):
                     return [hit(self.id, found["emoji"], block.source)]

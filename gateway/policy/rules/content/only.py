@@ -47,7 +47,12 @@ class Sentences:
         return result
 
     def _sort(self, ctx: MessageContext) -> tuple[Counter[str], str]:
-        sorted_sentences = [(self._kind(sentence), sentence) for sentence in _sentences(ctx)]
+        sorted_sentences = []
+        for sentence in _sentences(ctx):
+            kind = self._kind(sentence)
+            if kind == "other":  # the message says something: neither rule can hold
+                return Counter(other=1), ""
+            sorted_sentences.append((kind, sentence))
         kinds = _signature_and_greeting([kind for kind, _ in sorted_sentences])
         first = next(
             (
