@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.core.model import Direction
 from gateway.core.text import fold
-from gateway.policy.phrases import phrases_pattern
+from gateway.policy.phrases import patterns_pattern, phrases_pattern
 
 
 class Mode(StrEnum):
@@ -211,7 +211,7 @@ class Lexicon:
         self._patterns: dict[str, re.Pattern[str] | None] = {}
         for category in _CATEGORIES:
             lists: list[PhraseList] = [getattr(files[lang], category) for lang in self.languages]
-            parts = [f"(?:{p})" for phrases in lists for p in phrases.patterns]
+            parts = patterns_pattern(p for phrases in lists for p in phrases.patterns)
             words = phrases_pattern(p for phrases in lists for p in phrases.phrases)
             if words:
                 parts.append(words)

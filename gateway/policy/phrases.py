@@ -1,6 +1,8 @@
 """Phrase lists compiled to one regular expression shaped as a trie: at each position of
 the text only the phrases that share the characters read so far are tried, so the cost of
-a search grows with the text, not with the number of phrases in every language."""
+a search grows with the text, not with the number of phrases in every language. Patterns
+that open with the same word-boundary test share it, so the others are tried only where a
+word starts."""
 
 from __future__ import annotations
 
@@ -57,3 +59,45 @@ def phrases_pattern(phrases: Iterable[str]) -> str:
             + ("(?!\\w)" if after else "")
         )
     return "|".join(parts)
+
+
+# The openings patterns share: a word boundary, or "no word character before".
+_OPENINGS = (r"\b", r"(?<!\w)")
+
+
+def patterns_pattern(patterns: Iterable[str]) -> list[str]:
+    """The patterns as alternatives, those opening with the same boundary test grouped
+    behind one copy of it: `\\b(?:a|b)` matches what `\\ba|\\bb` does."""
+    grouped: dict[str, list[str]] = {opening: [] for opening in _OPENINGS}
+    alone: list[str] = []
+    for pattern in patterns:
+        opening = next((o for o in _OPENINGS if pattern.startswith(o)), None)
+        if opening is None or _has_top_level_branch(pattern):
+            alone.append(f"(?:{pattern})")
+        else:
+            grouped[opening].append(f"(?:{pattern[len(opening) :]})")
+    shared = [f"{o}(?:{'|'.join(rest)})" for o, rest in grouped.items() if rest]
+    return [*shared, *alone]
+
+
+def _has_top_level_branch(pattern: str) -> bool:
+    """A `|` outside every group and character class: the opening binds only its first
+    alternative, so it cannot be shared."""
+    depth = 0
+    in_class = escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+    return False
