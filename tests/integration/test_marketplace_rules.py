@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import smtplib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from gateway.core.response_times import ResponseSummary
 from gateway.db.models import Message
 from gateway.db.reports import Reports
 from tests.support.gateway import Parties, RunningGateway, running_gateway
-from tests.support.mail import read, text_message, wire_bytes
+from tests.support.mail import data_reply, read, text_message
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -43,12 +42,7 @@ def _data(
 ) -> Reply:
     """One message over SMTP; the reply to its DATA (RCPT must pass: the rules judge DATA)."""
     mail = text_message(sender=sender, to=rcpt, subject=subject, in_reply_to=in_reply_to)
-    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
-        client.ehlo()
-        assert client.mail(sender)[0] == 250
-        assert client.rcpt(rcpt)[0] == 250
-        code, text = client.data(wire_bytes(mail))
-        return code, text.decode()
+    return data_reply(gw.port, mail)
 
 
 def seller_writes(

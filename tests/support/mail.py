@@ -43,6 +43,18 @@ def send(
         return client.sendmail(mail_from, rcpts, raw)
 
 
+def data_reply(port: int, mail: EmailMessage) -> tuple[int, str]:
+    """One message over SMTP from its From to its To: the reply to DATA. MAIL and RCPT must
+    pass, so that what answers is the judgement of the message itself."""
+    sender, rcpt = str(mail["From"]), str(mail["To"])
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo()
+        assert client.mail(sender)[0] == 250
+        assert client.rcpt(rcpt)[0] == 250
+        code, text = client.data(wire_bytes(mail))
+        return code, text.decode()
+
+
 def wire_bytes(message: EmailMessage) -> bytes:
     """The message as a mail client puts it on the wire: CRLF line endings."""
     return message.as_bytes(policy=SMTP)

@@ -4,11 +4,9 @@ every one is read and judged without an error, and delivered HTML is sanitised i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from gateway.core.model import Conversation, Direction, Party, Side
+from gateway.core.model import Conversation, Direction
 from gateway.inbound.judging import Judging
 from gateway.pipeline.content import read_content
 from gateway.pipeline.leakguard import LeakFound
@@ -19,14 +17,11 @@ from gateway.policy.rules.marketplace import MarketplacePolicy
 from gateway.policycheck import check_content
 from gateway.policyfile import load_policy
 from tests.support.corpus import corpus_dir, corpus_files
+from tests.support.parties import BUYER, DOMAIN, NOW, SELLER
 
 pytestmark = pytest.mark.corpus
 
 JUDGING = Judging.build(load_policy(), "none", MarketplacePolicy())
-ALIAS_DOMAIN = "relay.example.test"
-SELLER = Party(Side.SELLER, "sssssssssssssss2@relay.example.test", "Shop", (), "s@shop.example")
-BUYER = Party(Side.BUYER, "bbbbbbbbbbbbbbb2@relay.example.test", "Buyer", (), "b@mail.example")
-NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("name", corpus_files())
@@ -34,7 +29,7 @@ def test_real_message_is_judged_and_its_html_sanitised(name: str) -> None:
     raw = canonical_line_ends((corpus_dir() / name).read_bytes())
     parsed = parse_message(raw)
     content = read_content(parsed)
-    verdict = check_content(content, JUDGING.rules, Direction.SELLER_TO_BUYER, ALIAS_DOMAIN)
+    verdict = check_content(content, JUDGING.rules, Direction.SELLER_TO_BUYER, DOMAIN)
     assert verdict.policy_version == JUDGING.version
     assert JUDGING.html is not None
     unwrap = frozenset(link.target.strip() for link in content.links if JUDGING.rules.unwraps(link))

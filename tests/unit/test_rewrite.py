@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import email
-from datetime import UTC, datetime
 from email.policy import default
 
 import pytest
 
-from gateway.core.model import Conversation, Party, Side, ThreadEntry
+from gateway.core.model import Conversation, ThreadEntry
 from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.parse import parse_message
 from gateway.pipeline.rewrite import rewrite
-
-DOMAIN = "relay.example.test"
-SELLER = Party(
-    Side.SELLER,
-    f"sssssssssssssss2@{DOMAIN}",
-    "Sakura Shop",
-    ("owner@shop.example",),
-    "owner@shop.example",
-)
-BUYER = Party(
-    Side.BUYER, f"bbbbbbbbbbbbbbb2@{DOMAIN}", "Buyer", ("anna@mail.example",), "anna@mail.example"
-)
-NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+from tests.support.parties import BUYER, NOW, SELLER
 
 
 def _rewrite(raw: bytes, thread: tuple[ThreadEntry, ...] = ()) -> email.message.EmailMessage:

@@ -4,18 +4,18 @@ the rewrite that writes it back into the message in the part's own charset and e
 from __future__ import annotations
 
 import email
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 
 import pytest
 
-from gateway.core.model import Conversation, Party, Side
+from gateway.core.model import Conversation
 from gateway.pipeline.content import read_content
 from gateway.pipeline.parse import parse_message
 from gateway.pipeline.rewrite import rewrite
 from gateway.pipeline.sanitize import LINK_REMOVED, HtmlCleaning, sanitize_html, unwrap_plain
 from tests.support.media import as_bytes, message
+from tests.support.parties import BUYER, NOW, SELLER
 
 CLEANING = HtmlCleaning(
     tags=frozenset({"a", "b", "br", "div", "i", "img", "li", "p", "span", "table", "td", "tr"}),
@@ -29,19 +29,6 @@ CLEANING = HtmlCleaning(
 )
 EVIL = "https://evil-example.net/shop"
 UNWRAP = CLEANING.with_unwrapped(frozenset({EVIL}))
-
-DOMAIN = "relay.example.test"
-SELLER = Party(
-    Side.SELLER,
-    f"sssssssssssssss2@{DOMAIN}",
-    "Sakura Shop",
-    ("owner@shop.example",),
-    "owner@shop.example",
-)
-BUYER = Party(
-    Side.BUYER, f"bbbbbbbbbbbbbbb2@{DOMAIN}", "Buyer", ("anna@mail.example",), "anna@mail.example"
-)
-NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 # -- sanitize_html -----------------------------------------------------------------------
