@@ -31,18 +31,26 @@ class PolicyVerdict:
         return not self.refused
 
 
-def _party(side: Side, alias_domain: str) -> Party:
-    return Party(side, f"{side.value}@{alias_domain}", "", (), "")
+def _party(side: Side, alias_domain: str, registered: tuple[str, ...] = ()) -> Party:
+    return Party(side, f"{side.value}@{alias_domain}", "", registered, "")
 
 
 def check_content(
-    content: ContentFacts, rules: ContentRuleSet, direction: Direction, alias_domain: str
+    content: ContentFacts,
+    rules: ContentRuleSet,
+    direction: Direction,
+    alias_domain: str,
+    sender_addresses: tuple[str, ...] = (),
 ) -> PolicyVerdict:
     """`alias_domain`: addresses on it (the parties' aliases, as quoted replies show them)
-    are the gateway's own, not contact details."""
+    are the gateway's own, not contact details. `sender_addresses`: the sender's registered
+    mailboxes (in a session, its From must be one), which the leak guard replaces."""
     sender = Side.SELLER if direction is Direction.SELLER_TO_BUYER else Side.BUYER
     conversation = Conversation(
-        0, 0, _party(sender, alias_domain), _party(sender.other, alias_domain)
+        0,
+        0,
+        _party(sender, alias_domain, sender_addresses),
+        _party(sender.other, alias_domain),
     )
     chain = [
         Link(rule, Action.REJECT if mode is Mode.ENFORCE else Action.SHADOW)
@@ -62,4 +70,5 @@ def check_message(
 ) -> PolicyVerdict:
     """Raises pipeline.parse.MessageFormatError for bytes that are not a message."""
     parsed = parse_message(canonical_line_ends(raw))
-    return check_content(read_content(parsed), rules, direction, alias_domain)
+    content = read_content(parsed)
+    return check_content(content, rules, direction, alias_domain, parsed.from_addresses)

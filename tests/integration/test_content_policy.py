@@ -106,6 +106,17 @@ def test_clean_seller_message_passes_and_records_the_policy_version(gw: RunningG
     assert "ups.com/track" in read(path).get_body(("plain",)).get_content()
 
 
+def test_own_mailbox_in_a_signature_becomes_the_alias(gw: RunningGateway) -> None:
+    """content.email leaves the sender's registered mailbox to the leak guard."""
+    p = gw.register(seller="owner@sakura-shop.com")
+    body = "Could you confirm the apartment number?\n-- \nMaria\nowner@sakura-shop.com\n"
+    code, text = seller_says(gw, p, body, subject="Delivery address")
+    assert code == 250, text
+    [path] = gw.delivered()
+    delivered = read(path).get_body(("plain",)).get_content()
+    assert "owner@sakura-shop.com" not in delivered and p.seller_alias in delivered
+
+
 def test_cjk_refusal_is_ascii_and_names_the_handle(gw: RunningGateway) -> None:
     p = gw.register()
     code, text = seller_says(gw, p, "您好\uff0c有问题请加微信 sakura_shop88 联系我们。\n", "订单")

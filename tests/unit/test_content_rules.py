@@ -338,7 +338,20 @@ def test_email_near_misses_pass(body: str) -> None:
 
 def test_mailto_link_is_an_email() -> None:
     html = '<a href="mailto:Name@Shop.Example?subject=hi">write</a>'
-    assert _details(message("x", html=html)) == ['content.email: "Name@Shop.Example?subject=hi"']
+    assert _details(message("x", html=html)) == ['content.email: "name@shop.example"']
+
+
+def test_the_senders_own_mailbox_is_left_to_the_leak_guard() -> None:
+    """An Outlook signature names the sender's registered mailbox: the leak guard puts the
+    alias in its place, so it is no contact detail. Another address still is."""
+
+    def hits(body: str) -> list[str]:
+        built = message(body, sender="Sarah <sarah@sakura-shop.com>")
+        verdict = check_message(as_bytes(built), RULES, TO_BUYER, ALIAS_DOMAIN)
+        return [v.rule_id for v in verdict.refused]
+
+    assert "content.email" not in hits("Your parcel is packed.\n-- \nSarah\nsarah@sakura-shop.com")
+    assert "content.email" in hits("Write to sales@sakura-shop.com instead.\n")
 
 
 def test_mailto_link_to_the_alias_domain_passes() -> None:
