@@ -250,8 +250,8 @@ class Gateway:
         )
 
     def reload_policy(self) -> bool:
-        """SIGHUP: read the content policy again. An invalid one is refused with its error
-        logged, and the policy in force stays."""
+        """SIGHUP (in a worker thread): read the content policy again. An invalid one is
+        refused with its error logged, and the policy in force stays."""
         try:
             policy = load_policy(self.settings.rules.content_policy or None)
         except PolicyError as error:
@@ -284,7 +284,15 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload_policy)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def reload_in_background() -> None:
+            # Reading and compiling a policy takes a moment: not on the loop that serves SMTP.
+            task = loop.create_task(asyncio.to_thread(self.reload_policy))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload_in_background)
         await self.start()
         try:
             await stop.wait()
