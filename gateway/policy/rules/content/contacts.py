@@ -20,12 +20,10 @@ _LETTER = r"0-9a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u052f"
 _LABEL = rf"[{_LETTER}](?:[{_LETTER}-]{{0,61}}[{_LETTER}])?"
 _SUFFIX = r"(?:[a-z]{2,63}|xn--[0-9a-z-]{1,59}|[\u0400-\u04ff]{2,20})"
 _HOST = rf"(?:{_LABEL}\.)+{_SUFFIX}"
-_BEFORE = r"(?<![0-9a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u052f.@_+-])"
-_AFTER = r"(?![0-9a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u052f@_-])"
+_BEFORE = rf"(?<![{_LETTER}.@_+-])"
+_AFTER = rf"(?![{_LETTER}@_-])"
 
-EMAIL = re.compile(
-    rf"{_BEFORE}[0-9a-z\u00c0-\u024f\u0400-\u052f._%+-]{{1,64}}@(?P<host>{_HOST}){_AFTER}"
-)
+EMAIL = re.compile(rf"{_BEFORE}[{_LETTER}._%+-]{{1,64}}@(?P<host>{_HOST}){_AFTER}")
 URL = re.compile(
     r"(?P<url>(?:https?|ftp)://[^\s<>\"'`{}|\\^\[\]]+"
     rf"|{_BEFORE}www\d{{0,3}}\.{_HOST}(?:[/?#][^\s<>\"'`{{}}|\\^\[\]]*)?)"
