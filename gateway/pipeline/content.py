@@ -30,10 +30,7 @@ from gateway.pipeline.mime import leaf_parts, read_text
 Image.MAX_IMAGE_PIXELS = None
 DOCUMENT_TEXT_MAX = 1_000_000  # characters read from one attachment: the rest is not judged
 PDF_MAX_PAGES = 300
-
-_TEXT_KINDS = {"txt"}
 _IMAGES = {"gif", "png", "jpg", "bmp", "tif"}
-_DOCUMENTS = {"pdf", "docx"}
 
 
 def read_content(parsed: ParsedMessage) -> ContentFacts:
@@ -260,7 +257,7 @@ def _attachment(part: EmailMessage) -> tuple[Attachment, str, tuple[Hyperlink, .
     links: tuple[Hyperlink, ...] = ()
     unreadable = False
     try:
-        if kind in _TEXT_KINDS:
+        if kind == "txt":
             text = _attached_text(part, data)
         elif kind == "pdf":
             text, links = _pdf_text(data)
