@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.core.model import Direction
@@ -55,6 +56,14 @@ class LinkSettings(RuleSettings):
 class PhoneSettings(RuleSettings):
     regions: tuple[str, ...] = ("US",)  # read numbers written without "+" as these regions
     min_digits: Annotated[int, Field(ge=5, le=15)] = 7
+
+    @field_validator("regions")
+    @classmethod
+    def _known(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in values if v.upper() not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region codes {unknown} (ISO 3166-1 alpha-2, e.g. 'DE')")
+        return tuple(v.upper() for v in values)
 
 
 class SocialSettings(RuleSettings):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from pydantic import ValidationError
 
 from gateway.core import status
 from gateway.core.content import ContentFacts, ImageInfo
@@ -998,3 +999,8 @@ def test_check_message_reads_raw_bytes_with_bare_line_ends() -> None:
     verdict = check_message(raw, RULES, TO_BUYER, ALIAS_DOMAIN)
     assert [v.rule_id for v in verdict.refused] == ["content.phone"]
     assert verdict.policy_version == "test"
+
+
+def test_an_unknown_phone_region_is_a_policy_error() -> None:
+    with pytest.raises(ValidationError, match="unknown region codes"):
+        PolicyFile.model_validate({"rules": {"content.phone": {"regions": ["DE", "XX"]}}})
