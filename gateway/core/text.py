@@ -30,6 +30,11 @@ def fold(text: str) -> str:
     return _DIGITS.sub(r"\1", folded)
 
 
+def is_cjk(char: str) -> bool:
+    """A character of the CJK scripts and their punctuation: text written without spaces."""
+    return ord(char) >= 0x2E80
+
+
 def shorten(text: str, limit: int = 60) -> str:
     """A quotation short enough for one reply line: whitespace collapsed, cut with '...'."""
     flat = " ".join(text.split())

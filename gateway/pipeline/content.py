@@ -23,6 +23,7 @@ from gateway.core.content import (
 from gateway.core.message import ParsedMessage
 from gateway.obs.log import silenced
 from gateway.pipeline.mime import leaf_parts, read_text
+from gateway.pipeline.parse import header_text
 
 # Only image headers are read, never their pixels (counting a GIF's or APNG's frames reads
 # their block headers only), so Pillow's guard against decompressing huge images is not
@@ -69,15 +70,10 @@ def _is_file(part: EmailMessage) -> bool:
     return part.is_attachment() or part.get_filename() is not None
 
 
-def _unescaped(text: str) -> str:
-    """Raw 8-bit header bytes (UTF-8 in practice, RFC 6532) arrive as surrogate escapes."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 def _header_text(message: EmailMessage, name: str) -> str:
     try:
         value = message.get(name)
-        return "" if value is None else _unescaped(str(value))
+        return "" if value is None else header_text(str(value))
     except Exception:  # an undecodable header: the rules see nothing rather than fail
         return ""
 
@@ -86,7 +82,7 @@ def _display_name(message: EmailMessage) -> str:
     try:
         field = message.get("From")
         addresses = getattr(field, "addresses", ())
-        return _unescaped(str(addresses[0].display_name)) if addresses else ""
+        return header_text(str(addresses[0].display_name)) if addresses else ""
     except Exception:
         return ""
 

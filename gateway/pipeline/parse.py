@@ -74,14 +74,15 @@ def parse_message(raw: bytes, max_depth: int | None = None) -> ParsedMessage:
 
 
 def _raw_values(message: EmailMessage, name: str) -> list[str]:
-    """The values of a header field as text: raw 8-bit bytes (UTF-8 in practice, RFC 6532)
-    arrive as surrogate escapes, which no database or encoder accepts."""
+    """The values of a header field, as text (header_text)."""
     wanted = name.lower()
-    return [
-        str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        for key, value in message.raw_items()
-        if key.lower() == wanted
-    ]
+    return [header_text(str(value)) for key, value in message.raw_items() if key.lower() == wanted]
+
+
+def header_text(value: str) -> str:
+    """A header value as text: raw 8-bit bytes (UTF-8 in practice, RFC 6532) arrive from the
+    parser as surrogate escapes, which no database, encoder or matcher accepts."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _address_field(raw_value: str) -> tuple[list[str], bool]:

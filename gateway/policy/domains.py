@@ -19,10 +19,7 @@ def organizational_domain(domain: str) -> str:
     """The public suffix plus one label; for a suffix the list does not know, the last two
     labels (the list's implicit "*" rule)."""
     name = domain.lower().rstrip(".")
-    parts = _extractor()(name)
-    if parts.suffix and parts.domain:
-        return f"{parts.domain}.{parts.suffix}"
-    return ".".join(name.split(".")[-2:])
+    return registrable(name) or ".".join(name.split(".")[-2:])
 
 
 def aligned(domain: str, from_domain: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from gateway.core.text import fold
+from gateway.core.text import fold, is_cjk
 
 _WORD_GAP = " "  # whitespace between the words of a phrase; matches any run of it
 _END = ""  # marks the end of a phrase in the trie
@@ -17,13 +17,9 @@ _END = ""  # marks the end of a phrase in the trie
 Trie = dict[str, "Trie"]
 
 
-def _is_cjk(char: str) -> bool:
-    return ord(char) >= 0x2E80
-
-
 def _bounded(char: str) -> bool:
     """Scripts written with spaces need a word boundary there; CJK does not."""
-    return char.isalnum() and not _is_cjk(char)
+    return char.isalnum() and not is_cjk(char)
 
 
 def _trie_pattern(node: Trie) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from gateway.db.models import Message
 from gateway.policyfile import LEXICON_DIR, embedded_policy_path, load_policy
 from tests.support.databases import database_url
 from tests.support.gateway import Parties, RunningGateway, running_gateway, wait_for
-from tests.support.mail import data_reply, read, text_message, wire_bytes
+from tests.support.mail import data_reply, read, text_message
 from tests.support.process import (
     json_log_lines,
     process_config,
@@ -176,11 +175,7 @@ def test_sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_broken(
 
         def send_link() -> int:
             mail = text_message(sender=p.seller_mailbox, to=p.buyer_alias, body=link)
-            with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-                client.ehlo()
-                client.mail(p.seller_mailbox)
-                client.rcpt(p.buyer_alias)
-                return client.data(wire_bytes(mail))[0]
+            return data_reply(port, mail)[0]
 
         with serving(config, port, tmp_path) as serve:
             assert send_link() == 550

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from gateway.core.text import is_cjk
 from gateway.policy.config import Lexicon, LinkSettings, PhoneSettings, SpelledWords
 from gateway.policy.domains import registrable, within
 
@@ -173,8 +174,8 @@ def _spelled_dot_pattern(words: SpelledWords, suffixes: tuple[str, ...]) -> re.P
     brackets, or standing apart by spaces (CJK words need none), and only before a suffix
     people spell out, so that "the point is" and "Treffpunkt de" stay prose. Suffixes that
     are words too ("de", "es", "it") are taken only after a bracketed dot word."""
-    spaced = _alternatives(w for w in words.bare if not _is_cjk(w[0]))
-    cjk = _alternatives(w for w in words.bare if _is_cjk(w[0]))
+    spaced = _alternatives(w for w in words.bare if not is_cjk(w[0]))
+    cjk = _alternatives(w for w in words.bare if is_cjk(w[0]))
     bracketed = rf"\s*{_OPEN}\s*(?:{_alternatives(words.bracketed)})\s*{_CLOSE}\s*"
     loose = rf"(?:{bracketed}|\s+(?:{spaced})\s+|\s*(?:{cjk})\s*)"
     any_suffix = _alternatives(suffixes)
@@ -184,10 +185,6 @@ def _spelled_dot_pattern(words: SpelledWords, suffixes: tuple[str, ...]) -> re.P
         rf"(?<=[{_LETTER}])(?:{loose}(?=(?:{_LABEL}{loose}){{0,{_MAX_LABELS}}}(?:{plain}){end})"
         rf"|{bracketed}(?=(?:{_LABEL}{bracketed}){{0,{_MAX_LABELS}}}(?:{any_suffix}){end}))"
     )
-
-
-def _is_cjk(char: str) -> bool:
-    return ord(char) >= 0x2E80
 
 
 def _spelled_email_pattern(lexicon: Lexicon) -> re.Pattern[str]:
@@ -202,8 +199,8 @@ def _spelled_email_pattern(lexicon: Lexicon) -> re.Pattern[str]:
     words = lexicon.dot_words.bracketed
     dot = (
         rf"(?:\s*{_OPEN}\s*(?:{_alternatives(words)})\s*{_CLOSE}\s*"
-        rf"|\s+(?:{_alternatives(w for w in words if not _is_cjk(w[0]))})\s+"
-        rf"|\s*(?:{_alternatives(w for w in words if _is_cjk(w[0]))})\s*)"
+        rf"|\s+(?:{_alternatives(w for w in words if not is_cjk(w[0]))})\s+"
+        rf"|\s*(?:{_alternatives(w for w in words if is_cjk(w[0]))})\s*)"
     )
     return re.compile(
         rf"(?<![{_LETTER}.@_+-])(?P<local>[{_LETTER}._%+-]{{1,64}}){at}(?!www\d*\b)"
