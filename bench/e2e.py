@@ -75,8 +75,8 @@ from bench.procs import (
 )
 from bench.report import RunReport, machine, print_run, ratios, write_json
 from bench.sink import clock
-from gateway.db.models import Outbound
-from gateway.db.session import Database
+from gateway.storage.database import Database
+from gateway.storage.schema import Outbound
 from tests.support.dns import local_dns
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

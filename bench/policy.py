@@ -8,7 +8,7 @@ Stages, timed separately for each message:
             reduced to text and links, attachments sniffed, PDF text extracted by pypdf
   rules     check_content(facts, rules, SELLER_TO_BUYER, alias domain): every content rule
             of the shipped policy (config/policy.toml and its lexicons), as `policy check`.
-            The ContentRuleSet is built anew, off the clock, for each pass: its scanner
+            The compiled Policy is built anew, off the clock, for each pass: its scanner
             keeps the last texts it read, and a new message's text is never among them
   sanitize  sanitize_html of the HTML part with the policy's [html] allow-list, as a delivery
             does (HTML messages only)
@@ -68,13 +68,14 @@ from rich.table import Table
 
 from bench.report import machine
 from gateway.core.model import Direction
+from gateway.intake.check import check_content
+from gateway.intake.decide import ContentVerdict
+from gateway.intake.policy import Policy
 from gateway.pipeline.content import DOCUMENT_TEXT_MAX, PDF_MAX_PAGES, read_content
 from gateway.pipeline.mime import leaf_parts, read_text
 from gateway.pipeline.parse import parse_message
 from gateway.pipeline.sanitize import HtmlCleaning, sanitize_html
 from gateway.policy.config import ContentPolicy
-from gateway.policy.content import ContentRuleSet
-from gateway.policycheck import PolicyVerdict, check_content
 from gateway.policyfile import PolicyError, load_policy
 
 KIB = 1024
@@ -460,10 +461,10 @@ class Bench:
             url_schemes=frozenset(html.url_schemes),
         )
 
-    def run_once(self, case: Case) -> tuple[dict[str, float | None], PolicyVerdict, int]:
+    def run_once(self, case: Case) -> tuple[dict[str, float | None], ContentVerdict, int]:
         """One pass: each stage's seconds, the verdict, the characters of text the rules
         read. The rule set is new: an old one's scanner still holds this text's links."""
-        rules = ContentRuleSet(self.policy)
+        rules = Policy.compile(self.policy)
         began = time.perf_counter()
         facts = read_content(parse_message(case.raw))
         read = time.perf_counter()

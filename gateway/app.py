@@ -1,41 +1,41 @@
-"""The composition root: the only module that knows every part and wires them together."""
+"""The composition root: the only module that knows every part and wires them together into
+one gateway process (listeners, intake, committer, delivery workers, admin, metrics)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import ssl
+from collections.abc import Mapping
 
 from dns.exception import DNSException
 
 from gateway.admin.api import create_app
 from gateway.admin.server import AdminServer
-from gateway.archive.store import ArchiveIntake
 from gateway.core.clock import Clock, SystemClock
-from gateway.core.ports import Transport
-from gateway.db.credentials import CredentialStore
-from gateway.db.dkim_keys import DkimKeyStore
-from gateway.db.registry import Registry
-from gateway.db.reports import Reports
-from gateway.db.session import Database
-from gateway.inbound.auth import SubmissionAuth
-from gateway.inbound.handler import GatewayHandler
-from gateway.inbound.resolver import Resolver
-from gateway.inbound.server import Listener, SessionLimits
-from gateway.inbound.throttle import FailureThrottle
-from gateway.inbound.tls import make_self_signed, server_context
-from gateway.inbound.verify import SenderVerifier
+from gateway.delivery.dkim import SigningTransport, new_private_key
+from gateway.delivery.maildir import MaildirTransport
+from gateway.delivery.smtp import SmtpTransport
+from gateway.delivery.transport import Transport
+from gateway.delivery.worker import DeliveryWorkers
+from gateway.intake.intake import Intake
+from gateway.intake.policy import Policy
+from gateway.intake.resolver import Resolver
+from gateway.intake.verify import SenderVerifier
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
-from gateway.outbound.dkim import SigningTransport, new_private_key
-from gateway.outbound.maildir import MaildirTransport
-from gateway.outbound.smtp import SmtpTransport
-from gateway.policy.config import ContentPolicy
-from gateway.policy.rules.marketplace import MarketplacePolicy
-from gateway.policyfile import PolicyError, load_policy
-from gateway.queue.repository import DatabaseQueue
-from gateway.queue.worker import DeliveryWorkers
+from gateway.services import Services, compile_policy
 from gateway.settings import ConfigError, Settings
+from gateway.smtp.auth import SubmissionAuth
+from gateway.smtp.handler import HandlerLimits, SmtpHandler
+from gateway.smtp.server import Listener, SessionLimits
+from gateway.smtp.throttle import FailureThrottle
+from gateway.smtp.tls import make_self_signed, server_context
+from gateway.storage.changes import Change
+from gateway.storage.committer import Committer
+from gateway.storage.database import Database
+from gateway.storage.directory import ChangeWatcher, Directory
 
 _log = get_logger("app")
 
@@ -70,29 +70,25 @@ def _sender_verifier(settings: Settings) -> SenderVerifier | None:
     return SenderVerifier(resolver)
 
 
-def content_policy(settings: Settings) -> ContentPolicy:
-    """The content policy the settings name; a broken one stops start-up like bad config."""
-    try:
-        return load_policy(settings.rules.content_policy or None)
-    except PolicyError as error:
-        raise ConfigError(str(error)) from None
-
-
-def marketplace_policy(settings: Settings) -> MarketplacePolicy:
-    rules = settings.rules
-    return MarketplacePolicy(
-        quota_base=rules.quota_base,
-        quota_per_daily_order=rules.quota_per_order,
-        quota_window_days=rules.quota_window_days,
-        quota_permanent=rules.quota_permanent,
-        contact_window_days=rules.contact_window_days,
-        important_tag=rules.important_tag,
-        reason_tags=tuple(rules.reason_tags),
-    )
+def prepare(services: Services) -> None:
+    """What must exist before any process serves: the alias domain's DKIM key, and the
+    TLS certificate (made self-signed where the settings allow it)."""
+    settings = services.settings
+    services.dkim_keys.ensure_active(settings.dkim.selector, new_private_key)
+    if not (settings.smtp.starttls or settings.submission.enabled):
+        return
+    tls = settings.tls
+    if tls.certificate.exists() and tls.private_key.exists():
+        return
+    if not tls.self_signed:
+        missing = tls.certificate if not tls.certificate.exists() else tls.private_key
+        raise ConfigError(f"config error: tls: {missing} not found (tls.self_signed is off)")
+    make_self_signed(tls.certificate, tls.private_key, settings.smtp.hostname)
+    _log.warning("self_signed_certificate_made", path=str(tls.certificate))
 
 
 class Gateway:
-    """Listener, delivery workers and storage of one gateway process."""
+    """One gateway process: its listeners, intake, committer and delivery workers."""
 
     def __init__(
         self,
@@ -101,17 +97,25 @@ class Gateway:
         database: Database,
         clock: Clock | None = None,
         transport: Transport | None = None,
-        policy: ContentPolicy | None = None,
+        policy: Policy | None = None,
+        sockets: Mapping[str, socket.socket] | None = None,
+        serves_admin: bool = True,
     ) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()
+        self.services = Services(settings, database, clock or SystemClock(), self._changed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.clock = self.services.clock
         self.database = database
-        self.registry = Registry(database, settings.alias_domain, self.clock)
-        self.queue = DatabaseQueue(database)
-        self.dkim_keys = DkimKeyStore(database, self.clock)
+        self.registry = self.services.registry
+        self.dkim_keys = self.services.dkim_keys
+        self.credentials = self.services.credentials
+        self.metrics = Metrics()
+        self.committer = Committer(database)
+        self.directory = Directory(database, settings.alias_domain, reads_inline=database.is_sqlite)
+        self.watcher = ChangeWatcher(self.directory, database, self.clock)
         delivery = settings.delivery
         self.workers = DeliveryWorkers(
-            queue=self.queue,
+            committer=self.committer,
             transport=SigningTransport(
                 transport or build_transport(settings),
                 self.dkim_keys.active,
@@ -119,34 +123,33 @@ class Gateway:
             ),
             clock=self.clock,
             alias_domain=settings.alias_domain,
-            count=delivery.workers,
+            concurrency=delivery.workers,
             retry_schedule=list(delivery.retry_schedule),
             give_up_after=delivery.give_up_after,
             claim_lease=delivery.claim_lease,
             claim_batch=delivery.claim_batch,
             poll_interval=delivery.poll_interval,
+            attempt_timeout=delivery.attempt_timeout,
         )
-        self.metrics = Metrics()
-        self.credentials = CredentialStore(database, self.clock)
-        smtp = settings.smtp
-        self.handler = GatewayHandler(
-            alias_domain=settings.alias_domain,
-            directory=self.registry,
-            intake=ArchiveIntake(database),
+        self.intake = Intake(
+            policy=policy or compile_policy(settings),
+            directory=self.directory,
+            committer=self.committer,
+            deliveries=self.workers,
             clock=self.clock,
-            max_recipients=smtp.max_recipients,
-            max_mime_depth=smtp.max_mime_depth,
-            rcpt_refusal_delay=smtp.rcpt_refusal_delay,
             metrics=self.metrics,
+            alias_domain=settings.alias_domain,
+            max_mime_depth=settings.smtp.max_mime_depth,
             verifier=_sender_verifier(settings),
-            sender_auth=smtp.sender_auth,
-            marketplace=marketplace_policy(settings),
-            content_policy=policy or content_policy(settings),
-            on_queued=self.workers.wake,
         )
+        smtp = settings.smtp
+        self.handler = SmtpHandler(
+            self.intake, HandlerLimits(smtp.max_recipients, smtp.rcpt_refusal_delay)
+        )
+        self._sockets = dict(sockets or {})
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
-        self.admin = self._build_admin()
+        self.admin = self._build_admin() if serves_admin else None
 
     def _build_listeners(self) -> None:
         """The MX and the submission ports; their TLS needs the certificate files first."""
@@ -174,6 +177,7 @@ class Gateway:
             port=smtp.port,
             limits=limits,
             tls=tls if smtp.starttls else None,
+            sock=self._sockets.get("mx"),
         )
         if not submission.enabled:
             return
@@ -201,17 +205,8 @@ class Gateway:
                 implicit_tls=implicit,
                 auth=auth,
                 auth_require_tls=submission.auth_require_tls,
+                sock=self._sockets.get(name),
             )
-
-    def _ensure_certificate(self) -> None:
-        tls = self.settings.tls
-        if tls.certificate.exists() and tls.private_key.exists():
-            return
-        if not tls.self_signed:
-            missing = tls.certificate if not tls.certificate.exists() else tls.private_key
-            raise ConfigError(f"config error: tls: {missing} not found (tls.self_signed is off)")
-        make_self_signed(tls.certificate, tls.private_key, self.settings.smtp.hostname)
-        _log.warning("self_signed_certificate_made", path=str(tls.certificate))
 
     def _build_admin(self) -> AdminServer | None:
         admin = self.settings.admin
@@ -219,19 +214,27 @@ class Gateway:
             return None
         api = create_app(
             self.registry,
-            Reports(self.database, self.clock),
+            self.services.reports,
             admin.token,
             self.settings.rules.important_share_threshold,
         )
         return AdminServer(api, admin.host, admin.port)
 
+    def _changed(self, change: Change) -> None:
+        """A registry change made in this process (the admin API, a test): the directory
+        drops what it touched before the next message, on the loop that owns it."""
+        if self._loop is None:
+            self.directory.apply(change)
+        else:
+            self._loop.call_soon_threadsafe(self.directory.apply, change)
+
     async def start(self) -> None:
-        await asyncio.to_thread(
-            self.dkim_keys.ensure_active, self.settings.dkim.selector, new_private_key
-        )
-        if self.settings.smtp.starttls or self.settings.submission.enabled:
-            await asyncio.to_thread(self._ensure_certificate)
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(prepare, self.services)
         self._build_listeners()
+        self.committer.start()
+        await self.watcher.start()
+        self.workers.start()
         for listener in self.listeners.values():
             await listener.start()
         if self.admin is not None:
@@ -239,27 +242,26 @@ class Gateway:
         metrics = self.settings.metrics
         if metrics.enabled:
             self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
-        self.workers.start()
         _log.info(
             "started",
             ports={name: listener.port for name, listener in self.listeners.items()},
             metrics_port=self.metrics_port,
             admin_port=self.admin.port if self.admin else None,
             workers=self.settings.delivery.workers,
-            policy_version=self.handler.policy_version,
+            policy_version=self.intake.policy.version,
         )
 
     def reload_policy(self) -> bool:
         """SIGHUP (in a worker thread): read the content policy again. An invalid one is
         refused with its error logged, and the policy in force stays."""
         try:
-            policy = load_policy(self.settings.rules.content_policy or None)
-        except PolicyError as error:
+            policy = compile_policy(self.settings)
+        except ConfigError as error:
             self.metrics.policy_reloads.labels("refused").inc()
-            _log.error("policy_reload_refused", error=str(error), kept=self.handler.policy_version)
+            _log.error("policy_reload_refused", error=str(error), kept=self.intake.policy.version)
             return False
-        previous = self.handler.policy_version
-        self.handler.use_policy(policy)
+        previous = self.intake.policy.version
+        self.intake.use_policy(policy)
         self.metrics.policy_reloads.labels("loaded").inc()
         _log.info("policy_reloaded", policy_version=policy.version, previous=previous)
         return True
@@ -273,6 +275,9 @@ class Gateway:
         grace = self.settings.smtp.shutdown_grace
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         await self.workers.stop()
+        await self.watcher.stop()
+        await self.committer.stop()
+        self.directory.close()
         if self.admin is not None:
             await self.admin.stop()
         self.metrics.close()

@@ -23,8 +23,8 @@ from gateway.admin.schemas import (
     first_error,
 )
 from gateway.admin.views import important_share, response_summary
-from gateway.db.registry import Registry, RegistryError
-from gateway.db.reports import ReportError, Reports
+from gateway.storage.registry import Registry, RegistryError
+from gateway.storage.reports import ReportError, Reports
 
 
 class ApiError(Exception):

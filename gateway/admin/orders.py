@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.admin.schemas import OrderRow, first_error
-from gateway.db.registry import Registry, RegistryError
+from gateway.storage.registry import Registry, RegistryError
 
 COLUMNS = ("seller", "buyer", "order_ref", "placed_at")
 

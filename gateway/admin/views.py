@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.core.response_times import ResponseSummary
-from gateway.db.reports import ImportantShare
+from gateway.storage.reports import ImportantShare
 
 
 def hours(seconds: float | None) -> float | None:

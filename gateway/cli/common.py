@@ -13,12 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.core.clock import SystemClock
-from gateway.db.migrate import SchemaError, open_database
-from gateway.db.registry import Registry, RegistryError
-from gateway.db.session import Database
 from gateway.obs.log import configure_logging
+from gateway.services import Services
 from gateway.settings import ConfigError, Settings, load_settings
+from gateway.storage.migrate import SchemaError
+from gateway.storage.registry import Registry, RegistryError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -85,26 +84,27 @@ def fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def open_db(ctx: typer.Context, as_json: bool) -> Iterator[tuple[Database, Settings]]:
-    """The database of the settings, opened (schema checked) and closed after the command."""
+def services_of(ctx: typer.Context, as_json: bool) -> Iterator[Services]:
+    """The settings' services (the database opened, its schema checked), closed after the
+    command."""
     settings = settings_of(ctx)
     try:
-        database = open_database(settings.database_url)
+        services = Services.open(settings)
     except SchemaError as error:
         fail(str(error), as_json)
     except Exception as error:  # the database cannot be reached or opened
         fail(f"database unavailable: {type(error).__name__}: {error}", as_json)
     try:
-        yield database, settings
+        yield services
     finally:
-        database.dispose()
+        services.close()
 
 
 @contextmanager
 def registry_of(ctx: typer.Context, as_json: bool) -> Iterator[Registry]:
-    with open_db(ctx, as_json) as (database, settings):
+    with services_of(ctx, as_json) as services:
         try:
-            yield Registry(database, settings.alias_domain, SystemClock())
+            yield services.registry
         except RegistryError as error:
             fail(str(error), as_json)
 

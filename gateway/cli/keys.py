@@ -14,21 +14,20 @@ from gateway.cli.common import (
     dkim_app,
     emit,
     fail,
-    open_db,
     out,
+    services_of,
 )
-from gateway.core.clock import SystemClock
 from gateway.core.model import SigningKey
-from gateway.db.dkim_keys import DkimKeyError, DkimKeyStore
-from gateway.outbound.dkim import dns_record, new_private_key
+from gateway.delivery.dkim import dns_record, new_private_key
 from gateway.settings import Settings
+from gateway.storage.dkim_keys import DkimKeyError, DkimKeyStore
 
 
 @contextmanager
 def dkim_keys_of(ctx: typer.Context, as_json: bool) -> Iterator[tuple[DkimKeyStore, Settings]]:
-    with open_db(ctx, as_json) as (database, settings):
+    with services_of(ctx, as_json) as services:
         try:
-            yield DkimKeyStore(database, SystemClock()), settings
+            yield services.dkim_keys, services.settings
         except DkimKeyError as error:
             fail(str(error), as_json)
 

@@ -12,10 +12,10 @@ from rich.table import Table
 
 from gateway.cli.common import JsonFlag, app, emit, fail, out, settings_of
 from gateway.core.model import Direction, Violation
+from gateway.intake.check import check_message
 from gateway.pipeline.parse import MessageFormatError
-from gateway.policy.content import ContentRuleSet
-from gateway.policycheck import check_message
-from gateway.policyfile import PolicyError, load_policy
+from gateway.services import compile_policy
+from gateway.settings import ConfigError
 
 policy_app = typer.Typer(no_args_is_help=True, help="The content policy.")
 app.add_typer(policy_app, name="policy")
@@ -53,15 +53,12 @@ def check(
     reply an SMTP session would get. Exit 0: it passes; 1: refused; 2: unreadable."""
     settings = settings_of(ctx)
     try:
-        policy = load_policy(policy_path or settings.rules.content_policy or None)
+        policy = compile_policy(settings, policy_path)
         raw = message.read_bytes()
         verdict = check_message(
-            raw,
-            ContentRuleSet(policy),
-            Direction(direction.value.replace("-", "_")),
-            settings.alias_domain,
+            raw, policy, Direction(direction.value.replace("-", "_")), settings.alias_domain
         )
-    except PolicyError as error:
+    except ConfigError as error:
         fail(str(error), as_json, ERROR_EXIT)
     except OSError as error:
         fail(f"{message}: {error.strerror or error}", as_json, ERROR_EXIT)
@@ -105,8 +102,8 @@ def validate(
 ) -> None:
     """Read a policy and its lexicons as SIGHUP would; print its version, or what is wrong."""
     try:
-        policy = load_policy(policy_path or settings_of(ctx).rules.content_policy or None)
-    except PolicyError as error:
+        policy = compile_policy(settings_of(ctx), policy_path).content
+    except ConfigError as error:
         fail(str(error), as_json, ERROR_EXIT)
     modes = {
         rule_id: {

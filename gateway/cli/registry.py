@@ -19,18 +19,17 @@ from gateway.cli.common import (
     emit,
     err,
     fail,
-    open_db,
     order_app,
     out,
     pair_app,
     parse_time,
     registry_of,
     seller_app,
+    services_of,
     table,
 )
-from gateway.core.clock import SystemClock
-from gateway.db.credentials import CredentialError, CredentialStore
-from gateway.db.registry import PairView
+from gateway.storage.credentials import CredentialError, CredentialStore
+from gateway.storage.registry import PairView
 
 # -- registry ------------------------------------------------------------------------
 
@@ -97,9 +96,9 @@ def pair_show(
 
 @contextmanager
 def credentials_of(ctx: typer.Context, as_json: bool) -> Iterator[CredentialStore]:
-    with open_db(ctx, as_json) as (database, _):
+    with services_of(ctx, as_json) as services:
         try:
-            yield CredentialStore(database, SystemClock())
+            yield services.credentials
         except CredentialError as error:
             fail(str(error), as_json)
 

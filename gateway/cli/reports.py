@@ -8,9 +8,7 @@ import typer
 from rich.table import Table
 
 from gateway.admin.views import hours, important_share, response_summary
-from gateway.cli.common import JsonFlag, emit, open_db, out, parse_time, report_app
-from gateway.core.clock import SystemClock
-from gateway.db.reports import Reports
+from gateway.cli.common import JsonFlag, emit, out, parse_time, report_app, services_of
 
 SinceOption = Annotated[
     str | None, typer.Option("--since", help="Only messages from then on (ISO 8601 with zone).")
@@ -30,8 +28,8 @@ def response_times(
 ) -> None:
     """Per seller: average response time, share answered within 24 h, later, not at all."""
     start = parse_time(since, "--since", as_json) if since else None
-    with open_db(ctx, as_json) as (database, _):
-        summaries = Reports(database, SystemClock()).response_times(seller, start)
+    with services_of(ctx, as_json) as services:
+        summaries = services.reports.response_times(seller, start)
     rows = [response_summary(s) for s in summaries]
 
     def human() -> None:
@@ -65,9 +63,10 @@ def important(
 ) -> None:
     """Sellers whose share of [Important] messages is above the threshold, for review."""
     start = parse_time(since, "--since", as_json) if since else None
-    with open_db(ctx, as_json) as (database, settings):
+    with services_of(ctx, as_json) as services:
+        settings = services.settings
         limit = settings.rules.important_share_threshold if threshold is None else threshold
-        shares = Reports(database, SystemClock()).important_shares(start)
+        shares = services.reports.important_shares(start)
     listed = [s for s in shares if s.share > limit]
     rows = [important_share(s) for s in listed]
 

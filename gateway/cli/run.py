@@ -16,10 +16,10 @@ from gateway.cli.common import (
     out,
     settings_of,
 )
-from gateway.db import migrate
-from gateway.db.migrate import SchemaError, open_database
-from gateway.db.session import Database
 from gateway.settings import ConfigError
+from gateway.storage import migrate
+from gateway.storage.database import Database
+from gateway.storage.migrate import SchemaError, open_database
 
 # -- serve ---------------------------------------------------------------------------
 
@@ -28,10 +28,11 @@ from gateway.settings import ConfigError
 def serve(ctx: typer.Context) -> None:
     """Run the SMTP listener and the delivery workers until SIGTERM."""
     settings = settings_of(ctx)
-    from gateway.app import Gateway, content_policy  # the SMTP stack: only `serve` needs it
+    from gateway.app import Gateway  # the SMTP stack: only `serve` needs it
+    from gateway.services import compile_policy
 
     try:
-        policy = content_policy(settings)  # a broken policy stops start-up before any work
+        policy = compile_policy(settings)  # a broken policy stops start-up before any work
     except ConfigError as error:
         fail(str(error), False, 2)
     try:

@@ -13,15 +13,14 @@ from gateway.cli.common import (
     emit,
     fail,
     message_app,
-    open_db,
     out,
     parse_time,
     registry_of,
     seller_app,
+    services_of,
     table,
 )
-from gateway.core.clock import SystemClock
-from gateway.db.reports import ReportError, Reports
+from gateway.storage.reports import ReportError
 
 # -- registry ------------------------------------------------------------------------
 
@@ -140,9 +139,9 @@ def message_no_response_needed(
     as_json: JsonFlag = False,
 ) -> None:
     """Close a buyer message's wait without a reply: it leaves the response-time figures."""
-    with open_db(ctx, as_json) as (database, _):
+    with services_of(ctx, as_json) as services:
         try:
-            message_id = Reports(database, SystemClock()).no_response_needed(message)
+            message_id = services.reports.no_response_needed(message)
         except ReportError as error:
             fail(str(error), as_json)
     emit(

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
-from gateway.archive.store import decompress
-from gateway.db.models import Message, Outbound
+from gateway.storage.schema import Message, Outbound
+from tests.support.archive import archived
 from tests.support.gateway import Parties, RunningGateway
 from tests.support.mail import read, send, text_message, wire_bytes
 
@@ -99,12 +99,11 @@ def test_header_from_spoofing_is_refused_and_archived(
     code = refused.value.smtp_error[:5]
     assert code in (b"5.7.1", b"5.6.0")
     assert reason in refused.value.smtp_error
-    with gw.gateway.database.transaction() as session:
-        archived = session.scalars(select(Message)).one()
-        assert archived.verdict == "refused"
-        assert archived.smtp_reply.startswith("550 " + code.decode())
-        assert archived.raw_received is not None
-        assert decompress(archived.raw_received) == wire_bytes(message)
+    [record] = archived(gw.gateway.database)
+    assert record.verdict == "refused"
+    assert record.smtp_reply.startswith("550 " + code.decode())
+    assert record.raw_received == wire_bytes(message)
+    with gw.gateway.database.reading() as session:
         assert session.scalars(select(Outbound)).all() == []
 
 

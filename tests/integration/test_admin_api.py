@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.core.model import PairStanding
-from gateway.db.models import Vacation
+from gateway.storage.schema import Vacation
 from tests.support.admin import (
     buyer_writes,
     cli_error,

@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 
 from gateway.core.clock import SystemClock
 from gateway.core.model import PairStanding
-from gateway.db.migrate import open_database
-from gateway.db.models import Order, Vacation
-from gateway.db.registry import Registry, RegistryError
-from gateway.db.session import Database
+from gateway.storage.database import Database
+from gateway.storage.migrate import open_database
+from gateway.storage.registry import Registry, RegistryError
+from gateway.storage.schema import Order, Vacation
 from tests.support.admin import (
     buyer_writes,
     cli_error,

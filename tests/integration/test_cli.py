@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.db import migrate
-from gateway.db.models import SellerCredential
-from gateway.db.session import Database
+from gateway.storage import migrate
+from gateway.storage.database import Database
+from gateway.storage.schema import SellerCredential
 from tests.support.process import clean_env, cli_json, one_json_object, run_cli
 
 SELLER = "owner@sakura-shop.example"

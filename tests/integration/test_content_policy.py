@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.db.models import Message
 from gateway.policyfile import LEXICON_DIR, embedded_policy_path, load_policy
+from gateway.storage.schema import Message
 from tests.support.databases import database_url
 from tests.support.gateway import Parties, RunningGateway, running_gateway, wait_for
 from tests.support.mail import data_reply, read, text_message

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.core.clock import FrozenClock
-from gateway.db.models import Outbound
+from gateway.storage.schema import Outbound
 from tests.support.gateway import running_gateway, smarthost_gateway, wait_for
 from tests.support.mail import send, text_message
 from tests.support.sink import free_port, smtp_sink

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dkim
 
-from gateway.db.dkim_keys import DkimKeyStore
-from gateway.outbound.dkim import new_private_key
+from gateway.delivery.dkim import new_private_key
+from gateway.storage.dkim_keys import DkimKeyStore
 from tests.support.dns import local_dns, publish_dkim_key
 from tests.support.gateway import RunningGateway, running_gateway, wait_for
 from tests.support.mail import send, text_message

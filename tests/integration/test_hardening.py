@@ -10,10 +10,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from gateway.archive.store import decompress
-from gateway.db.models import Message
+from tests.support.archive import archived
 from tests.support.gateway import (
     RunningGateway,
     client_tls,
@@ -126,14 +124,12 @@ def _archived(gw: RunningGateway) -> int:
 
 
 def _archived_blobs(gw: RunningGateway) -> list[bytes]:
-    with gw.gateway.database.transaction() as session:
-        rows = session.scalars(select(Message)).all()
-        return [
-            decompress(blob)
-            for row in rows
-            for blob in (row.raw_received, row.raw_delivered)
-            if blob is not None
-        ]
+    return [
+        raw
+        for record in archived(gw.gateway.database)
+        for raw in (record.raw_received, record.raw_delivered)
+        if raw is not None
+    ]
 
 
 @pytest.mark.parametrize(

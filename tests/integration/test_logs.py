@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import SystemClock
-from gateway.db.migrate import open_database
-from gateway.db.models import Buyer
-from gateway.db.registry import Registry
 from gateway.obs.log import configure_logging, get_logger
+from gateway.storage.migrate import open_database
+from gateway.storage.registry import Registry
+from gateway.storage.schema import Buyer
 
 
 def test_database_error_in_a_log_line_names_no_address(db_url: str) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from gateway.core.clock import FrozenClock
 from gateway.core.response_times import ResponseSummary
-from gateway.db.models import Message
-from gateway.db.reports import Reports
+from gateway.storage.reports import Reports
+from gateway.storage.schema import Message
 from tests.support.gateway import Parties, RunningGateway, running_gateway
 from tests.support.mail import data_reply, read, text_message
 

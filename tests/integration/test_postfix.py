@@ -9,10 +9,8 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import dkim
-from sqlalchemy import select
 
-from gateway.archive.store import decompress
-from gateway.db.models import Message
+from tests.support.archive import archived
 from tests.support.dns import local_dns, publish_dkim_key
 from tests.support.gateway import running_gateway, wait_for
 from tests.support.mail import read, send, text_message
@@ -80,9 +78,11 @@ def test_postfix_as_sellers_provider_delivers_through_the_gateway(
             [path] = gw.delivered()
             assert f"relay=127.0.0.1[127.0.0.1]:{gw.port}" in pf.wait_log("status=sent")
             assert "TLS connection established to 127.0.0.1" in pf.log()
-            with gw.gateway.database.reading() as session:
-                archived = decompress(session.scalars(select(Message.raw_received)).one())
-            assert b"spf=pass smtp.mailfrom=" + parties.seller_mailbox.encode() in archived
+            [record] = archived(gw.gateway.database)
+            assert record.raw_received is not None
+            assert (
+                b"spf=pass smtp.mailfrom=" + parties.seller_mailbox.encode() in record.raw_received
+            )
 
             # Refused by the gateway (header From not registered): Postfix bounces it.
             spoofed = text_message(sender="intruder@evil.example", to=parties.buyer_alias)

@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from gateway.db.models import Message, Outbound
-from gateway.db.session import Database
+from gateway.storage.database import Database
+from gateway.storage.schema import Message, Outbound
 from tests.support.gateway import Parties
 from tests.support.mail import read, text_message, wire_bytes
 from tests.support.process import (

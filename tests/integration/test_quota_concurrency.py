@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from gateway.db.migrate import open_database
-from gateway.db.models import Message, QuotaUsage
+from gateway.storage.migrate import open_database
+from gateway.storage.schema import Message, QuotaUsage
 from tests.support.databases import postgres_schema
 from tests.support.gateway import Parties, running_gateway
 from tests.support.mail import text_message, wire_bytes

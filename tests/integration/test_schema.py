@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from gateway.db import migrate
-from gateway.db.migrate import open_database
-from gateway.db.models import Base
+from gateway.storage import migrate
+from gateway.storage.migrate import open_database
+from gateway.storage.schema import Base
 
 
 def test_migrations_match_the_models(db_url: str) -> None:

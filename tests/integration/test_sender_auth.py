@@ -9,11 +9,9 @@ from pathlib import Path
 
 import dkim
 import pytest
-from sqlalchemy import select
 
-from gateway.archive.store import decompress
-from gateway.db.models import Message
-from gateway.outbound.dkim import dns_record, new_private_key
+from gateway.delivery.dkim import dns_record, new_private_key
+from tests.support.archive import archived
 from tests.support.dns import LocalDns, local_dns
 from tests.support.gateway import Parties, RunningGateway, running_gateway
 from tests.support.mail import send, text_message, wire_bytes
@@ -35,10 +33,9 @@ def gw(tmp_path: Path, db_url: str, dns: LocalDns) -> Iterator[RunningGateway]:
 
 
 def _archived_original(gw: RunningGateway) -> bytes:
-    with gw.gateway.database.reading() as session:
-        blob = session.scalars(select(Message.raw_received).order_by(Message.id)).first()
-    assert blob is not None
-    return decompress(blob)
+    first = archived(gw.gateway.database)[0].raw_received
+    assert first is not None
+    return first
 
 
 def _signed(message: bytes, domain: str, selector: str, dns: LocalDns) -> bytes:

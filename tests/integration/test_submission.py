@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.db.credentials import NewCredential
+from gateway.storage.credentials import NewCredential
 from tests.support.gateway import (
     Parties,
     RunningGateway,

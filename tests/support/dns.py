@@ -11,8 +11,8 @@ import dns.resolver
 from dnslib import QTYPE, RCODE, RR, TXT, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
-from gateway.db.dkim_keys import DkimKeyStore
-from gateway.outbound.dkim import dns_record
+from gateway.delivery.dkim import dns_record
+from gateway.storage.dkim_keys import DkimKeyStore
 from tests.support.gateway import RunningGateway
 from tests.support.sink import free_port
 

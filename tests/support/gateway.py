@@ -20,12 +20,12 @@ from typing import Any
 
 from gateway.app import Gateway
 from gateway.core.clock import Clock
-from gateway.core.ports import Transport
-from gateway.db.credentials import NewCredential
-from gateway.db.migrate import open_database
-from gateway.db.registry import OrderView, Registry
-from gateway.inbound.tls import make_self_signed
+from gateway.delivery.transport import Transport
 from gateway.settings import Settings, load_settings
+from gateway.smtp.tls import make_self_signed
+from gateway.storage.credentials import NewCredential
+from gateway.storage.migrate import open_database
+from gateway.storage.registry import OrderView, Registry
 from tests.support.mail import send, text_message
 from tests.support.sink import Sink, smtp_sink
 

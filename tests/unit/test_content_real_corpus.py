@@ -7,21 +7,21 @@ from __future__ import annotations
 import pytest
 
 from gateway.core.model import Conversation, Direction
-from gateway.inbound.judging import Judging
+from gateway.intake.check import check_content
+from gateway.intake.policy import Policy
 from gateway.pipeline.content import read_content
 from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.mime import leaf_parts, read_text
 from gateway.pipeline.parse import canonical_line_ends, parse_message
 from gateway.pipeline.rewrite import MimeChanged, rewrite
 from gateway.policy.rules.marketplace import MarketplacePolicy
-from gateway.policycheck import check_content
 from gateway.policyfile import load_policy
 from tests.support.corpus import corpus_dir, corpus_files
 from tests.support.parties import BUYER, DOMAIN, NOW, SELLER
 
 pytestmark = pytest.mark.corpus
 
-JUDGING = Judging.build(load_policy(), "none", MarketplacePolicy())
+JUDGING = Policy.compile(load_policy(), MarketplacePolicy(), "none")
 
 
 @pytest.mark.parametrize("name", corpus_files())
@@ -29,7 +29,7 @@ def test_real_message_is_judged_and_its_html_sanitised(name: str) -> None:
     raw = canonical_line_ends((corpus_dir() / name).read_bytes())
     parsed = parse_message(raw)
     content = read_content(parsed)
-    verdict = check_content(content, JUDGING.rules, Direction.SELLER_TO_BUYER, DOMAIN)
+    verdict = check_content(content, JUDGING, Direction.SELLER_TO_BUYER, DOMAIN)
     assert verdict.policy_version == JUDGING.version
     assert JUDGING.html is not None
     unwrap = frozenset(link.target.strip() for link in content.links if JUDGING.rules.unwraps(link))

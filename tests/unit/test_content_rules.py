@@ -18,6 +18,9 @@ from pydantic import ValidationError
 from gateway.core import status
 from gateway.core.content import ContentFacts, ImageInfo
 from gateway.core.model import Conversation, Direction, Party, Side, Violation
+from gateway.intake.check import check_content, check_message
+from gateway.intake.decide import ContentVerdict
+from gateway.intake.policy import Policy
 from gateway.pipeline.content import read_content
 from gateway.pipeline.parse import parse_message
 from gateway.policy.chains import refusal
@@ -29,9 +32,7 @@ from gateway.policy.config import (
     Mode,
     PolicyFile,
 )
-from gateway.policy.content import ContentRuleSet
 from gateway.policy.rule import MessageContext
-from gateway.policycheck import PolicyVerdict, check_content, check_message
 from tests.support.media import (
     EXE,
     POLICY_CORPUS,
@@ -88,7 +89,7 @@ def _policy(rules: dict[str, dict[str, Any]] | None = None) -> ContentPolicy:
     return ContentPolicy(policy, Lexicon({"en": LexiconFile.model_validate(LEXICON)}), "test")
 
 
-RULES = ContentRuleSet(_policy())
+RULES = Policy.compile(_policy())
 
 
 def _facts(built: EmailMessage | bytes) -> ContentFacts:
@@ -97,12 +98,12 @@ def _facts(built: EmailMessage | bytes) -> ContentFacts:
 
 
 def _verdict(
-    built: EmailMessage | bytes, rules: ContentRuleSet = RULES, direction: Direction = TO_BUYER
-) -> PolicyVerdict:
+    built: EmailMessage | bytes, rules: Policy = RULES, direction: Direction = TO_BUYER
+) -> ContentVerdict:
     return check_content(_facts(built), rules, direction, ALIAS_DOMAIN)
 
 
-def _ids(built: EmailMessage | bytes, rules: ContentRuleSet = RULES) -> list[str]:
+def _ids(built: EmailMessage | bytes, rules: Policy = RULES) -> list[str]:
     return [v.rule_id for v in _verdict(built, rules).refused]
 
 
@@ -111,7 +112,7 @@ def _refused(body: str, **kwargs: Any) -> list[str]:
     return _ids(message(body, **kwargs))
 
 
-def _details(built: EmailMessage | bytes, rules: ContentRuleSet = RULES) -> list[str]:
+def _details(built: EmailMessage | bytes, rules: Policy = RULES) -> list[str]:
     return [f"{v.rule_id}: {v.detail}" for v in _verdict(built, rules).refused]
 
 
@@ -125,8 +126,8 @@ def _with_files(*files: tuple[bytes | str, str, str]) -> EmailMessage:
 def test_every_rule_of_the_policy_is_built() -> None:
     policy = _policy()
     assert len(policy.rule_ids) == 17
-    assert sorted(rule.id for rule in RULES.rules) == sorted(policy.rule_ids)
-    assert len({rule.description for rule in RULES.rules}) == 17
+    assert sorted(rule.id for rule in RULES.rules.rules) == sorted(policy.rule_ids)
+    assert len({rule.description for rule in RULES.rules.rules}) == 17
 
 
 def test_a_clean_message_passes() -> None:
@@ -298,7 +299,7 @@ def test_unwraps_only_web_links_off_the_allow_list() -> None:
             '<a href="mailto:x@evil-example.net">c</a><a href="cid:y">d</a>',
         )
     )
-    assert [RULES.unwraps(link) for link in facts.links] == [True, False, False, False]
+    assert [RULES.rules.unwraps(link) for link in facts.links] == [True, False, False, False]
 
 
 # -- content.email -----------------------------------------------------------------------
@@ -369,7 +370,7 @@ def _context(facts: ContentFacts, alias: str, display_name: str = "") -> Message
 
 
 def _rule(rule_id: str) -> Any:
-    (rule,) = [rule for rule in RULES.rules if rule.id == rule_id]
+    (rule,) = [rule for rule in RULES.rules.rules if rule.id == rule_id]
     return rule
 
 
@@ -431,13 +432,13 @@ def test_phone_near_misses_pass(body: str) -> None:
 
 
 def test_national_numbers_are_read_only_in_the_configured_regions() -> None:
-    us_only = ContentRuleSet(_policy({"content.phone": {"regions": ["US"]}}))
+    us_only = Policy.compile(_policy({"content.phone": {"regions": ["US"]}}))
     assert _ids(message("Call me: 090-1234-5678"), us_only) == []
     assert _ids(message("Call me: +81 90-1234-5678"), us_only) == ["content.phone"]
 
 
 def test_phone_min_digits() -> None:
-    strict = ContentRuleSet(_policy({"content.phone": {"min_digits": 11}}))
+    strict = Policy.compile(_policy({"content.phone": {"min_digits": 11}}))
     assert _ids(message("Call me: 030 1234567"), strict) == []
     assert _ids(message("Call me: +1 415 555 2671"), strict) == ["content.phone"]
 
@@ -518,7 +519,7 @@ def test_social_html_link() -> None:
 
 
 def test_social_link_on_an_allowed_domain_is_still_social() -> None:
-    rules = ContentRuleSet(_policy({"content.link": {"allow_domains": ["t.me"]}}))
+    rules = Policy.compile(_policy({"content.link": {"allow_domains": ["t.me"]}}))
     assert _ids(message("Chat on https://t.me/shop_abc"), rules) == ["content.social"]
 
 
@@ -695,7 +696,7 @@ def test_styled_text_near_misses_pass(text: str) -> None:
 
 
 def test_styled_text_min_letters() -> None:
-    rules = ContentRuleSet(_policy({"form.styled_text": {"min_letters": 1}}))
+    rules = Policy.compile(_policy({"form.styled_text": {"min_letters": 1}}))
     assert _ids(message("𝐁 one"), rules) == ["form.styled_text"]
 
 
@@ -729,7 +730,7 @@ def test_empty_lines_in_html(breaks: int, ids: list[str]) -> None:
 
 
 def test_max_empty_lines_setting() -> None:
-    rules = ContentRuleSet(_policy({"form.line_breaks": {"max_empty_lines": 2}}))
+    rules = Policy.compile(_policy({"form.line_breaks": {"max_empty_lines": 2}}))
     assert _ids(message("a\n\n\n\nb"), rules) == ["form.line_breaks"]
     assert _ids(message("a\n\n\nb"), rules) == []
 
@@ -761,7 +762,7 @@ def test_animated_gif() -> None:
 def test_animated_png_is_not_an_animated_gif() -> None:
     facts = _facts(_with_files((png(frames=3), "moving.png", "image/png")))
     assert facts.attachments[0].image == ImageInfo("PNG", 4, 3, 3)
-    apng_allowed = ContentRuleSet(_policy({"attach.type": {"allowed": ["png", "apng"]}}))
+    apng_allowed = Policy.compile(_policy({"attach.type": {"allowed": ["png", "apng"]}}))
     assert check_content(facts, apng_allowed, TO_BUYER, ALIAS_DOMAIN).passed
 
 
@@ -790,7 +791,7 @@ def test_huge_image_is_measured_from_its_header() -> None:
 
 
 def test_large_animated_gif_is_refused_under_the_default_policy() -> None:
-    default = ContentRuleSet(ContentPolicy(PolicyFile.model_validate({}), Lexicon({}), "default"))
+    default = Policy.compile(ContentPolicy(PolicyFile.model_validate({}), Lexicon({}), "default"))
     animated = with_screen_size(gif(2, 1, 1), 7000, 6000)  # 42M pixels, 2 frames
     ids = _ids(_with_files((animated, "big.gif", "image/gif")), default)
     assert "form.animated_gif" in ids or "form.image_size" in ids
@@ -857,7 +858,7 @@ def test_jpeg_named_jpeg_is_a_jpg() -> None:
 
 
 def test_attachment_size_counts_every_file() -> None:
-    rules = ContentRuleSet(_policy({"attach.size": {"max_total_bytes": 1000}}))
+    rules = Policy.compile(_policy({"attach.size": {"max_total_bytes": 1000}}))
     octets = "application/octet-stream"
     exactly = _with_files((b"a" * 600, "a.txt", octets), (b"b" * 400, "b.txt", octets))
     over = _with_files((b"a" * 600, "a.txt", octets), (b"b" * 401, "b.txt", octets))
@@ -869,7 +870,7 @@ def test_attachment_size_counts_every_file() -> None:
 
 
 def test_shadow_mode_records_the_hit_and_lets_the_message_pass() -> None:
-    rules = ContentRuleSet(_policy({"content.link": {"mode": "shadow"}}))
+    rules = Policy.compile(_policy({"content.link": {"mode": "shadow"}}))
     verdict = _verdict(message("See evil-example.net and call +1 415 555 2671"), rules)
     assert [v.rule_id for v in verdict.refused] == ["content.phone"]
     assert [v.rule_id for v in verdict.shadowed] == ["content.link"]
@@ -879,14 +880,14 @@ def test_shadow_mode_records_the_hit_and_lets_the_message_pass() -> None:
 
 
 def test_off_mode_skips_the_rule() -> None:
-    rules = ContentRuleSet(_policy({"content.link": {"mode": "off"}}))
+    rules = Policy.compile(_policy({"content.link": {"mode": "off"}}))
     verdict = _verdict(message("See evil-example.net"), rules)
     assert verdict.passed and verdict.shadowed == ()
-    assert "content.link" not in [rule.id for rule, _ in rules.active(TO_BUYER)]
+    assert "content.link" not in [rule.id for rule, _ in rules.rules.active(TO_BUYER)]
 
 
 def test_mode_for_one_direction() -> None:
-    rules = ContentRuleSet(
+    rules = Policy.compile(
         _policy(
             {
                 "form.emoji": {"buyer_to_seller": "off"},
@@ -910,7 +911,7 @@ def test_policy_mode_lookup() -> None:
     assert policy.mode("attach.size", TO_SELLER) is Mode.ENFORCE
     with pytest.raises(KeyError):
         policy.mode("content.nothing", TO_BUYER)
-    assert ContentRuleSet(OFF_POLICY).active(TO_BUYER) == []
+    assert Policy.compile(OFF_POLICY).rules.active(TO_BUYER) == []
 
 
 @pytest.mark.parametrize(
@@ -941,7 +942,7 @@ def test_lexicons_of_every_language_are_merged() -> None:
             "ja": LexiconFile.model_validate({"marketing": {"phrases": ["セール中"]}}),
         }
     )
-    rules = ContentRuleSet(ContentPolicy(PolicyFile(), lexicon, "two"))
+    rules = Policy.compile(ContentPolicy(PolicyFile(), lexicon, "two"))
     assert _ids(message("Big  SALE today"), rules) == ["content.marketing"]
     assert _ids(message("今セール中です"), rules) == ["content.marketing"]  # no word breaks in CJK
     assert _ids(message("bigger sales"), rules) == []

@@ -6,7 +6,7 @@ import hashlib
 
 import dkim.crypto
 
-from gateway.outbound.dkim import new_private_key, openssl_pkcs1_sign
+from gateway.delivery.dkim import new_private_key, openssl_pkcs1_sign
 
 
 def test_openssl_and_dkimpy_sign_alike() -> None:

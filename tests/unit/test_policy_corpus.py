@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from gateway.core.model import PARTY_DIRECTIONS, Direction
+from gateway.intake.check import check_message
+from gateway.intake.decide import ContentVerdict
+from gateway.intake.policy import Policy
 from gateway.policy.config import Mode
-from gateway.policy.content import ContentRuleSet
-from gateway.policycheck import PolicyVerdict, check_message
 from gateway.policyfile import load_policy
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpus"
@@ -40,14 +41,14 @@ class Case:
 
 @cache
 def judged(corpus: Path = TUNING) -> tuple[Case, ...]:
-    rules = ContentRuleSet(load_policy())
+    policy = Policy.compile(load_policy())
     cases = []
     for path in sorted(corpus.glob("*.eml")):
         raw = path.read_bytes()
         labels = BytesHeaderParser().parsebytes(raw)
         expect = str(labels["X-Policy-Expect"]).strip()
         direction = Direction(str(labels["X-Policy-Direction"]).strip().replace("-", "_"))
-        verdict: PolicyVerdict = check_message(raw, rules, direction, ALIAS_DOMAIN)
+        verdict: ContentVerdict = check_message(raw, policy, direction, ALIAS_DOMAIN)
         cases.append(
             Case(
                 path.name,

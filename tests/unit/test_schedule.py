@@ -3,7 +3,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from gateway.queue.schedule import JITTER, retry_delay, should_give_up
+from gateway.delivery.schedule import JITTER, retry_delay, should_give_up
 
 SCHEDULE = [60.0, 300.0, 900.0]
 

@@ -1,1 +1,0 @@
-"""The archive: every message as received and as delivered, with its decision."""

@@ -1,0 +1,1 @@
+"""Delivery: workers that take accepted messages, sign them and hand them to a transport."""

@@ -1,0 +1,256 @@
+"""Delivery workers of one process: take deliveries (from the intake, in memory, or claimed
+from the queue), sign and send them, and record each outcome; retry, or give up with a DSN.
+
+The intake enqueues its deliveries already leased to this process and hands them over
+here: no poll interval between a 250 and the first attempt. The queue is read every
+poll_interval for what is left: retries that came due, DSNs, and deliveries of a process
+that died (their lease ran out). Outcomes are written in batches through the committer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from gateway.core.clock import Clock
+from gateway.core.model import ArchiveEntry
+from gateway.delivery.schedule import retry_delay, should_give_up
+from gateway.delivery.transport import Outcome, SendResult, Transport
+from gateway.obs import maillog
+from gateway.obs.log import get_logger
+from gateway.pipeline.dsn import delivery_failed_notice, scrub_addresses
+from gateway.storage import queue
+from gateway.storage.committer import Committer
+from gateway.storage.queue import ClaimedDelivery, QueueState, Settlement
+
+_log = get_logger("delivery")
+_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+LEASE_MARGIN = 2.0  # seconds: an attempt starts only if it can end inside its lease
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    delivery: ClaimedDelivery
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    delivery: ClaimedDelivery
+    result: SendResult
+    at: datetime
+
+
+class DeliveryWorkers:
+    """`concurrency` deliveries in flight at once, fed from memory and from the queue."""
+
+    def __init__(
+        self,
+        *,
+        committer: Committer,
+        transport: Transport,
+        clock: Clock,
+        alias_domain: str,
+        concurrency: int,
+        retry_schedule: list[float],
+        give_up_after: float,
+        claim_lease: float,
+        claim_batch: int,
+        poll_interval: float,
+        attempt_timeout: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._committer = committer
+        self._transport = transport
+        self._clock = clock
+        self._domain = alias_domain
+        self._concurrency = concurrency
+        self._schedule = retry_schedule
+        self._give_up_after = give_up_after
+        self._lease = claim_lease
+        self._batch = claim_batch
+        self._poll = poll_interval
+        self._attempt_timeout = attempt_timeout
+        self._rng = rng or random.Random()
+        # Deliveries held but not yet started; a bound keeps memory in check under a
+        # backlog (past it the intake leaves its deliveries to the queue).
+        self._held: asyncio.Queue[_Held | None] = asyncio.Queue()
+        self._backlog = max(64, concurrency * 16)
+        self._done: list[_Done] = []
+        self._done_ready = asyncio.Event()
+        self._sending = 0
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._lease
+
+    # -- taking work ----------------------------------------------------------------
+
+    def room(self, count: int) -> bool:
+        held = self._held.qsize() + self._sending
+        return not self._stopping and held + count <= self._backlog
+
+    def take(self, deliveries: Sequence[ClaimedDelivery], lease_until: datetime) -> None:
+        """Deliveries this process holds the lease of (until `lease_until`)."""
+        for delivery in deliveries:
+            self._held.put_nowait(_Held(delivery, lease_until))
+
+    # -- running --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            *(
+                asyncio.create_task(self._sender(), name=f"delivery-{n}")
+                for n in range(self._concurrency)
+            ),
+            asyncio.create_task(self._poller(), name="delivery-poller"),
+            asyncio.create_task(self._recorder(), name="delivery-recorder"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop taking work; deliveries in flight are finished and recorded; those held but
+        not started are given back to the queue, due now for whichever process is next."""
+        self._stopping = True
+        senders, (poller, recorder) = self._tasks[:-2], self._tasks[-2:]
+        poller.cancel()
+        held = self._drain()
+        for _ in senders:
+            self._held.put_nowait(None)
+        await asyncio.gather(*senders, poller, return_exceptions=True)
+        self._done_ready.set()
+        await asyncio.gather(recorder, return_exceptions=True)
+        held += self._drain()
+        if held:
+            now = self._clock.now()
+            with contextlib.suppress(Exception):  # if not, their leases run out
+                await self._committer.run(lambda c: queue.release(c, held, now))
+        await self._transport.close()
+
+    def _drain(self) -> list[int]:
+        """The outbound ids of what is held and not started, taken out of the way."""
+        drained = []
+        while not self._held.empty():
+            held = self._held.get_nowait()
+            if held is not None:
+                drained.append(held.delivery.outbound_id)
+        return drained
+
+    async def _sender(self) -> None:
+        while True:
+            held = await self._held.get()
+            if held is None:
+                return
+            now = self._clock.now()
+            if (held.lease_until - now).total_seconds() < self._attempt_timeout + LEASE_MARGIN:
+                continue  # too late to finish inside the lease: the queue gives it back
+            self._sending += 1
+            try:
+                result = await self._send(held.delivery)
+            finally:
+                self._sending -= 1
+            self._done.append(_Done(held.delivery, result, self._clock.now()))
+            self._done_ready.set()
+
+    async def _send(self, delivery: ClaimedDelivery) -> SendResult:
+        try:
+            return await self._transport.send(delivery)
+        except Exception as error:
+            _log.error("transport_error", outbound_id=delivery.outbound_id, exc_info=error)
+            return SendResult(Outcome.TRANSIENT, "4.3.0 internal error in transport")
+
+    async def _poller(self) -> None:
+        """What the queue holds for anyone: retries come due, DSNs, orphaned leases."""
+        while True:
+            await asyncio.sleep(self._poll)
+            if not self.room(self._batch):
+                continue
+            now, lease = self._clock.now(), self._lease
+            job = functools.partial(queue.claim, limit=self._batch, now=now, lease_seconds=lease)
+            try:
+                claimed = await self._committer.run(job)
+            except Exception as error:
+                _log.error("claim_failed", exc_info=error)
+                continue
+            self.take(claimed, now + timedelta(seconds=lease))
+
+    async def _recorder(self) -> None:
+        """Outcomes, recorded in batches: one commit for whatever finished meanwhile."""
+        while True:
+            await self._done_ready.wait()
+            self._done_ready.clear()
+            done, self._done = self._done, []
+            if done:
+                await self._record(done)
+            elif self._stopping:
+                return
+
+    async def _record(self, done: list[_Done]) -> None:
+        try:
+            settlements = await self._committer.run(lambda c: self._settle(c, done))
+        except Exception as error:
+            # The rows come back when their lease runs out and are tried again.
+            _log.error(
+                "record_failed", outbound_ids=[d.delivery.outbound_id for d in done], exc_info=error
+            )
+            return
+        for item, settled in zip(done, settlements, strict=True):
+            ids = {
+                "outbound_id": item.delivery.outbound_id,
+                "message_id": item.delivery.message_id,
+                "attempts": item.delivery.attempts,
+            }
+            if settled.state is QueueState.DELIVERED:
+                maillog.delivered(**ids)
+            elif settled.state is QueueState.QUEUED:
+                delay = (settled.when - item.at).total_seconds()
+                maillog.deferred(**ids, retry_in=delay, error=settled.error or "")
+            else:
+                maillog.bounced(**ids, error=settled.error or "", notice=settled.notice is not None)
+
+    # -- outcomes (in the committer's transaction) ----------------------------------
+
+    def _settle(self, connection: Connection, done: list[_Done]) -> list[Settlement]:
+        settlements = [self._settlement(connection, d.delivery, d.result, d.at) for d in done]
+        queue.settle(connection, settlements)
+        return settlements
+
+    def _settlement(
+        self, connection: Connection, delivery: ClaimedDelivery, result: SendResult, now: datetime
+    ) -> Settlement:
+        if result.outcome is Outcome.DELIVERED:
+            return Settlement(delivery.outbound_id, QueueState.DELIVERED, now)
+        detail = scrub_addresses(result.detail, self._domain, "the recipient")
+        expired = should_give_up(delivery.queued_at, now, self._give_up_after)
+        if result.outcome is Outcome.TRANSIENT and not expired:
+            delay = retry_delay(delivery.attempts, self._schedule, self._rng)
+            when = now + timedelta(seconds=delay)
+            return Settlement(delivery.outbound_id, QueueState.QUEUED, when, detail)
+        if result.outcome is Outcome.TRANSIENT:
+            detail = f"gave up after {delivery.attempts} attempts; last error: {detail}"
+        notice = None if delivery.is_notice else self._notice(connection, delivery, result, detail)
+        return Settlement(delivery.outbound_id, QueueState.FAILED, now, detail, notice)
+
+    def _notice(
+        self, connection: Connection, delivery: ClaimedDelivery, result: SendResult, detail: str
+    ) -> ArchiveEntry | None:
+        context = queue.bounce_context(connection, delivery.outbound_id)
+        if not context.original_sender:
+            return None  # never bounce to the null sender
+        if result.outcome is Outcome.PERMANENT:
+            match = _ENHANCED.search(result.detail)
+            code = match.group(1) if match and match.group(1)[0] == "5" else "5.0.0"
+        else:
+            code = "5.4.7"  # delivery time expired
+        return delivery_failed_notice(
+            context, code, detail, alias_domain=self._domain, now=self._clock.now()
+        )

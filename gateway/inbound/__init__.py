@@ -1,1 +1,0 @@
-"""Accepting mail: SMTP listeners and the handler that judges and enqueues."""

@@ -1,0 +1,166 @@
+"""Build: what the accepted recipients receive (rewritten once per pair, leak-checked), the
+DSNs refusals and bounces set off, and the quota the seller's messages claim, as one unit
+to commit. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+
+from gateway.core import status
+from gateway.core.addresses import bounce_address, new_alias_token
+from gateway.core.model import (
+    ArchiveEntry,
+    BounceContext,
+    Delivery,
+    Direction,
+    QuotaClaim,
+    Violation,
+)
+from gateway.intake.decide import Judged, as_received
+from gateway.intake.model import Outcome, Received, Unit, Variant
+from gateway.intake.policy import Policy
+from gateway.pipeline.dsn import (
+    FailedRecipient,
+    delivery_failed_notice,
+    failure_notice,
+    header_block,
+    read_report,
+    scrub_addresses,
+)
+from gateway.pipeline.leakguard import LeakFound
+from gateway.pipeline.rewrite import rewrite
+from gateway.policy.rules.marketplace import daily_limit, over_quota_reply
+
+
+def deliverable(received: Received, judged: Judged, policy: Policy) -> Outcome:
+    """A recipient that passed its chain: the message it receives, or a refusal if a real
+    address of the sender would remain in it."""
+    conversation, entry = judged.conversation, judged.entry
+    parsed = received.parsed
+    assert parsed is not None, "a message that passed its chain was read"
+    html = policy.html
+    if html is not None:
+        unwrap = frozenset(
+            link.target.strip() for link in received.content.links if policy.rules.unwraps(link)
+        )
+        html = html.with_unwrapped(unwrap)
+    try:
+        delivered = rewrite(
+            parsed, conversation, entry.gateway_message_id, received.received_at, html
+        )
+    except LeakFound as leak:
+        where = ", ".join(leak.places)
+        reply = status.LEAK_REFUSED.with_details(f"Your address appears in: {where}")
+        violation = Violation("leak.guard", reply, where)
+        refused = replace(entry, reply=reply, violations=(violation,))
+        return Outcome(judged.rcpt, conversation.pair_id, refused)
+    token = new_alias_token()
+    delivery = Delivery(
+        envelope_from=bounce_address(token, received.alias_domain),
+        recipient=conversation.recipient.delivery_address,
+        token=token,
+    )
+    accepted = replace(entry, reply=status.QUEUED, raw_delivered=delivered, delivery=delivery)
+    claim = None
+    if conversation.quota is not None and conversation.direction is Direction.SELLER_TO_BUYER:
+        limit = daily_limit(conversation.quota, policy.marketplace)
+        claim = QuotaClaim(conversation.seller_id, received.received_at.date(), 1, limit)
+    return Outcome(judged.rcpt, conversation.pair_id, accepted, quota_claim=claim)
+
+
+def refused(judged: Judged) -> Outcome:
+    return Outcome(judged.rcpt, judged.conversation.pair_id, judged.entry)
+
+
+def for_bounce(received: Received, rcpt: str, context: BounceContext) -> Outcome:
+    """A report sent to a delivery's bounce address. It is archived; if it says the delivery
+    failed, the delivery is marked failed and its sender is told, in the gateway's words."""
+    entry = as_received(received, rcpt, Direction.BOUNCE, context.pair_id, status.QUEUED)
+    report = read_report(received.parsed.message) if received.parsed else None
+    if (
+        report is None
+        or report.action != "failed"
+        or context.state == "failed"
+        or not context.original_sender
+    ):
+        return Outcome(rcpt, context.pair_id, entry)
+    code = report.status if report.status.startswith("5.") else "5.0.0"
+    diagnostic = scrub_addresses(
+        report.diagnostic or "the recipient's mail server returned the message",
+        received.alias_domain,
+        "the recipient",
+    )
+    notice = delivery_failed_notice(
+        context,
+        code,
+        diagnostic,
+        alias_domain=received.alias_domain,
+        now=received.received_at,
+        session_id=received.session_id,
+    )
+    failed = (context.outbound_id, f"bounced after delivery: {code} {diagnostic}")
+    return Outcome(rcpt, context.pair_id, entry, notice, failed)
+
+
+def unit(received: Received, outcomes: Sequence[Outcome], policy: Policy) -> Unit:
+    """The commit of one message: its outcomes and the notices they set off; and, if the
+    seller's messages claim quota, the same with them refused, for a day found full."""
+    claim = _merged_claim(outcomes)
+    passing = _variant(received, outcomes)
+    if claim is None:
+        return Unit(received, passing)
+    full = [_over_quota(o, policy) if o.quota_claim is not None else o for o in outcomes]
+    return Unit(received, passing, claim, _variant(received, full))
+
+
+def _variant(received: Received, outcomes: Sequence[Outcome]) -> Variant:
+    notices = [o.notice for o in outcomes if o.notice is not None]
+    refused = [o for o in outcomes if not o.entry.accepted]
+    if refused and len(refused) < len(outcomes):
+        notices.append(partial_refusal_notice(received, refused))
+    return Variant(tuple(outcomes), tuple(notices))
+
+
+def _merged_claim(outcomes: Sequence[Outcome]) -> QuotaClaim | None:
+    """The seller's messages of this commit, counted against its day at once. A mailbox is
+    registered to one seller, so one message claims from one seller's day at most."""
+    claims: dict[tuple[int, date], QuotaClaim] = {}
+    for claim in (o.quota_claim for o in outcomes if o.quota_claim is not None):
+        key = (claim.seller_id, claim.day)
+        known = claims.get(key)
+        claims[key] = replace(claim, count=claim.count + known.count) if known else claim
+    assert len(claims) <= 1, "one message, one sending seller"
+    return next(iter(claims.values()), None)
+
+
+def _over_quota(outcome: Outcome, policy: Policy) -> Outcome:
+    """An accepted seller message whose commit found the day's limit reached meanwhile."""
+    claim = outcome.quota_claim
+    assert claim is not None
+    reply = over_quota_reply(claim.limit, outcome.entry.received_at, policy.marketplace)
+    entry = replace(
+        outcome.entry,
+        reply=reply,
+        violations=(Violation("quota.daily", reply),),
+        raw_delivered=None,
+        delivery=None,
+    )
+    return Outcome(outcome.rcpt, outcome.pair_id, entry)
+
+
+def partial_refusal_notice(received: Received, refused: Sequence[Outcome]) -> ArchiveEntry:
+    """Some recipients passed, others not: the sender learns which by a DSN."""
+    return failure_notice(
+        alias_domain=received.alias_domain,
+        pair_id=refused[0].pair_id,
+        original_sender=received.envelope_from,
+        original_headers=header_block(received.raw),
+        arrival=received.received_at,
+        now=received.received_at,
+        failed=[
+            FailedRecipient(o.rcpt, o.entry.reply.enhanced, o.entry.reply.text) for o in refused
+        ],
+        session_id=received.session_id,
+    )

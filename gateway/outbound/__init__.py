@@ -1,1 +1,0 @@
-"""Transports: where delivered mail goes."""

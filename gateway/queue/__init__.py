@@ -1,1 +1,0 @@
-"""The outbound queue: rows in the database, claimed and delivered by workers."""

@@ -1,0 +1,70 @@
+"""The services every entry point shares, opened one way: `serve` and the CLI alike get the
+database (its schema checked), the stores over it, and the compiled policy from here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.core.clock import Clock, SystemClock
+from gateway.intake.policy import Policy
+from gateway.policy.rules.marketplace import MarketplacePolicy
+from gateway.policyfile import PolicyError, load_policy
+from gateway.settings import ConfigError, Settings
+from gateway.storage.changes import Change
+from gateway.storage.credentials import CredentialStore
+from gateway.storage.database import Database
+from gateway.storage.dkim_keys import DkimKeyStore
+from gateway.storage.migrate import open_database
+from gateway.storage.registry import Registry
+from gateway.storage.reports import Reports
+
+
+def marketplace_policy(settings: Settings) -> MarketplacePolicy:
+    rules = settings.rules
+    return MarketplacePolicy(
+        quota_base=rules.quota_base,
+        quota_per_daily_order=rules.quota_per_order,
+        quota_window_days=rules.quota_window_days,
+        quota_permanent=rules.quota_permanent,
+        contact_window_days=rules.contact_window_days,
+        important_tag=rules.important_tag,
+        reason_tags=tuple(rules.reason_tags),
+    )
+
+
+def compile_policy(settings: Settings, path: Path | str | None = None) -> Policy:
+    """The policy `path` names (else the one the settings name, else the embedded one),
+    compiled with the marketplace's rules. A broken one raises ConfigError, one line naming
+    the file and the key, like a bad config."""
+    try:
+        content = load_policy(path or settings.rules.content_policy or None)
+    except PolicyError as error:
+        raise ConfigError(str(error)) from None
+    return Policy.compile(content, marketplace_policy(settings), settings.smtp.sender_auth)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    clock: Clock = field(default_factory=SystemClock)
+    # Told of each registry change once committed (a gateway process: its directory cache).
+    on_change: Callable[[Change], None] | None = None
+
+    def __post_init__(self) -> None:
+        domain = self.settings.alias_domain
+        self.registry = Registry(self.database, domain, self.clock, self.on_change)
+        self.credentials = CredentialStore(self.database, self.clock)
+        self.dkim_keys = DkimKeyStore(self.database, self.clock)
+        self.reports = Reports(self.database, self.clock)
+
+    @classmethod
+    def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
+        """The settings' database, its schema created if it is empty and checked to be
+        current (raises storage.migrate.SchemaError otherwise)."""
+        return cls(settings, open_database(settings.database_url), clock or SystemClock())
+
+    def close(self) -> None:
+        self.database.dispose()

@@ -1,0 +1,232 @@
+"""SMTP listeners on the daemon's own event loop: the MX and the submission ports, their
+TLS and AUTH, their limits, and their orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from gateway.core import status
+from gateway.core.model import SellerLogin
+from gateway.smtp.auth import SubmissionAuth
+from gateway.smtp.handler import GatewayEnvelope, GatewaySession, SmtpHandler
+
+BANNER_IDENT = "ESMTP"  # the greeting names no software and no version
+
+
+# aiosmtpd's own replies, in the gateway's words with RFC 3463 codes.
+_BUILT_IN_REPLIES = {
+    b"552 Error: Too much mail data": str(status.TOO_BIG).encode(),
+    b"552 Error: message size exceeds fixed maximum message size": str(status.TOO_BIG).encode(),
+    b"500 Line too long (see RFC5321 4.5.3.1.6)": str(status.LINE_TOO_LONG).encode(),
+    b"500 Command line too long": str(status.COMMAND_TOO_LONG).encode(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """What every listener enforces on its sessions."""
+
+    hostname: str
+    max_message_size: int
+    idle_timeout: float
+    max_commands: int
+    max_sessions_per_client: int
+
+
+class _TrackedSMTP(SMTP):
+    """aiosmtpd's protocol with the gateway's limits and AUTH check; it remembers its open
+    sessions, so that shutdown can close them and one client cannot take every slot."""
+
+    # Text lines longer than RFC 5322's 998 octets are accepted, as Postfix does: real
+    # mail has them. Commands keep aiosmtpd's own limit (512, RFC 5321 4.5.3.1.4).
+    line_length_limit = 64 * 1024
+
+    local_part_limit = 64  # RFC 5321 4.5.3.1.1
+
+    def __init__(
+        self,
+        listener: Listener,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._listener = listener
+        self._client: str | None = None
+        self._offered: LoginPassword | None = None
+
+    def _create_session(self) -> GatewaySession:
+        return GatewaySession(self.loop, self._listener.name)
+
+    def _create_envelope(self) -> GatewayEnvelope:
+        return GatewayEnvelope()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is not None:  # the same session, now over TLS (STARTTLS)
+            super().connection_made(transport)
+            return
+        peer = transport.get_extra_info("peername")
+        self._client = peer[0] if peer else None
+        sessions = self._listener.sessions
+        per_client = self._listener.limits.max_sessions_per_client
+        if sum(1 for s in sessions if s._client == self._client) >= per_client:
+            # Refused before the greeting: one client cannot hold every session slot.
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(f"{status.TOO_MANY_SESSIONS}\r\n".encode())
+            transport.close()
+            return
+        sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self in self._listener.sessions:
+            self._listener.sessions.discard(self)
+            super().connection_lost(error)
+
+    async def push(self, reply: str | bytes) -> None:
+        raw = reply.encode() if isinstance(reply, str) else reply
+        if raw == b"250-AUTH ":
+            return  # an EHLO line listing no mechanism: this listener takes no AUTH
+        await super().push(_BUILT_IN_REPLIES.get(raw, raw))
+
+    def say_goodbye(self, reply: status.Reply = status.SHUTTING_DOWN) -> None:
+        transport = self.transport
+        assert transport is None or isinstance(transport, asyncio.WriteTransport)
+        if transport is not None and not transport.is_closing():
+            transport.write(f"{reply}\r\n".encode())
+            transport.close()
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd just closes; a 421 first tells the client why (RFC 5321 3.8, 4.5.3.2).
+        self.say_goodbye(status.IDLE_TIMEOUT)
+
+    # -- AUTH -------------------------------------------------------------------------
+    # aiosmtpd decodes PLAIN and LOGIN, then calls its authenticator synchronously. A
+    # database look-up and an argon2 check must not block the event loop: the decoded
+    # credentials are only taken here, and checked asynchronously in auth_PLAIN/LOGIN.
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        self._offered = auth_data
+        return AuthResult(success=False, handled=False)
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        if (locked := self._lockout()) is not None:
+            return locked
+        return await self._check_offered(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        if (locked := self._lockout()) is not None:
+            return locked
+        return await self._check_offered(await super().auth_LOGIN(_, args))
+
+    def _lockout(self) -> AuthResult | None:
+        """A locked-out client is refused before it sends its credentials."""
+        auth = self._listener.auth
+        if auth is not None and auth.client_locked(self._client or ""):
+            return AuthResult(success=False, handled=False, message=str(status.AUTH_LOCKED))
+        return None
+
+    async def _check_offered(self, decoded: AuthResult) -> AuthResult:
+        auth = self._listener.auth
+        offered, self._offered = self._offered, None
+        if offered is None or auth is None:
+            return decoded  # not decodable or cancelled: aiosmtpd has answered
+        try:
+            username = offered.login.decode("utf-8")
+            password = offered.password.decode("utf-8")
+        except UnicodeDecodeError:
+            username, password = "", ""
+        result = await auth.check(self._client or "", username, password)
+        if isinstance(result, SellerLogin):
+            return AuthResult(success=True, auth_data=result, message=str(status.AUTH_OK))
+        return AuthResult(success=False, handled=False, message=str(result))
+
+
+class Listener:
+    """One listening socket: the MX, or a submission port (STARTTLS or implicit TLS)."""
+
+    def __init__(
+        self,
+        handler: SmtpHandler,
+        *,
+        name: str,
+        host: str,
+        port: int,
+        limits: SessionLimits,
+        sock: socket.socket | None = None,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        auth: SubmissionAuth | None = None,
+        auth_require_tls: bool = True,
+    ) -> None:
+        self.name = name
+        self.limits = limits
+        self.auth = auth
+        self.sessions: set[_TrackedSMTP] = set()
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._implicit_tls = implicit_tls
+        self._auth_require_tls = auth_require_tls
+        self._sock = sock  # bound by a parent process (several processes, one port)
+        self._server: asyncio.Server | None = None
+
+    def _protocol(self) -> _TrackedSMTP:
+        limits = self.limits
+        submission = self.auth is not None
+        with warnings.catch_warnings():
+            # Over implicit TLS every session is encrypted before its first command, which
+            # aiosmtpd cannot see: it would warn that AUTH does not require TLS.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return _TrackedSMTP(
+                self,
+                self._handler,
+                hostname=limits.hostname,
+                ident=BANNER_IDENT,
+                data_size_limit=limits.max_message_size,
+                decode_data=False,
+                timeout=limits.idle_timeout,
+                command_call_limit={"*": limits.max_commands},
+                tls_context=None if self._implicit_tls else self._tls,
+                require_starttls=submission and self._auth_require_tls and not self._implicit_tls,
+                auth_required=submission,
+                auth_require_tls=self._auth_require_tls and not self._implicit_tls,
+                # Only AUTH PLAIN and LOGIN, and only on submission ports.
+                auth_exclude_mechanism=[] if submission else ["PLAIN", "LOGIN"],
+                loop=asyncio.get_running_loop(),
+            )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        tls = self._tls if self._implicit_tls else None
+        if self._sock is not None:
+            self._server = await loop.create_server(self._protocol, sock=self._sock, ssl=tls)
+        else:
+            self._server = await loop.create_server(self._protocol, self._host, self._port, ssl=tls)
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one, or the one chosen for port 0)."""
+        assert self._server is not None and self._server.sockets
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting; let transactions in flight commit and answer; then close."""
+        if self._server is None:
+            return
+        self._server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._handler.intake.drained(), timeout=grace)
+        for session in list(self.sessions):
+            session.say_goodbye()
+        await self._server.wait_closed()
+        self._server = None

@@ -1,0 +1,182 @@
+"""The archive's owner: message records (messages) and their bytes (bodies), written in the
+caller's transaction and read back for the queue, for bounces and for auditors.
+
+Bytes are content-addressed: a body is stored once, under the SHA-256 of its raw bytes,
+however many records name it (a message to several aliases is one body as received).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import zstandard
+from sqlalchemy import ColumnElement, Connection, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from gateway.core.model import ArchiveEntry, BounceContext
+from gateway.pipeline.dsn import header_block
+from gateway.storage.schema import Body, Message, Outbound, table_of
+
+_LEVEL = 3
+_MESSAGES = table_of(Message)
+_BODIES = table_of(Body)
+_INSERT_MESSAGES = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
+
+
+def body_key(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def compress(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=_LEVEL).compress(data)
+
+
+def decompress(blob: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompress(blob)
+
+
+def store_bodies(connection: Connection, datas: Iterable[bytes]) -> dict[bytes, str]:
+    """Each distinct body once (those already stored are left as they are); their keys."""
+    keys: dict[bytes, str] = {}
+    for data in datas:
+        if data not in keys:
+            keys[data] = body_key(data)
+    if keys:
+        upsert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        connection.execute(
+            upsert(_BODIES).on_conflict_do_nothing(index_elements=[_BODIES.c.sha256]),
+            [
+                {"sha256": key, "size": len(data), "data": compress(data)}
+                for data, key in keys.items()
+            ],
+        )
+    return keys
+
+
+def add_records(connection: Connection, entries: Sequence[ArchiveEntry]) -> list[int]:
+    """Archive the entries (their bytes in bodies); their record ids, in order."""
+    if not entries:
+        return []
+    keys = store_bodies(
+        connection,
+        (raw for e in entries for raw in (e.raw_received, e.raw_delivered) if raw is not None),
+    )
+    rows = [
+        {
+            "pair_id": entry.pair_id,
+            "direction": entry.direction.value,
+            "session_id": entry.session_id,
+            "envelope_from": entry.envelope_from,
+            "recipient": entry.recipient,
+            "received_at": entry.received_at,
+            "verdict": "accepted" if entry.accepted else "refused",
+            "smtp_reply": str(entry.reply),
+            "rule_hits": ",".join(v.rule_id for v in entry.violations),
+            "gateway_message_id": entry.gateway_message_id,
+            "original_message_id": entry.original_message_id,
+            "received_sha256": keys[entry.raw_received] if entry.raw_received else None,
+            "delivered_sha256": keys[entry.raw_delivered] if entry.raw_delivered else None,
+            "size": len(entry.raw_received or entry.raw_delivered or b""),
+            "important": entry.important,
+            "policy_version": entry.policy_version,
+            "shadow_hits": ",".join(v.rule_id for v in entry.shadowed),
+        }
+        for entry in entries
+    ]
+    return list(connection.scalars(_INSERT_MESSAGES, rows))
+
+
+def bodies(connection: Connection, keys: Iterable[str]) -> dict[str, bytes]:
+    """The raw bytes of the given bodies."""
+    wanted = list(set(keys))
+    found = connection.execute(
+        select(_BODIES.c.sha256, _BODIES.c.data).where(_BODIES.c.sha256.in_(wanted))
+    )
+    return {row.sha256: decompress(row.data) for row in found}
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedMessage:
+    """One archive record as read back, with its bytes."""
+
+    id: int
+    pair_id: int | None
+    direction: str
+    session_id: str | None
+    envelope_from: str
+    recipient: str
+    received_at: datetime
+    verdict: str
+    smtp_reply: str
+    rule_hits: str
+    shadow_hits: str
+    gateway_message_id: str
+    original_message_id: str | None
+    raw_received: bytes | None
+    raw_delivered: bytes | None
+    size: int
+    important: bool
+    policy_version: str
+
+
+def read_records(
+    connection: Connection, which: ColumnElement[bool] | None = None
+) -> list[ArchivedMessage]:
+    """The records selected by `which` (a condition on Message; all if None), oldest first."""
+    received, delivered = _BODIES.alias("received_body"), _BODIES.alias("delivered_body")
+    columns = [c for c in _MESSAGES.c if c.name not in ("received_sha256", "delivered_sha256")]
+    query = (
+        select(*columns, received.c.data.label("received"), delivered.c.data.label("delivered"))
+        .outerjoin(received, received.c.sha256 == _MESSAGES.c.received_sha256)
+        .outerjoin(delivered, delivered.c.sha256 == _MESSAGES.c.delivered_sha256)
+        .order_by(_MESSAGES.c.id)
+    )
+    if which is not None:
+        query = query.where(which)
+    records = []
+    for row in connection.execute(query).mappings():
+        values = dict(row)
+        raw_received, raw_delivered = values.pop("received"), values.pop("delivered")
+        records.append(
+            ArchivedMessage(
+                **values,
+                raw_received=decompress(raw_received) if raw_received is not None else None,
+                raw_delivered=decompress(raw_delivered) if raw_delivered is not None else None,
+            )
+        )
+    return records
+
+
+def load_bounce_context(connection: Connection, which: ColumnElement[bool]) -> BounceContext | None:
+    """The delivery selected by `which` (a condition on Outbound), as its sender knew it."""
+    row = connection.execute(
+        select(
+            Outbound.id,
+            Outbound.state,
+            Message.pair_id,
+            Message.envelope_from,
+            Message.recipient,
+            Message.received_sha256,
+            Message.received_at,
+        )
+        .join(Message, Message.id == Outbound.message_id)
+        .where(which)
+    ).first()
+    if row is None:
+        return None
+    raw = b""
+    if row.received_sha256 is not None:
+        raw = bodies(connection, [row.received_sha256]).get(row.received_sha256, b"")
+    return BounceContext(
+        outbound_id=row.id,
+        state=row.state,
+        pair_id=row.pair_id,
+        original_sender=row.envelope_from,
+        alias_written_to=row.recipient,
+        original_headers=header_block(raw),
+        received_at=row.received_at,
+    )

@@ -1,0 +1,245 @@
+"""The schema (SQLAlchemy 2 declarative). Alembic migrations under migrations/ create it.
+
+Each table family has one owner module in gateway.storage that writes it: the archive
+(messages, bodies), the queue (outbound), the registry (sellers ... orders, registry_changes),
+quota (quota_usage), waits, credentials, dkim_keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+# SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+MAX_ROW_ID = 2**63 - 1
+
+
+def is_row_id(value: int) -> bool:
+    """Whether `value` could be an id at all: a larger one makes the drivers raise."""
+    return 0 < value <= MAX_ROW_ID
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC on every backend, returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Seller(Base):
+    __tablename__ = "sellers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | suspended
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Buyers may write before any order (pre-purchase questions) only if the seller allows it.
+    pre_purchase: Mapped[bool] = mapped_column(default=False)
+
+
+class Vacation(Base):
+    """A period the seller is away: its response times do not count (SPEC, Response time)."""
+
+    __tablename__ = "vacations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QuotaUsage(Base):
+    """Messages a seller sent to buyers on one UTC day; raised only within its limit."""
+
+    __tablename__ = "quota_usage"
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SellerMailbox(Base):
+    __tablename__ = "seller_mailboxes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    address: Mapped[str] = mapped_column(String(254), unique=True)
+
+
+class SellerCredential(Base):
+    """A submission login of a seller: user name and argon2 hash of its app password."""
+
+    __tablename__ = "seller_credentials"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Buyer(Base):
+    __tablename__ = "buyers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    address: Mapped[str] = mapped_column(String(254), unique=True)
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Pair(Base):
+    __tablename__ = "pairs"
+    __table_args__ = (UniqueConstraint("seller_id", "buyer_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"))
+    buyer_id: Mapped[int] = mapped_column(BigId, ForeignKey("buyers.id"), index=True)
+    buyer_alias: Mapped[str] = mapped_column(String(64), unique=True)
+    seller_alias: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str | None] = mapped_column(String(100), unique=True)
+    pair_id: Mapped[int] = mapped_column(BigId, ForeignKey("pairs.id"), index=True)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Body(Base):
+    """A message's bytes, stored once however many archive records name them: keyed by the
+    SHA-256 of the bytes, kept zstd-compressed."""
+
+    __tablename__ = "bodies"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex, of the raw bytes
+    size: Mapped[int] = mapped_column(BigInteger)  # raw bytes
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # zstd
+
+
+class Message(Base):
+    """The archive: one row per message and recipient, naming its bytes as received and as
+    delivered (bodies)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(None, "pair_id", "gateway_message_id"),
+        Index(None, "pair_id", "original_message_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pair_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("pairs.id"))
+    direction: Mapped[str] = mapped_column(String(20))
+    session_id: Mapped[str | None] = mapped_column(String(40))
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    verdict: Mapped[str] = mapped_column(String(20))
+    smtp_reply: Mapped[str] = mapped_column(Text)
+    rule_hits: Mapped[str] = mapped_column(Text, default="")
+    gateway_message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    original_message_id: Mapped[str | None] = mapped_column(String(998))
+    received_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("bodies.sha256"))
+    delivered_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("bodies.sha256"))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    important: Mapped[bool] = mapped_column(default=False)  # a seller's "[Important]" message
+    policy_version: Mapped[str] = mapped_column(String(64), default="")  # content policy hash
+    shadow_hits: Mapped[str] = mapped_column(Text, default="")  # rules in shadow mode that hit
+
+
+class Wait(Base):
+    """A buyer message waiting for the seller's answer: opened by the buyer's message, closed
+    by the seller's next message in the pair or by "no response needed"."""
+
+    __tablename__ = "waits"
+    __table_args__ = (Index(None, "pair_id", "closed_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pair_id: Mapped[int] = mapped_column(BigId, ForeignKey("pairs.id"))
+    seller_id: Mapped[int] = mapped_column(BigId, ForeignKey("sellers.id"), index=True)
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id"), unique=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str | None] = mapped_column(String(20))  # reply | no_response_needed
+
+
+class DkimKey(Base):
+    """A signing key of the alias domain; one is active, older ones are kept for the record."""
+
+    __tablename__ = "dkim_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    selector: Mapped[str] = mapped_column(String(63), unique=True)
+    private_key: Mapped[str] = mapped_column(Text)  # PEM, PKCS#8
+    active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RegistryChange(Base):
+    """A change to who is who (a seller, buyer, pair, order, mailbox, standing): every
+    process's directory cache drops what the change touches."""
+
+    __tablename__ = "registry_changes"
+    # AUTOINCREMENT: ids never come back once pruned, so "past the last one seen" holds.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy's own form)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    seller_id: Mapped[int | None] = mapped_column(BigInteger)  # None: not about one seller
+    buyer_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for hot-path statements that need no ORM machinery."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class Outbound(Base):
+    """The delivery queue: one row per message to send."""
+
+    __tablename__ = "outbound"
+    __table_args__ = (Index(None, "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id"), index=True)
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(20))  # queued | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
