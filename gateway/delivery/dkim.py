@@ -116,6 +116,7 @@ class SigningTransport:
         self._domain = domain
         self._key: SigningKey | None = None
         self._fetched_at = -KEY_REFRESH_SECONDS
+        self._reading = asyncio.Lock()
 
     async def send(self, delivery: ClaimedDelivery) -> SendResult:
         key = await self._current_key()
@@ -132,7 +133,9 @@ class SigningTransport:
         await self._inner.close()
 
     async def _current_key(self) -> SigningKey | None:
-        if time.monotonic() - self._fetched_at >= KEY_REFRESH_SECONDS:
-            self._key = await asyncio.to_thread(self._active_key)
-            self._fetched_at = time.monotonic()
+        # One read at a time: concurrent sends wait for it rather than each reading the key.
+        async with self._reading:
+            if time.monotonic() - self._fetched_at >= KEY_REFRESH_SECONDS:
+                self._key = await asyncio.to_thread(self._active_key)
+                self._fetched_at = time.monotonic()
         return self._key

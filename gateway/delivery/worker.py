@@ -84,6 +84,12 @@ class DeliveryWorkers:
         # backlog (past it the intake leaves its deliveries to the queue).
         self._held: asyncio.Queue[_Held | None] = asyncio.Queue()
         self._backlog = max(64, concurrency * 16)
+        # Flow control (as Postfix's in_flow_delay): past this many deliveries waiting, the
+        # intake waits a moment before it answers, so that taking mail in cannot starve
+        # sending it out on a busy loop.
+        self._flow_limit = max(8, concurrency * 4)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._done: list[_Done] = []
         self._done_ready = asyncio.Event()
         self._sending = 0
@@ -104,6 +110,19 @@ class DeliveryWorkers:
         """Deliveries this process holds the lease of (until `lease_until`)."""
         for delivery in deliveries:
             self._held.put_nowait(_Held(delivery, lease_until))
+        self._check_flow()
+
+    async def admit(self, at_most: float) -> None:
+        """Returns when the deliveries waiting are few again, or after `at_most` seconds."""
+        if not self._flowing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flowing.wait(), at_most)
+
+    def _check_flow(self) -> None:
+        if self._held.qsize() + self._sending > self._flow_limit:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     # -- running --------------------------------------------------------------------
 
@@ -148,6 +167,7 @@ class DeliveryWorkers:
     async def _sender(self) -> None:
         while True:
             held = await self._held.get()
+            self._check_flow()
             if held is None:
                 return
             now = self._clock.now()

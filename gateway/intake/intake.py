@@ -54,6 +54,9 @@ T = TypeVar("T")
 # ones (a PDF to read, a long HTML to sanitise) go to a worker thread, so that the other
 # sessions of the process keep being served meanwhile.
 INLINE_BYTES = 256 * 1024
+# How long a message waits, before its commit, for the deliveries ahead of it to go out
+# when they pile up; then it is committed all the same.
+FLOW_WAIT_SECONDS = 1.0
 
 
 class Deliveries(Protocol):
@@ -61,6 +64,10 @@ class Deliveries(Protocol):
 
     def room(self, count: int) -> bool:
         """Whether `count` more deliveries can be taken from memory now."""
+        ...
+
+    async def admit(self, at_most: float) -> None:
+        """Returns once few deliveries wait to be sent, or after `at_most` seconds."""
         ...
 
     def take(self, deliveries: Sequence[ClaimedDelivery], lease_until: datetime) -> None:
@@ -180,6 +187,7 @@ class Intake:
             )
             recipients = await self._gather(received, arrival.recipients, policy)
             unit = await self._cpu(len(raw), self._decide_and_build, received, recipients, policy)
+            await self._deliveries.admit(FLOW_WAIT_SECONDS)
             room = self._deliveries.room(len(unit.passing.outcomes) + len(unit.passing.notices))
             leased_until = (
                 received.received_at + timedelta(seconds=self._deliveries.lease_seconds)

@@ -8,7 +8,7 @@ would show it, and any address left (in a header, an attachment) refuses the mes
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 
@@ -37,15 +37,19 @@ class LeakGuard:
     def scrub_text(self, text: str) -> str:
         return self._pattern.sub(self.alias, text) if self._pattern else text
 
-    def find(self, message: EmailMessage, content: bytes) -> list[str]:
-        """Where an address is still visible in the final message (empty: nothing leaks)."""
+    def find(
+        self,
+        message: EmailMessage,
+        content: bytes,
+        top: Sequence[tuple[str, str]] | None = None,
+    ) -> list[str]:
+        """Where an address is still visible in the final message (empty: nothing leaks).
+        `top`: the message's own header fields, where `message` is the tree as received
+        and `content` that body under a new header section."""
         if not self.addresses:
             return []
-        places = [
-            where
-            for where, value in _headers(message, "")
-            if self._in_text(_decoded_header(str(value)))
-        ]
+        headers = _headers(message, "") if top is None else _below_top(message, top)
+        places = [where for where, value in headers if self._in_text(_decoded_header(value))]
         for part in leaf_parts(message):
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes):
@@ -72,6 +76,17 @@ class LeakGuard:
                 a.encode("utf-16-be", "replace"),
             )
         )
+
+
+def _below_top(message: Message, top: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """`top`, then the headers of the parts below the message's own."""
+    for name, value in top:
+        yield f"header {name}", value
+    if message.is_multipart():
+        inside = " of an attached message" if message.get_content_type() == "message/rfc822" else ""
+        for sub in message.get_payload():
+            if isinstance(sub, Message):
+                yield from _headers(sub, inside)
 
 
 def _headers(part: Message, inside: str) -> Iterator[tuple[str, str]]:

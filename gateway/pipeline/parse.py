@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import re
-from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import EmailPolicy
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.message import ParsedMessage
 
+if TYPE_CHECKING:
+    _Policy = EmailPolicy[EmailMessage]
+else:
+    _Policy = EmailPolicy  # generic only to type checkers
+
+
+class _ParsedHeaders(_Policy):
+    """The stdlib's modern policy parses a header field anew each time it is read (a part's
+    Content-Type is read by every step that walks the tree). A field's parsed form depends
+    only on its name and text: each distinct one is parsed once."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value
+        return _parsed_header(self, name.lower(), value)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> Any:
+    return EmailPolicy.header_fetch_parse(policy, name, value)
+
+
 # CRLF on output; headers taken from the source are written back exactly as they came.
-SMTP_POLICY: EmailPolicy[EmailMessage] = email_policy.SMTP.clone(refold_source="none")
+SMTP_POLICY: EmailPolicy[EmailMessage] = _ParsedHeaders(linesep="\r\n", refold_source="none")
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 
@@ -46,11 +69,16 @@ def mime_depth(message: EmailMessage) -> int:
     return deepest
 
 
-def parse_message(raw: bytes, max_depth: int | None = None) -> ParsedMessage:
+def parse_tree(raw: bytes) -> EmailMessage:
+    """The MIME tree of `raw`, and nothing else read from it."""
     try:
-        message = BytesParser(_class=EmailMessage, policy=SMTP_POLICY).parsebytes(raw)
+        return BytesParser(_class=EmailMessage, policy=SMTP_POLICY).parsebytes(raw)
     except Exception as error:  # the parser is lenient; anything raised here is unusable
         raise MessageFormatError(f"unparseable message: {type(error).__name__}") from None
+
+
+def parse_message(raw: bytes, max_depth: int | None = None) -> ParsedMessage:
+    message = parse_tree(raw)
     if max_depth is not None and mime_depth(message) > max_depth:
         raise MimeTooDeep(f"MIME parts nested deeper than {max_depth}")
     from_values = _raw_values(message, "From")

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.errors import MissingHeaderBodySeparatorDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 from gateway.core.message import ParsedMessage
 from gateway.core.model import Conversation
 from gateway.pipeline.leakguard import LeakFound, LeakGuard
 from gateway.pipeline.mime import leaf_parts, read_text, write_text
-from gateway.pipeline.parse import SMTP_POLICY, parse_message
+from gateway.pipeline.parse import SMTP_POLICY, parse_tree
 from gateway.pipeline.sanitize import HtmlCleaning, sanitize_html, unwrap_plain
 from gateway.pipeline.threading import map_references
 
@@ -56,14 +58,20 @@ def rewrite(
     guard = leak_guard(parsed, conversation)
     body, written = _body(parsed, guard, html)
     head = _header_block(parsed, conversation, gateway_id, now, guard, written)
-    content = head + body
-    # Judge what the recipient's client will read: the final bytes, parsed again.
-    final = parse_message(content).message
-    places = guard.find(final, content)
+    content = head.block + body
+    if written is None or not written.is_multipart():
+        # The body is the one received, byte for byte, or the one part written again: the
+        # tree in hand is the one the recipient's client reads, under the new header
+        # section (one part has no structure to lose).
+        places = guard.find(written or parsed.message, content, head.fields)
+    else:
+        # Judge what the recipient's client will read: the final bytes, parsed again.
+        final = parse_tree(content)
+        places = guard.find(final, content)
+        if not places and _shape(final) != _shape(parsed.message):
+            raise MimeChanged("the MIME structure did not survive rewriting the message's text")
     if places:
         raise LeakFound(places)
-    if _shape(final) != _shape(parsed.message):
-        raise MimeChanged("the MIME structure did not survive rewriting the message's text")
     return content
 
 
@@ -77,6 +85,49 @@ def _shape(message: EmailMessage) -> list[str]:
     return [part.get_content_type() for part in message.walk()]
 
 
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    block: bytes  # the header section, with the empty line that ends it
+    fields: list[tuple[str, str]]  # (name, value as written) for the leak guard
+
+
+class _Writer:
+    """Writes header fields as bytes. What the sender wrote is copied as it came; what the
+    gateway writes is plain ASCII in nearly every message and is written as it is, and goes
+    through the stdlib's folding only when it is not."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.fields: list[tuple[str, str]] = []
+
+    def put(self, name: str, value: str) -> None:
+        if value.isascii() and value.isprintable() and len(name) + len(value) < _LINE:
+            self.lines.append(f"{name}: {value}\r\n".encode("ascii"))
+        else:
+            _, stored = SMTP_POLICY.header_store_parse(name, value)
+            self.lines.append(SMTP_POLICY.fold_binary(name, stored))
+        self.fields.append((name, value))
+
+    def copy(self, name: str, value: Any) -> None:
+        self.lines.append(SMTP_POLICY.fold_binary(name, value))
+        self.fields.append((name, str(value)))
+
+    def folded(self, name: str, words: Sequence[str]) -> None:
+        """Words (Message-IDs) on lines of at most 78 characters where they fit."""
+        lines, line = [], f"{name}:"
+        for word in words:
+            if len(line) + 1 + len(word) > _LINE and line != f"{name}:":
+                lines.append(line)
+                line = ""
+            line += " " + word
+        lines.append(line)
+        self.lines.append(("\r\n".join(lines) + "\r\n").encode("ascii", "replace"))
+        self.fields.append((name, " ".join(words)))
+
+
+_LINE = 78  # RFC 5322 2.1.1: lines SHOULD be no longer
+
+
 def _header_block(
     parsed: ParsedMessage,
     conversation: Conversation,
@@ -84,42 +135,42 @@ def _header_block(
     now: datetime,
     guard: LeakGuard,
     written: EmailMessage | None,
-) -> bytes:
+) -> HeaderBlock:
     """New headers: the sender's alias, the recipient, ids in the recipient's view, and the
     few headers the sender wrote that describe its message (Subject, Date, Content-*; those
     of the body as written again when a single-part body changed its charset or encoding)."""
     source = _fields(parsed.message)
     body_source = _fields(written) if written is not None else source
-    head = EmailMessage(policy=SMTP_POLICY)
+    head = _Writer()
     sender = conversation.sender
-    local, _, domain = sender.alias.partition("@")
-    head["From"] = Address(display_name=sender.display_name, username=local, domain=domain)
-    head["To"] = conversation.recipient.delivery_address
+    if sender.display_name.isascii():
+        head.put("From", formataddr((sender.display_name, sender.alias)))
+    else:
+        head.put("From", str(Address(display_name=sender.display_name, addr_spec=sender.alias)))
+    head.put("To", conversation.recipient.delivery_address)
     if "subject" in source:
-        subject = str(SMTP_POLICY.header_factory("subject", str(source["subject"])))
+        subject = str(SMTP_POLICY.header_fetch_parse("Subject", source["subject"]))
         scrubbed = guard.scrub_text(subject)
         if scrubbed == subject:
-            head.set_raw("Subject", source["subject"])
+            head.copy("Subject", source["subject"])
         else:
-            head["Subject"] = scrubbed
+            head.put("Subject", scrubbed)
     if "date" in source:
-        head.set_raw("Date", source["date"])
+        head.copy("Date", source["date"])
     else:
-        head["Date"] = format_datetime(now)
-    head["Message-ID"] = gateway_id
+        head.put("Date", format_datetime(now))
+    head.put("Message-ID", gateway_id)
     in_reply_to = map_references(parsed.in_reply_to, conversation.thread, sender.side)
     references = map_references(parsed.references, conversation.thread, sender.side)
     if in_reply_to:
-        head["In-Reply-To"] = in_reply_to[0]
+        head.put("In-Reply-To", in_reply_to[0])
     if references or in_reply_to:
-        head["References"] = " ".join(dict.fromkeys((*references, *in_reply_to[:1])))
-    head["MIME-Version"] = "1.0"
+        head.folded("References", list(dict.fromkeys((*references, *in_reply_to[:1]))))
+    head.put("MIME-Version", "1.0")
     for name in _BODY_HEADERS:
         if name.lower() in body_source:
-            head.set_raw(name, body_source[name.lower()])
-    # Only the header section: a generator would also invent an empty multipart body.
-    folded = (SMTP_POLICY.fold_binary(name, value) for name, value in head.raw_items())
-    return b"".join(folded) + b"\r\n"
+            head.copy(name, body_source[name.lower()])
+    return HeaderBlock(b"".join(head.lines) + b"\r\n", head.fields)
 
 
 def _fields(message: EmailMessage) -> dict[str, Any]:

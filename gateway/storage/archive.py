@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import zstandard
-from sqlalchemy import ColumnElement, Connection, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, Connection, select
 
 from gateway.core.model import ArchiveEntry, BounceContext
 from gateway.pipeline.dsn import header_block
+from gateway.storage import sql
 from gateway.storage.schema import Body, Message, Outbound, table_of
+from gateway.storage.sql import Statement
 
 _LEVEL = 3
 _MESSAGES = table_of(Message)
 _BODIES = table_of(Body)
-_INSERT_MESSAGES = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
 
 
 def body_key(data: bytes) -> str:
@@ -39,21 +38,33 @@ def decompress(blob: bytes) -> bytes:
     return zstandard.ZstdDecompressor().decompress(blob)
 
 
+_INSERT_BODY = Statement(
+    """INSERT INTO bodies (sha256, size, data) VALUES (:sha256, :size, :data)
+    ON CONFLICT (sha256) DO NOTHING"""
+)
+_RECORD_COLUMNS = (
+    "pair_id", "direction", "session_id", "envelope_from", "recipient", "received_at",
+    "verdict", "smtp_reply", "rule_hits", "gateway_message_id", "original_message_id",
+    "received_sha256", "delivered_sha256", "size", "important", "policy_version",
+    "shadow_hits",
+)  # fmt: skip
+_INSERT_RECORD = Statement(
+    f"INSERT INTO messages ({', '.join(_RECORD_COLUMNS)}) "  # noqa: S608 (fixed column names)
+    f"VALUES ({', '.join(':' + c for c in _RECORD_COLUMNS)}) RETURNING id"
+)
+
+
 def store_bodies(connection: Connection, datas: Iterable[bytes]) -> dict[bytes, str]:
     """Each distinct body once (those already stored are left as they are); their keys."""
     keys: dict[bytes, str] = {}
     for data in datas:
         if data not in keys:
             keys[data] = body_key(data)
-    if keys:
-        upsert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        connection.execute(
-            upsert(_BODIES).on_conflict_do_nothing(index_elements=[_BODIES.c.sha256]),
-            [
-                {"sha256": key, "size": len(data), "data": compress(data)}
-                for data, key in keys.items()
-            ],
-        )
+    sql.execute_many(
+        connection,
+        _INSERT_BODY,
+        [{"sha256": key, "size": len(data), "data": compress(data)} for data, key in keys.items()],
+    )
     return keys
 
 
@@ -87,7 +98,7 @@ def add_records(connection: Connection, entries: Sequence[ArchiveEntry]) -> list
         }
         for entry in entries
     ]
-    return list(connection.scalars(_INSERT_MESSAGES, rows))
+    return sql.insert_ids(connection, _INSERT_RECORD, rows)
 
 
 def bodies(connection: Connection, keys: Iterable[str]) -> dict[str, bytes]:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.core.model import ArchiveEntry, BounceContext, Delivery, Direction
+from gateway.storage import sql
 from gateway.storage.archive import add_records, bodies, load_bounce_context
 from gateway.storage.schema import Message, Outbound, table_of
+from gateway.storage.sql import Statement
 
 
 class QueueState(StrEnum):
@@ -56,7 +58,14 @@ class Settlement:
 _OUTBOUND = table_of(Outbound)
 _MESSAGES = table_of(Message)
 
-_INSERT = insert(_OUTBOUND).returning(_OUTBOUND.c.id, sort_by_parameter_order=True)
+_ENQUEUE = Statement(
+    """INSERT INTO outbound
+        (message_id, envelope_from, recipient, token, state, attempts, queued_at,
+         next_attempt_at)
+    VALUES (:message_id, :envelope_from, :recipient, :token, :state, :attempts, :queued_at,
+        :next_attempt_at)
+    RETURNING id"""
+)
 
 _RETRY = (
     update(_OUTBOUND)
@@ -131,7 +140,7 @@ def enqueue(
         }
         for message_id, delivery, queued_at in deliveries
     ]
-    return list(connection.scalars(_INSERT, rows))
+    return sql.insert_ids(connection, _ENQUEUE, rows)
 
 
 def archive_and_enqueue(

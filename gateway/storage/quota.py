@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.core.model import QuotaClaim
+from gateway.storage import sql
 from gateway.storage.schema import QuotaUsage, table_of
+from gateway.storage.sql import Statement
 
 _QUOTA = table_of(QuotaUsage)
+
+
+_COUNT = Statement(
+    """INSERT INTO quota_usage (seller_id, day, used) VALUES (:seller_id, :day, :count)
+    ON CONFLICT (seller_id, day) DO UPDATE SET used = quota_usage.used + :count
+    WHERE quota_usage.used + :count <= :limit
+    RETURNING used"""
+)
 
 
 def count(connection: Connection, claim: QuotaClaim) -> int | None:
@@ -22,16 +30,17 @@ def count(connection: Connection, claim: QuotaClaim) -> int | None:
     the previous one left."""
     if claim.count > claim.limit:
         return None
-    upsert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    counted = upsert(_QUOTA).values(seller_id=claim.seller_id, day=claim.day, used=claim.count)
-    raised = connection.execute(
-        counted.on_conflict_do_update(
-            index_elements=[_QUOTA.c.seller_id, _QUOTA.c.day],
-            set_={"used": _QUOTA.c.used + claim.count},
-            where=_QUOTA.c.used + claim.count <= claim.limit,
-        ).returning(_QUOTA.c.used)
-    ).first()
-    return None if raised is None else int(raised[0])
+    raised = sql.execute(
+        connection,
+        _COUNT,
+        {
+            "seller_id": claim.seller_id,
+            "day": claim.day,
+            "count": claim.count,
+            "limit": claim.limit,
+        },
+    )
+    return int(raised[0][0]) if raised else None
 
 
 def used(connection: Connection, seller_id: int, day: object) -> int:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from gateway.core.model import ArchiveEntry, Direction
-from gateway.storage.schema import Pair, Wait, table_of
+from gateway.storage import sql
+from gateway.storage.sql import Statement
 
-_WAITS = table_of(Wait)
-_PAIRS = table_of(Pair)
+_CLOSE = Statement(
+    """UPDATE waits SET closed_at = :at, closed_by = 'reply'
+    WHERE pair_id = :pair_id AND closed_at IS NULL"""
+)
+_OPEN = Statement(
+    """INSERT INTO waits (pair_id, seller_id, message_id, opened_at)
+    SELECT :pair_id, pairs.seller_id, :message_id, :at FROM pairs
+    WHERE pairs.id = :pair_id AND NOT EXISTS
+        (SELECT 1 FROM waits WHERE waits.pair_id = :pair_id AND waits.closed_at IS NULL)"""
+)
 
 
 def track(connection: Connection, entries: Sequence[tuple[ArchiveEntry, int]]) -> None:
@@ -20,23 +29,8 @@ def track(connection: Connection, entries: Sequence[tuple[ArchiveEntry, int]]) -
     for entry, message_id in entries:
         if not entry.accepted or entry.pair_id is None:
             continue
-        open_wait = (_WAITS.c.pair_id == entry.pair_id) & _WAITS.c.closed_at.is_(None)
         if entry.direction is Direction.SELLER_TO_BUYER:
-            connection.execute(
-                update(_WAITS)
-                .where(open_wait)
-                .values(closed_at=entry.received_at, closed_by="reply")
-            )
-        elif (
-            entry.direction is Direction.BUYER_TO_SELLER
-            and connection.execute(select(_WAITS.c.id).where(open_wait)).first() is None
-        ):
-            seller = select(_PAIRS.c.seller_id).where(_PAIRS.c.id == entry.pair_id)
-            connection.execute(
-                insert(_WAITS).values(
-                    pair_id=entry.pair_id,
-                    seller_id=seller.scalar_subquery(),
-                    message_id=message_id,
-                    opened_at=entry.received_at,
-                )
-            )
+            sql.execute(connection, _CLOSE, {"pair_id": entry.pair_id, "at": entry.received_at})
+        elif entry.direction is Direction.BUYER_TO_SELLER:
+            row = {"pair_id": entry.pair_id, "message_id": message_id, "at": entry.received_at}
+            sql.execute(connection, _OPEN, row)
