@@ -100,7 +100,11 @@ class Gateway:
         policy: Policy | None = None,
         sockets: Mapping[str, socket.socket] | None = None,
         serves_admin: bool = True,
+        serves_metrics: bool = True,
     ) -> None:
+        """`sockets`: listening sockets a parent bound (several processes), by listener
+        name. `serves_admin`, `serves_metrics`: whether this process serves the admin API
+        and the metrics (of several processes, one does)."""
         self.settings = settings
         self.services = Services(settings, database, clock or SystemClock(), self._changed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,6 +151,7 @@ class Gateway:
             self.intake, HandlerLimits(smtp.max_recipients, smtp.rcpt_refusal_delay)
         )
         self._sockets = dict(sockets or {})
+        self._serves_metrics = serves_metrics
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
         self.admin = self._build_admin() if serves_admin else None
@@ -240,7 +245,7 @@ class Gateway:
         if self.admin is not None:
             await self.admin.start()
         metrics = self.settings.metrics
-        if metrics.enabled:
+        if metrics.enabled and self._serves_metrics:
             self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
         _log.info(
             "started",
@@ -298,6 +303,8 @@ class Gateway:
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, reload_in_background)
+        # A worker process of several starts with them blocked: handled now, let them in.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
         await self.start()
         try:
             await stop.wait()

@@ -5,6 +5,7 @@ Loaded and validated once at start; the resulting object is passed to whatever n
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -42,6 +43,17 @@ def embedded_defaults_path() -> Path:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    processes: Annotated[int, Field(ge=0, le=256)]  # 0: one per CPU the process may use
+    restart_delay: Seconds
+
+    @property
+    def process_count(self) -> int:
+        if self.processes:
+            return self.processes
+        return max(1, len(os.sched_getaffinity(0)))
 
 
 class SmtpSettings(_Section):
@@ -219,6 +231,7 @@ class Settings(BaseSettings):
 
     alias_domain: Annotated[str, Field(pattern=_DOMAIN_PATTERN)]
     database_url: Annotated[str, Field(min_length=1)]
+    server: ServerSettings
     smtp: SmtpSettings
     submission: SubmissionSettings
     tls: TlsSettings

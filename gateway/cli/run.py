@@ -39,6 +39,15 @@ def serve(ctx: typer.Context) -> None:
         database = open_database(settings.database_url)
     except SchemaError as error:
         fail(str(error), False, 2)
+    if settings.server.process_count > 1:
+        database.dispose()
+        from gateway.supervisor import Supervisor
+
+        try:
+            code = Supervisor(settings, policy).run()
+        except ConfigError as error:
+            fail(str(error), False, 2)
+        raise typer.Exit(code)
     try:
         gateway = Gateway(settings, database=database, policy=policy)
         asyncio.run(gateway.run_until_signalled())

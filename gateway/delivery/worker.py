@@ -94,6 +94,7 @@ class DeliveryWorkers:
         self._done_ready = asyncio.Event()
         self._sending = 0
         self._stopping = False
+        self._sent_all = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -146,6 +147,7 @@ class DeliveryWorkers:
         for _ in senders:
             self._held.put_nowait(None)
         await asyncio.gather(*senders, poller, return_exceptions=True)
+        self._sent_all = True  # nothing more will finish: the recorder ends when it is written
         self._done_ready.set()
         await asyncio.gather(recorder, return_exceptions=True)
         held += self._drain()
@@ -211,7 +213,7 @@ class DeliveryWorkers:
             done, self._done = self._done, []
             if done:
                 await self._record(done)
-            elif self._stopping:
+            if self._sent_all and not self._done:
                 return
 
     async def _record(self, done: list[_Done]) -> None:

@@ -45,7 +45,8 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        # One write per line: the lines of several processes sharing stderr never mix.
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
     # aiosmtpd logs whole SMTP commands (addresses included) at debug level: keep it quiet.

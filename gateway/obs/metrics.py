@@ -1,10 +1,30 @@
-"""Prometheus metrics of one gateway process, in a registry of its own (no global state)."""
+"""Prometheus metrics of one gateway process, in a registry of its own (no global state).
+Several processes share their counts through files in one folder (prometheus-client's
+multiprocess mode), and one of them serves the sum."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, start_http_server, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+_SHARED = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's name for the folder
+
+
+def share_between_processes(folder: Path) -> None:
+    """From now on, every metric made in this process or a process forked from it counts
+    in files under `folder` (call before any metric is made)."""
+    os.environ[_SHARED] = str(folder)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def process_gone(pid: int) -> None:
+    """A process that shared its counts has ended (its counts stay in the sums)."""
+    if _SHARED in os.environ:
+        mark_process_dead(pid, os.environ[_SHARED])  # type: ignore[no-untyped-call]
 
 
 class Metrics:
@@ -50,8 +70,14 @@ class Metrics:
         self._server: WSGIServer | None = None
 
     def serve(self, host: str, port: int) -> int:
-        """Serve /metrics over HTTP from a thread; returns the bound port."""
-        self._server, _ = start_http_server(port, host, registry=self.registry)
+        """Serve /metrics over HTTP from a thread; returns the bound port. Where processes
+        share their counts, the sums over all of them are served."""
+        registry = self.registry
+        shared = os.environ.get(_SHARED)
+        if shared:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+        self._server, _ = start_http_server(port, host, registry=registry)
         bound: int = self._server.server_port
         return bound
 

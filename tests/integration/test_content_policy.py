@@ -22,6 +22,7 @@ from tests.support.process import (
     register_with_cli,
     run_cli,
     serving,
+    serving_processes,
 )
 from tests.support.sink import free_port
 
@@ -177,23 +178,29 @@ def test_sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_broken(
             mail = text_message(sender=p.seller_mailbox, to=p.buyer_alias, body=link)
             return data_reply(port, mail)[0]
 
+        def logged(event: str) -> int:
+            return sum(1 for r in json_log_lines(serve.stderr()) if r.get("event") == event)
+
         with serving(config, port, tmp_path) as serve:
             assert send_link() == 550
+            processes = serving_processes(serve)
             policy_copy(tmp_path / "policy", content_link="off")
             serve.signal(signal.SIGHUP)
-            wait_for(lambda: "policy_reloaded" in serve.stderr())
+            wait_for(lambda: logged("policy_reloaded") == processes)  # each one reloads
             assert send_link() == 250
 
             policy.write_text('[rules."content.link"]\nmode = "sometimes"\n')
             serve.signal(signal.SIGHUP)
-            wait_for(lambda: "policy_reload_refused" in serve.stderr())
+            wait_for(lambda: logged("policy_reload_refused") == processes)
             assert send_link() == 250  # the policy in force stayed
             assert serve.stop() == 0
             records = json_log_lines(serve.stderr())
-    [refused] = [r for r in records if r.get("event") == "policy_reload_refused"]
-    assert "content.link.mode" in refused["error"] and "sometimes" in refused["error"]
-    [reloaded] = [r for r in records if r.get("event") == "policy_reloaded"]
-    assert refused["kept"] == reloaded["policy_version"] != reloaded["previous"]
+    refusals = [r for r in records if r.get("event") == "policy_reload_refused"]
+    reloads = [r for r in records if r.get("event") == "policy_reloaded"]
+    assert len(refusals) == len(reloads) == processes
+    for refused, reloaded in zip(refusals, reloads, strict=True):
+        assert "content.link.mode" in refused["error"] and "sometimes" in refused["error"]
+        assert refused["kept"] == reloaded["policy_version"] != reloaded["previous"]
 
 
 def test_broken_policy_stops_start_up_with_one_line(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +110,15 @@ class Serve:
         self.port = port
         self.log = log
         self._log_file = log.open("wb")
+        # A process group of its own: serve may run several processes, and "the gateway"
+        # is all of them, as a container or a service manager sees it.
         self.process = subprocess.Popen(
             [BSM_GATEWAY, "--config", str(config), "serve"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._log_file,
             env=env if env is not None else clean_env(),
+            start_new_session=True,
         )
 
     @property
@@ -135,21 +138,41 @@ class Serve:
         raise AssertionError(f"serve did not listen on {self.port} in {timeout}s:\n{self.stderr()}")
 
     def signal(self, signum: signal.Signals) -> None:
-        os.kill(self.process.pid, signum)
+        """SIGKILL kills every process of the gateway at once, as a crash of the machine
+        or a container runtime would; other signals go to serve, which passes them on."""
+        if signum == signal.SIGKILL:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+        else:
+            os.kill(self.process.pid, signum)
 
     def wait(self, timeout: float) -> int:
-        return self.process.wait(timeout)
+        """serve's exit code, once it and every process it started have ended."""
+        deadline = time.monotonic() + timeout
+        code = self.process.wait(timeout)
+        while self.group_alive():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"processes of serve still running after {timeout}s")
+            time.sleep(0.02)
+        return code
+
+    def group_alive(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def stop(self) -> int:
         """SIGTERM, as an orchestrator stops it; the exit code."""
         if self.process.poll() is None:
             self.signal(signal.SIGTERM)
-        return self.process.wait(30)
+        return self.wait(30)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
+        if self.process.poll() is None or self.group_alive():
             self.signal(signal.SIGKILL)
-        self.process.wait(30)
+        self.wait(30)
 
     def close(self) -> None:
         self.kill()
@@ -170,6 +193,13 @@ def serving(config: Path, port: int, folder: Path, name: str = "serve") -> Itera
         yield process
     finally:
         process.close()
+
+
+def serving_processes(serve: Serve) -> int:
+    """How many processes serve runs its listeners in: its workers, or itself alone."""
+    records = json_log_lines(serve.stderr())
+    started = [r for r in records if r.get("event") == "started" and "processes" in r]
+    return int(started[0]["processes"]) if started else 1
 
 
 def reserve_port() -> int:
