@@ -96,15 +96,22 @@ def ratio(value: float | None, reference: Summary | None, attribute: str) -> flo
     return value / base if value is not None and base else None
 
 
-_HEADERS = ("msg/s", "min-max", "vs\nPostfix", "CPU\nms/msg", "vs\nPostfix", "RSS\nMiB", "PSS\nMiB")
+_HEADERS = ("msg/s", "min-max", "ratio", "CPU\nms/msg", "ratio", "RSS\nMiB", "PSS\nMiB")
 
 
 def render(summaries: Sequence[Summary], mode: str) -> Table:
     """The medians of one mode. RSS: the peak sum of VmHWM; PSS: at the end of the load."""
-    table = Table(title=MODES[mode], title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=MODES[mode],
+        title_justify="left",
+        caption="ratio: to Postfix; RSS: peak sum of VmHWM; PSS: sum at the end",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     table.add_column("target", no_wrap=True)
     for header in _HEADERS:
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", no_wrap=True)
     reference = reference_of(summaries, mode)
     for row in (s for s in summaries if s.mode == mode):
         table.add_row(

@@ -182,7 +182,7 @@ def show(measurement: Measurement) -> None:
 
 
 async def run(options: Options) -> int:
-    started = datetime.now(UTC)
+    started, began = datetime.now(UTC), clock()
     reason = preflight(options)
     if reason:
         console.print(f"[red]cannot run:[/] {reason}", highlight=False)
@@ -200,14 +200,18 @@ async def run(options: Options) -> int:
         except (BenchError, TimeoutError, OSError, psycopg.Error) as error:
             aborted = str(error) or f"took longer than --timeout {options.timeout:.0f} s"
             console.print(f"[red]benchmark aborted:[/] {aborted}", highlight=False)
-    publish(options, started, done, aborted)
+    publish(options, started, clock() - began, done, aborted)
     if aborted:
         return 2
     return 1 if any(m.problems() for m in done) else 0
 
 
 def publish(
-    options: Options, started: datetime, done: list[Measurement], aborted: str | None
+    options: Options,
+    started: datetime,
+    seconds: float,
+    done: list[Measurement],
+    aborted: str | None,
 ) -> None:
     if not done:
         return
@@ -222,7 +226,7 @@ def publish(
     console.print(title, highlight=False)
     for mode in MODES:
         if any(s.mode == mode for s in summaries):
-            console.print(render(summaries, mode))
+            console.print(render(summaries, mode), "")
     for note in notes(summaries):
         console.print(note, highlight=False)
     settings = asdict(options)
@@ -230,6 +234,7 @@ def publish(
     document = {
         "benchmark": "postfix",
         "started_at": started.isoformat(),
+        "duration_s": round(seconds, 1),
         "aborted": aborted,
         "options": settings,
         "machine": facts,
