@@ -26,14 +26,19 @@ What is measured, per measurement, and reported as the median over repetitions:
                     per delivered message: live processes plus the children they reaped
                     (Postfix's master and all its daemons; the gateway and any worker
                     processes), read from /proc. The final sink and smtp-source do not count.
-  peak RSS          the largest sum of VmHWM over the server's live processes, sampled every
+  RSS               the largest sum of VmHWM over the server's live processes, sampled every
                     0.25 s (shared pages count once per process: an upper bound).
+  PSS               Pss summed over the server's processes at the end of the load (a shared
+                    page split among its sharers).
+  PostgreSQL CPU    gateway-postgresql only, under the tables: all of the PostgreSQL
+                    server's CPU over the same time (other users' too), per message.
   There is no per-message latency: smtp-source times nothing per message.
 
 The ratios divide by Postfix's figure in the same mode. The exit status is 1 if a message was
 refused, lost or duplicated or the gateway did not exit 0 on SIGTERM, 2 if the run failed or
-took longer than --timeout (every process it started is stopped first; what was measured
-until then is still printed and saved). Results go to bench/results/postfix-<UTC time>.json.
+took longer than --timeout, 130 if it was interrupted (Ctrl-C, SIGTERM); every process it
+started is stopped first, and what was measured until then is still printed and saved.
+Results go to bench/results/postfix-<UTC time>.json.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from bench.smtptools import SMTP_SINK, SMTP_SOURCE
 from bench.targets import TARGETS, GatewaySetup, postfix_missing
 
 console = Console()
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +205,13 @@ async def run(options: Options) -> int:
                 await run_all(options, Path(workdir), done)
         except (BenchError, TimeoutError, OSError, psycopg.Error) as error:
             aborted = str(error) or f"took longer than --timeout {options.timeout:.0f} s"
-            console.print(f"[red]benchmark aborted:[/] {aborted}", highlight=False)
+        except asyncio.CancelledError:  # Ctrl-C or SIGTERM, after the processes were stopped
+            aborted = INTERRUPTED
+    if aborted:
+        console.print(f"[red]benchmark aborted:[/] {aborted}", highlight=False)
     publish(options, started, clock() - began, done, aborted)
     if aborted:
-        return 2
+        return 130 if aborted == INTERRUPTED else 2
     return 1 if any(m.problems() for m in done) else 0
 
 
@@ -219,7 +228,8 @@ def publish(
     facts = machine()
     facts["postfix"] = postfix_version()
     title = (
-        f"[bold]bsm-gateway next to Postfix[/bold]: medians of {options.repetitions} "
+        f"[bold]bsm-gateway next to Postfix[/bold]: medians of "
+        f"{max(s.repetitions for s in summaries)} "
         f"repetitions, {options.sessions} sessions, {done[0].message_bytes} bytes a message, "
         f"{facts['cpus_usable']} CPUs, Python {facts['python']}, Postfix {facts['postfix']}"
     )
@@ -262,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     try:
         sys.exit(asyncio.run(run(options)))
-    except (KeyboardInterrupt, asyncio.CancelledError):  # every process was stopped
+    except KeyboardInterrupt:  # a second Ctrl-C; the processes were stopped on the way out
         sys.exit(130)
 
 
