@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-policy clean
+.PHONY: run test lint unit bench bench-policy bench-postfix clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(BIN)/.installed
 
 bench-policy: $(BIN)/.installed
 	$(BIN)/python -m bench.policy
+
+# Next to Postfix (smtp-source, smtp-sink and a private Postfix, started as root); about 20 min.
+bench-postfix: $(BIN)/.installed
+	$(BIN)/python -m bench.postfix
 
 clean:
 	rm -rf $(VENV) var

@@ -1,1 +1,2 @@
-"""Benchmarks of bsm-gateway; `python -m bench.e2e` is the end-to-end one (`make bench`)."""
+"""Benchmarks of bsm-gateway; `python -m bench.e2e` is the end-to-end one (`make bench`),
+`python -m bench.postfix` puts the gateway next to Postfix (`make bench-postfix`)."""

@@ -154,18 +154,24 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         default="aligned",
         help="the MX path's DKIM/SPF check, against a local DNS server (default aligned)",
     )
-    add("--postgres-dsn", default=DEFAULT_POSTGRES, help=f"default {DEFAULT_POSTGRES}")
-    add("--timeout", type=float, default=300, help="abort after this many seconds (300)")
-    add(
-        "--drain-timeout",
-        type=float,
-        default=120,
-        help="seconds to wait, after the last 250, for messages to reach the sink (120)",
-    )
+    add_run_limits(parser, timeout=300, drain_after="the last 250")
     args = parser.parse_args(argv)
     if min(args.clients, args.messages, args.pairs, args.workers) < 1:
         parser.error("--clients, --messages, --pairs and --workers must be at least 1")
     return Options(**vars(args))
+
+
+def add_run_limits(parser: argparse.ArgumentParser, *, timeout: int, drain_after: str) -> None:
+    """--postgres-dsn, --timeout and --drain-timeout: what every run that starts servers has."""
+    add = parser.add_argument
+    add("--postgres-dsn", default=DEFAULT_POSTGRES, help=f"default {DEFAULT_POSTGRES}")
+    add("--timeout", type=float, default=timeout, help=f"abort after this many seconds ({timeout})")
+    add(
+        "--drain-timeout",
+        type=float,
+        default=120,
+        help=f"seconds to wait, after {drain_after}, for messages to reach the sink (120)",
+    )
 
 
 @dataclass

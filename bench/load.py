@@ -32,7 +32,7 @@ _FAKE_DKIM = "\n\t".join(
 )
 
 # Paragraphs are rewrapped at 72 columns, as a mail client would: the body stays 7bit.
-_BODY = """\
+_OPENING = """\
 Hello,
 
 Thank you for your order #ORDER at Bench Shop. Good news: everything you ordered has been \
@@ -58,24 +58,28 @@ straight away. If it still shows nothing tomorrow evening, just reply to this me
 will chase it with them.
 
 A few notes on the items, since several customers have asked:
-
+"""
+# Care notes: a message of another size has more or fewer of them (see template()).
+_NOTES = (
+    """\
 The stoneware mugs are fired twice and are safe in the dishwasher and the microwave, but the \
 glaze keeps its colour longer if you wash them by hand. Small variations in the glaze and tiny \
-pinholes are part of the handmade process and not a defect; every mug is a little different.
-
+pinholes are part of the handmade process and not a defect; every mug is a little different.""",
+    """\
 The linen tea towel will feel stiff at first. Wash it at 40 degrees before the first use and \
 it will soften with every wash. Please do not use fabric softener, which makes linen less \
-absorbent. It can go in the tumble dryer on a low setting, but it lasts longer dried on a line.
-
+absorbent. It can go in the tumble dryer on a low setting, but it lasts longer dried on a line.""",
+    """\
 The sencha is from this spring's first harvest. Use water at about 70 to 80 degrees rather \
 than boiling water, and steep for one minute; the leaves can be infused two or three times. \
-Keep the tin closed and away from light and strong smells, and it stays fresh for six months.
-
+Keep the tin closed and away from light and strong smells, and it stays fresh for six months.""",
+    """\
 The beeswax wraps shape themselves with the warmth of your hands. Rinse them in cool water \
 with a little mild soap and let them dry in the air; hot water melts the wax. With normal \
 care they last about a year, after which they can go in the compost. Please keep them away \
-from raw meat and from the oven.
-
+from raw meat and from the oven.""",
+)
+_CLOSING = """\
 If anything arrives damaged, please take a photo of the item and of the box before throwing \
 the packaging away, and reply to this message with the photos. I will send a replacement or \
 a refund straight away; you do not need to send broken pieces back. For everything else you \
@@ -133,8 +137,15 @@ class Sample:
     error: str | None = None
 
 
-def template(route: Route) -> bytes:
-    """A ~5 KB plain-text order notice from the seller, with placeholders for the token."""
+def body(notes: int = len(_NOTES)) -> str:
+    """The order notice's text with `notes` care notes, taken in turn (4: the ~5 KB one)."""
+    chosen = [_NOTES[n % len(_NOTES)] for n in range(notes)]
+    return "\n\n".join([_OPENING.rstrip("\n"), *chosen, _CLOSING])
+
+
+def template(route: Route, notes: int = len(_NOTES)) -> bytes:
+    """A plain-text order notice from the seller (~5 KB with the default `notes`), with
+    placeholders for the token."""
     message = EmailMessage()
     # What a provider would add in front of a seller's message (the gateway drops them).
     message["Received"] = (
@@ -149,7 +160,7 @@ def template(route: Route) -> bytes:
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = f"<bench.@@TOKEN@@.{_RUN_NONCE}@shop.example>"
     message["User-Agent"] = "Bench Shop Mailer 2.3"
-    text = _wrapped(_BODY).replace("ORDER", "@@ORDER@@").replace("MAILBOX", route.mail_from)
+    text = _wrapped(body(notes)).replace("ORDER", "@@ORDER@@").replace("MAILBOX", route.mail_from)
     message.set_content(text, cte="7bit")  # 7bit: the placeholders can be replaced as bytes
     return message.as_bytes(policy=SMTP)
 
@@ -217,6 +228,22 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def read_arrivals(path: Path, offset: int) -> tuple[int, list[tuple[int, float]]]:
+    """The lines bench/sink.py has added to its arrival file since `offset`, as (token,
+    seconds), and the offset to read on from."""
+    if not path.exists():
+        return offset, []
+    with path.open("rb") as file:
+        file.seek(offset)
+        data = file.read()
+    complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+    arrived = []
+    for line in complete.splitlines():
+        token, _, seconds = line.partition(b" ")
+        arrived.append((int(token), float(seconds)))
+    return offset + len(complete), arrived
+
+
 @dataclass
 class Arrivals:
     """Reads the sink's arrival file as it grows: first arrival time of each token."""
@@ -228,16 +255,9 @@ class Arrivals:
     _offset: int = 0
 
     def poll(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as file:
-            file.seek(self._offset)
-            data = file.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
-        self._offset += len(complete)
-        for line in complete.splitlines():
-            token_text, _, seconds = line.partition(b" ")
-            self._record(int(token_text), float(seconds))
+        self._offset, arrived = read_arrivals(self.path, self._offset)
+        for token, seconds in arrived:
+            self._record(token, seconds)
 
     def _record(self, token: int, arrived: float) -> None:
         if token == UNTAGGED:

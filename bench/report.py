@@ -49,16 +49,16 @@ class RunReport:
             "duplicates": f.duplicates,
             "unexpected": f.unexpected,
             "untagged": f.untagged,
-            "accept_seconds": _round(f.accept_seconds, 3),
-            "end_to_end_seconds": _round(f.end_to_end_seconds, 3),
-            "accept_msg_per_s": _round(f.accept_rate, 2),
-            "end_to_end_msg_per_s": _round(f.end_to_end_rate, 2),
+            "accept_seconds": rounded(f.accept_seconds, 3),
+            "end_to_end_seconds": rounded(f.end_to_end_seconds, 3),
+            "accept_msg_per_s": rounded(f.accept_rate, 2),
+            "end_to_end_msg_per_s": rounded(f.end_to_end_rate, 2),
             "accept_p50_ms": _ms(percentile(f.accept_latencies, 50)),
             "accept_p99_ms": _ms(percentile(f.accept_latencies, 99)),
             "end_to_end_p50_ms": _ms(percentile(f.end_to_end_latencies, 50)),
             "end_to_end_p99_ms": _ms(percentile(f.end_to_end_latencies, 99)),
-            "peak_rss_mib": _round(self.peak_rss_mib, 1),
-            "cpu_ms_per_message": _round(
+            "peak_rss_mib": rounded(self.peak_rss_mib, 1),
+            "cpu_ms_per_message": rounded(
                 None
                 if self.cpu_seconds is None or not f.sent
                 else self.cpu_seconds * 1000 / f.sent,
@@ -87,7 +87,7 @@ def ratios(baseline: dict[str, Any], gateway: dict[str, Any]) -> dict[str, float
     result: dict[str, float | None] = {}
     for _, key, _ in _COMPARED:
         base, gate = baseline.get(key), gateway.get(key)
-        result[key] = _round(gate / base, 3) if base and gate is not None else None
+        result[key] = rounded(gate / base, 3) if base and gate is not None else None
     return result
 
 
@@ -104,14 +104,14 @@ def render(baseline: dict[str, Any], gateway: dict[str, Any], title: str) -> Tab
     for label, key, fmt in _COMPARED:
         table.add_row(
             label,
-            _fmt(baseline.get(key), fmt),
-            _fmt(gateway.get(key), fmt),
-            _fmt(quotients[key], "{:.2f}x"),
+            formatted(baseline.get(key), fmt),
+            formatted(gateway.get(key), fmt),
+            formatted(quotients[key], "{:.2f}x"),
         )
     table.add_row(
         "exit code after SIGTERM",
-        _fmt(baseline["exit_code"], "{}"),
-        _fmt(gateway["exit_code"], "{}"),
+        formatted(baseline["exit_code"], "{}"),
+        formatted(gateway["exit_code"], "{}"),
         "",
         end_section=True,
     )
@@ -147,9 +147,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_json(document: dict[str, Any], started: datetime) -> Path:
+def write_json(document: dict[str, Any], started: datetime, benchmark: str = "e2e") -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"e2e-{started.astimezone(UTC):%Y%m%dT%H%M%SZ}.json"
+    path = RESULTS_DIR / f"{benchmark}-{started.astimezone(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -158,11 +158,11 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-def _round(value: float | None, digits: int) -> float | None:
+def rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _fmt(value: Any, fmt: str) -> str:
+def formatted(value: Any, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
