@@ -1,7 +1,10 @@
-"""Every SMTP reply the gateway gives, with its RFC 3463 enhanced status code."""
+"""Every SMTP reply the gateway gives, with its RFC 3463 enhanced status code: the constant
+ones, and the builders of those that name a limit, a date or what matched. Nothing else in
+the gateway words a reply."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -111,3 +114,70 @@ BUYER_OPTED_OUT = Reply(
 TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again later")
 IDLE_TIMEOUT = Reply(421, "4.4.2", "Idle too long, closing the connection")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please try again later")
+
+
+# -- replies that say more ---------------------------------------------------------------
+
+
+def ascii_text(line: str) -> str:
+    """SMTP replies are ASCII: other characters as \\uXXXX, so the sender can still find them."""
+    return line.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def accepted(record_id: int, refused: int = 0) -> Reply:
+    """250 for a message stored; `refused`: recipients refused (a DSN tells which)."""
+    text = f"Message accepted for delivery as {record_id}"
+    if refused:
+        text += f"; {refused} recipient(s) refused, a report follows"
+    return QUEUED.with_text(text)
+
+
+def refused_each(reasons: Sequence[tuple[str, Reply]]) -> Reply:
+    """Every recipient refused, for different reasons: each named with its own."""
+    return SOME_REFUSED.with_details(
+        *(
+            " ".join((f"{rcpt}: {reply.enhanced}", reply.text, *reply.details))
+            for rcpt, reply in reasons
+        )
+    )
+
+
+def content_refused(matches: Sequence[tuple[str, str]], help_url: str = "") -> Reply:
+    """The content rules refused: each rule with what it found, then where to read more."""
+    lines = [f"{rule_id}: {found}" for rule_id, found in matches]
+    if help_url:
+        lines.append(f"Help: {help_url}")
+    return CONTENT_REFUSED.with_details(*(ascii_text(line) for line in lines))
+
+
+def leak_refused(places: str) -> Reply:
+    return LEAK_REFUSED.with_details(f"Your address appears in: {places}")
+
+
+def over_quota(limit: int, hours_to_reset: int, permanent: bool) -> Reply:
+    reply = OVER_QUOTA_PERMANENT if permanent else OVER_QUOTA
+    return reply.with_details(
+        f"your limit is {limit} messages a day; it resets at 00:00 UTC "
+        f"(in about {hours_to_reset} h)"
+    )
+
+
+def outside_contact_window(why: str) -> Reply:
+    return OUTSIDE_CONTACT_WINDOW.with_details(why)
+
+
+def opted_out(hint: str) -> Reply:
+    return BUYER_OPTED_OUT.with_details(hint)
+
+
+FROM_CASE_DIFFERS = FROM_MISMATCH.with_text(
+    "Header From differs from a registered mailbox in letter case; write it exactly as registered"
+)
+
+
+def from_not_registered(party: str) -> Reply:
+    """`party`: "the seller" or "the buyer", whose registered mailbox the alias accepts."""
+    return FROM_MISMATCH.with_text(
+        f"Header From is not registered for this conversation: this alias accepts mail only "
+        f"from {party}'s registered mailbox"
+    )

@@ -52,7 +52,7 @@ def deliverable(received: Received, judged: Judged, policy: Policy) -> Outcome:
         )
     except LeakFound as leak:
         where = ", ".join(leak.places)
-        reply = status.LEAK_REFUSED.with_details(f"Your address appears in: {where}")
+        reply = status.leak_refused(where)
         violation = Violation("leak.guard", reply, where)
         refused = replace(entry, reply=reply, violations=(violation,))
         return Outcome(judged.rcpt, conversation.pair_id, refused)

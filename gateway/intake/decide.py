@@ -126,14 +126,7 @@ def refusal_reply(refused: Sequence[Outcome]) -> Reply:
     if len(replies) == 1:
         return replies[0]
     # Different reasons for different recipients: name each one, with what it found.
-    return status.SOME_REFUSED.with_details(
-        *(
-            " ".join(
-                (f"{o.rcpt}: {o.entry.reply.enhanced}", o.entry.reply.text, *o.entry.reply.details)
-            )
-            for o in refused
-        )
-    )
+    return status.refused_each([(o.rcpt, o.entry.reply) for o in refused])
 
 
 @dataclass(frozen=True, slots=True)

@@ -297,10 +297,7 @@ def _reply(committed: Committed) -> status.Reply:
     outcomes = committed.variant.outcomes
     refused = [o for o in outcomes if not o.entry.accepted]
     if len(refused) < len(outcomes):
-        return status.QUEUED.with_text(
-            f"Message accepted for delivery as {committed.record_ids[0]}"
-            + (f"; {len(refused)} recipient(s) refused, a report follows" if refused else "")
-        )
+        return status.accepted(committed.record_ids[0], len(refused))
     return decide.refusal_reply(refused)
 
 

@@ -111,12 +111,5 @@ def refusal(rejections: Sequence[Violation], help_url: str = "") -> Reply:
     first = rejections[0].reply
     if first != status.CONTENT_REFUSED:
         return first
-    lines = [f"{v.rule_id}: {v.detail}" for v in rejections if v.reply == first]
-    if help_url:
-        lines.append(f"Help: {help_url}")
-    return first.with_details(*(_ascii(line) for line in lines))
-
-
-def _ascii(line: str) -> str:
-    """SMTP replies are ASCII: other characters as \\uXXXX, so the sender can still find them."""
-    return line.encode("ascii", "backslashreplace").decode("ascii")
+    matches = [(v.rule_id, v.detail) for v in rejections if v.reply == first]
+    return status.content_refused(matches, help_url)

@@ -96,7 +96,7 @@ class ContactWindow:
                 f"answered ({last:%Y-%m-%d}); reply to a buyer message within {self._days} "
                 "days of it"
             )
-        return [Violation(self.id, status.OUTSIDE_CONTACT_WINDOW.with_details(why), why)]
+        return [Violation(self.id, status.outside_contact_window(why), why)]
 
 
 class PrePurchaseQuestion:
@@ -137,7 +137,7 @@ class BuyerOptedOut:
         if any(tag in subject for tag in self._tags):
             return []
         hint = "only replies to the buyer, or a subject marked " + " or ".join(self._tags)
-        return [Violation(self.id, status.BUYER_OPTED_OUT.with_details(hint), hint)]
+        return [Violation(self.id, status.opted_out(hint), hint)]
 
 
 class DailyQuota:
@@ -163,7 +163,4 @@ class DailyQuota:
 def over_quota_reply(limit: int, now: datetime, policy: MarketplacePolicy) -> Reply:
     resets = next_utc_midnight(now)
     hours = max(1, round((resets - now).total_seconds() / 3600))
-    reply = status.OVER_QUOTA_PERMANENT if policy.quota_permanent else status.OVER_QUOTA
-    return reply.with_details(
-        f"your limit is {limit} messages a day; it resets at 00:00 UTC (in about {hours} h)"
-    )
+    return status.over_quota(limit, hours, policy.quota_permanent)

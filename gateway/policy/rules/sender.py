@@ -73,15 +73,8 @@ class HeaderFrom:
         if any(folded == r.casefold() for r in ctx.conversation.sender.registered):
             # Local parts compare exactly (RFC 5321 2.4). Look-alike letters from other
             # scripts never get this far: FromSyntax refuses a non-ASCII address.
-            reply = status.FROM_MISMATCH.with_text(
-                "Header From differs from a registered mailbox in letter case; "
-                "write it exactly as registered"
-            )
-            return [Violation(self.id, reply, "header From differs in case")]
-        reply = status.FROM_MISMATCH.with_text(
-            f"Header From is not registered for this conversation: this alias accepts "
-            f"mail only from {_party(ctx)}'s registered mailbox"
-        )
+            return [Violation(self.id, status.FROM_CASE_DIFFERS, "header From differs in case")]
+        reply = status.from_not_registered(_party(ctx))
         return [Violation(self.id, reply, "header From not registered")]
 
 
