@@ -22,7 +22,7 @@ from gateway.core.content import (
 )
 from gateway.core.message import ParsedMessage
 from gateway.obs.log import silenced
-from gateway.pipeline.mime import leaf_parts, read_text
+from gateway.pipeline.mime import content_charset, leaf_parts, read_text
 from gateway.pipeline.parse import header_text
 
 # Only image headers are read, never their pixels (counting a GIF's or APNG's frames reads
@@ -278,7 +278,7 @@ def _attachment(part: EmailMessage) -> tuple[Attachment, str, tuple[Hyperlink, .
 def _attached_text(part: EmailMessage, data: bytes) -> str:
     if data.startswith(_UTF16_BOMS):
         return data.decode("utf-16", "replace")
-    if part.get_content_charset():
+    if content_charset(part):
         return read_text(part)
     try:
         return data.decode("utf-8")

@@ -49,7 +49,7 @@ class LeakGuard:
         if not self.addresses:
             return []
         headers = _headers(message, "") if top is None else _below_top(message, top)
-        places = [where for where, value in headers if self._in_text(_decoded_header(value))]
+        places = self._in_headers(headers)
         for part in leaf_parts(message):
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes):
@@ -60,6 +60,23 @@ class LeakGuard:
         if not places and self._in_bytes(content):
             places.append("message source")
         return list(dict.fromkeys(places))
+
+    def find_single_part(
+        self, top: Sequence[tuple[str, str]], label: str, payload: bytes, text: str, content: bytes
+    ) -> list[str]:
+        """`find` for a message of one part, given its header fields and its body, as
+        bytes and as text."""
+        if not self.addresses:
+            return []
+        places = self._in_headers((f"header {name}", value) for name, value in top)
+        if self._in_bytes(payload) or self._in_text(text):
+            places.append(label)
+        if not places and self._in_bytes(content):
+            places.append("message source")
+        return places
+
+    def _in_headers(self, headers: Iterable[tuple[str, str]]) -> list[str]:
+        return [where for where, value in headers if self._in_text(_decoded_header(value))]
 
     def _in_text(self, text: str) -> bool:
         lowered = text.lower()

@@ -26,25 +26,38 @@ def _payload(part: EmailMessage) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-def _decoded(part: EmailMessage) -> tuple[str, str]:
+def content_charset(part: EmailMessage) -> str | None:
+    """The charset parameter of the part's Content-Type, lower case; None if it has none.
+    Read from the parsed field (parsed once per distinct field), where Message's own
+    get_content_charset parses the parameters again on every call."""
+    field = part.get("Content-Type")
+    params = getattr(field, "params", None)
+    if params is None:
+        return part.get_content_charset()
+    charset = params.get("charset")
+    return str(charset).lower() if charset else None
+
+
+def decoded_text(part: EmailMessage) -> tuple[str, str]:
     """The part's text and the codec that reads it losslessly: its declared charset (stray
     bytes kept as surrogates), or latin-1 (one byte, one character) where the label is
     unknown or the bytes cannot be read in it at all."""
     payload = _payload(part)
     try:
-        codec = codecs.lookup(part.get_content_charset() or "us-ascii").name
+        codec = codecs.lookup(content_charset(part) or "us-ascii").name
         return payload.decode(codec, errors="surrogateescape"), codec
     except (LookupError, UnicodeDecodeError):
         return payload.decode("latin-1"), "latin-1"
 
 
 def read_text(part: EmailMessage) -> str:
-    return _decoded(part)[0]
+    return decoded_text(part)[0]
 
 
-def write_text(part: EmailMessage, text: str) -> None:
-    """Replace a part's text, keeping its headers, charset and transfer encoding."""
-    charset = _decoded(part)[1]
+def write_text(part: EmailMessage, text: str, codec: str | None = None) -> None:
+    """Replace a part's text, keeping its headers, charset and transfer encoding. `codec`:
+    the one decoded_text read it with (found again if not given)."""
+    charset = codec or decoded_text(part)[1]
     try:
         data = text.encode(charset, errors="surrogateescape")
     except UnicodeEncodeError:

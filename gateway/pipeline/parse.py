@@ -54,7 +54,10 @@ def canonical_line_ends(raw: bytes) -> bytes:
     """Every bare CR and bare LF as CRLF (RFC 5322 2.3). Done before anything is stored or
     sent: a bare line end is how a hidden second message is smuggled past one server and
     split off by the next ('\n.\n' read as the end of data)."""
-    return _STRAY_LINE_END.sub(b"\r\n", raw) if _STRAY_LINE_END.search(raw) else raw
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:  # counting is quicker than a search
+        return raw
+    return _STRAY_LINE_END.sub(b"\r\n", raw)
 
 
 def mime_depth(message: EmailMessage) -> int:
@@ -117,7 +120,7 @@ def _address_field(raw_value: str) -> tuple[list[str], bool]:
     """The addr-specs of an address field, and whether the parser had to guess (defects:
     'alice@example.org)<bob@example.org>' is read as alice by some and bob by others)."""
     try:
-        header = SMTP_POLICY.header_factory("from", raw_value)
+        header = SMTP_POLICY.header_fetch_parse("From", raw_value)  # parsed once per value
         addresses = [a.addr_spec for a in header.addresses if a.addr_spec]
         return addresses, bool(header.defects)
     except Exception:  # a field so broken the parser gives up names no usable address

@@ -16,8 +16,8 @@ from typing import Any
 from gateway.core.message import ParsedMessage
 from gateway.core.model import Conversation
 from gateway.pipeline.leakguard import LeakFound, LeakGuard
-from gateway.pipeline.mime import leaf_parts, read_text, write_text
-from gateway.pipeline.parse import SMTP_POLICY, parse_tree
+from gateway.pipeline.mime import decoded_text, leaf_parts, part_label, write_text
+from gateway.pipeline.parse import SMTP_POLICY, canonical_line_ends, parse_tree
 from gateway.pipeline.sanitize import HtmlCleaning, sanitize_html, unwrap_plain
 from gateway.pipeline.threading import map_references
 
@@ -56,6 +56,15 @@ def rewrite(
     """The delivered message, or LeakFound if a real address of the sender would remain.
     With `html`, HTML parts are sanitised and their plain-text alternatives kept in step."""
     guard = leak_guard(parsed, conversation)
+    single = _single_part_scrubbed(parsed, guard, html)
+    if single is not None:
+        head = _header_block(parsed, conversation, gateway_id, now, guard, None)
+        content = head.block + single.body
+        label = part_label(parsed.message)
+        places = guard.find_single_part(head.fields, label, single.body, single.text, content)
+        if places:
+            raise LeakFound(places)
+        return content
     body, written = _body(parsed, guard, html)
     head = _header_block(parsed, conversation, gateway_id, now, guard, written)
     content = head.block + body
@@ -178,6 +187,43 @@ def _fields(message: EmailMessage) -> dict[str, Any]:
     return {name.lower(): value for name, value in reversed(list(message.raw_items()))}
 
 
+@dataclass(frozen=True, slots=True)
+class _ScrubbedBody:
+    body: bytes  # as it goes out
+    text: str  # as the recipient reads it
+
+
+_UNENCODED = ("7bit", "8bit", "binary")
+
+
+def _single_part_scrubbed(
+    parsed: ParsedMessage, guard: LeakGuard, html: HtmlCleaning | None
+) -> _ScrubbedBody | None:
+    """The commonest change, a sender's address in a plain-text message of one part (its
+    signature), made on the text and written back as bytes: the same bytes the stdlib
+    would write, without copying and regenerating the message. None: not that case."""
+    message = parsed.message
+    if message.is_multipart() or message.get_content_type() != "text/plain":
+        return None
+    if message.is_attachment() or (html is not None and html.unwrap):
+        return None
+    encoding = str(message.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    received = _received_body(parsed)
+    if encoding not in _UNENCODED or received is None:
+        return None
+    text, codec = decoded_text(message)
+    new = guard.scrub_text(text)
+    if new == text:
+        return None  # nothing to change: the body goes as received
+    try:
+        data = new.encode(codec, errors="surrogateescape")
+    except UnicodeEncodeError:
+        return None  # the stdlib would change the charset
+    if not data.isascii() and encoding == "7bit":
+        return None  # the stdlib would change the transfer encoding
+    return _ScrubbedBody(canonical_line_ends(data), new)
+
+
 def _body(
     parsed: ParsedMessage, guard: LeakGuard, html: HtmlCleaning | None
 ) -> tuple[bytes, EmailMessage | None]:
@@ -192,20 +238,21 @@ def _body(
     message = copy.deepcopy(parsed.message)
     for position, part in enumerate(leaf_parts(message)):
         if position in changes:
-            write_text(part, changes[position])
+            write_text(part, *changes[position])
     generated = message.as_bytes(policy=SMTP_POLICY)
     return generated[generated.index(b"\r\n\r\n") + 4 :], message
 
 
 def _text_changes(
     message: EmailMessage, guard: LeakGuard, html: HtmlCleaning | None
-) -> dict[int, str]:
-    """The new text of each inline text part that changes, by position in leaf_parts."""
+) -> dict[int, tuple[str, str]]:
+    """The new text (and the codec it was read with) of each inline text part that
+    changes, by position in leaf_parts."""
     changes = {}
     for position, part in enumerate(leaf_parts(message)):
         if part.get_content_maintype() != "text" or part.is_attachment():
             continue
-        text = read_text(part)
+        text, codec = decoded_text(part)
         new = text
         if html is not None and part.get_content_subtype() == "html":
             new = sanitize_html(new, html)
@@ -213,7 +260,7 @@ def _text_changes(
             new = unwrap_plain(new, html)
         new = guard.scrub_text(new)
         if new != text:
-            changes[position] = new
+            changes[position] = (new, codec)
     return changes
 
 
