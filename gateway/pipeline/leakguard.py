@@ -25,6 +25,7 @@ class LeakGuard:
     def __init__(self, addresses: Iterable[str], alias: str) -> None:
         self.addresses = tuple(sorted({a.lower() for a in addresses if a}))
         self.alias = alias
+        self._ascii = all(a.isascii() for a in self.addresses)
         self._pattern = (
             re.compile(
                 "|".join(rf"(?<![\w.+-]){re.escape(a)}(?![\w-])" for a in self.addresses),
@@ -35,7 +36,13 @@ class LeakGuard:
         )
 
     def scrub_text(self, text: str) -> str:
-        return self._pattern.sub(self.alias, text) if self._pattern else text
+        if self._pattern is None or "@" not in text:
+            return text  # every address has its "@", which no case folding makes
+        if self._ascii and text.isascii():
+            lowered = text.lower()  # in ASCII, what IGNORECASE compares
+            if not any(a in lowered for a in self.addresses):
+                return text
+        return self._pattern.sub(self.alias, text)
 
     def find(
         self,

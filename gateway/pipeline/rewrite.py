@@ -31,7 +31,6 @@ _BODY_HEADERS = (
 
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def leak_guard(parsed: ParsedMessage, conversation: Conversation) -> LeakGuard:
@@ -269,7 +268,11 @@ def _received_body(parsed: ParsedMessage) -> bytes | None:
     line ends; None where the parser found no such line (it then guessed the boundary)."""
     if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in parsed.message.defects):
         return None
-    match = _HEADER_END.search(parsed.raw)
+    raw = parsed.raw
+    end = raw.find(b"\r\n\r\n")  # the received bytes have CRLF line ends already
+    if end >= 0:
+        return canonical_line_ends(raw[end + 4 :])
+    match = _HEADER_END.search(raw)
     if match is None:
         return b""
-    return _BARE_LF.sub(b"\r\n", parsed.raw[match.end() :])
+    return canonical_line_ends(raw[match.end() :])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 import warnings
@@ -19,6 +20,13 @@ from gateway.smtp.auth import SubmissionAuth
 from gateway.smtp.handler import GatewayEnvelope, GatewaySession, SmtpHandler
 
 BANNER_IDENT = "ESMTP"  # the greeting names no software and no version
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(
+    rf"\s*<(?P<local>{_ATEXT}(?:\.{_ATEXT})*)@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+    r"(?:[ \t]+(?P<rest>.*))?$",
+    re.DOTALL,
+)
 
 
 # aiosmtpd's own replies, in the gateway's words with RFC 3463 codes.
@@ -61,6 +69,14 @@ class _TrackedSMTP(SMTP):
         self._listener = listener
         self._client: str | None = None
         self._offered: LoginPassword | None = None
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd reads every MAIL and RCPT address with the email package's header
+        # parser; a plain <dot-atom@domain> (nearly every one) reads the same way by a pattern.
+        plain = _PLAIN_PATH.match(arg)
+        if plain is None or len(plain["local"]) > self.local_part_limit:
+            return super()._getaddr(arg)
+        return f"{plain['local']}@{plain['domain']}", plain["rest"] or ""
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop, self._listener.name)
