@@ -7,17 +7,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select
 
 from gateway.core.clock import Clock
 from gateway.core.model import Direction
 from gateway.core.response_times import (
-    NO_RESPONSE_NEEDED,
     Period,
     ResponseSummary,
     WaitRecord,
     summarise,
 )
+from gateway.storage import waits
 from gateway.storage.database import Database
 from gateway.storage.schema import Message, Order, Pair, Seller, Vacation, Wait, is_row_id
 
@@ -118,16 +118,9 @@ class Reports:
                 raise ReportError(f"no message {message}")
             if found.direction != Direction.BUYER_TO_SELLER.value:
                 raise ReportError(f"message {message} is not a buyer's message")
-            wait = session.scalar(select(Wait).where(Wait.message_id == found.id))
-            if wait is None:
+            if not waits.close_unanswered(session, found.id, self._clock.now()):
                 raise ReportError(
                     f"message {message} opened no wait: it was refused, or an earlier "
                     "message of the buyer is still waiting"
-                )
-            if wait.closed_at is None:
-                session.execute(
-                    update(Wait)
-                    .where(Wait.id == wait.id)
-                    .values(closed_at=self._clock.now(), closed_by=NO_RESPONSE_NEEDED)
                 )
             return int(found.id)

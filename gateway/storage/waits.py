@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, update
+from sqlalchemy.orm import Session
 
 from gateway.core.model import ArchiveEntry, Direction
+from gateway.core.response_times import NO_RESPONSE_NEEDED
 from gateway.storage import sql
+from gateway.storage.schema import Wait
 from gateway.storage.sql import Statement
 
 _CLOSE = Statement(
@@ -34,3 +38,18 @@ def track(connection: Connection, entries: Sequence[tuple[ArchiveEntry, int]]) -
         elif entry.direction is Direction.BUYER_TO_SELLER:
             row = {"pair_id": entry.pair_id, "message_id": message_id, "at": entry.received_at}
             sql.execute(connection, _OPEN, row)
+
+
+def close_unanswered(session: Session, message_id: int, now: datetime) -> bool:
+    """Close the wait the buyer message `message_id` opened, without a reply (it needs
+    none); False if it opened none."""
+    wait = session.scalar(select(Wait).where(Wait.message_id == message_id))
+    if wait is None:
+        return False
+    if wait.closed_at is None:
+        session.execute(
+            update(Wait)
+            .where(Wait.id == wait.id)
+            .values(closed_at=now, closed_by=NO_RESPONSE_NEEDED)
+        )
+    return True
