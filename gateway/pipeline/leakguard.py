@@ -21,6 +21,12 @@ class LeakFound(Exception):
         self.places = places
 
 
+# In ASCII text, what the pattern's boundaries refuse next to an address.
+_WORD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_BEFORE = _WORD | frozenset(".+-")
+_AFTER = _WORD | frozenset("-")
+
+
 class LeakGuard:
     def __init__(self, addresses: Iterable[str], alias: str) -> None:
         self.addresses = tuple(sorted({a.lower() for a in addresses if a}))
@@ -39,10 +45,32 @@ class LeakGuard:
         if self._pattern is None or "@" not in text:
             return text  # every address has its "@", which no case folding makes
         if self._ascii and text.isascii():
-            lowered = text.lower()  # in ASCII, what IGNORECASE compares
-            if not any(a in lowered for a in self.addresses):
-                return text
+            return self._scrub_ascii(text)
         return self._pattern.sub(self.alias, text)
+
+    def _scrub_ascii(self, text: str) -> str:
+        """`scrub_text` for ASCII text, where IGNORECASE compares lower cases and a word
+        character is [A-Za-z0-9_]: the addresses are found by str.find, not tried at every
+        position by the pattern."""
+        lowered = text.lower()
+        spans = []
+        for address in self.addresses:
+            start = lowered.find(address)
+            while start >= 0:
+                end = start + len(address)
+                before = lowered[start - 1] if start else " "
+                after = lowered[end] if end < len(lowered) else " "
+                if before not in _BEFORE and after not in _AFTER:
+                    spans.append((start, end))
+                start = lowered.find(address, start + 1)
+        if not spans:
+            return text
+        pieces, last = [], 0
+        for start, end in sorted(spans):
+            if start >= last:  # overlapping finds: the pattern takes the leftmost
+                pieces += [text[last:start], self.alias]
+                last = end
+        return "".join([*pieces, text[last:]])
 
     def find(
         self,
