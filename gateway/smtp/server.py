@@ -17,6 +17,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from gateway.core import status
 from gateway.core.model import SellerLogin
 from gateway.smtp.auth import SubmissionAuth
+from gateway.smtp.data import Problem, read_data
 from gateway.smtp.handler import GatewayEnvelope, GatewaySession, SmtpHandler
 
 BANNER_IDENT = "ESMTP"  # the greeting names no software and no version
@@ -77,6 +78,37 @@ class _TrackedSMTP(SMTP):
         if plain is None or len(plain["local"]) > self.local_part_limit:
             return super()._getaddr(arg)
         return f"{plain['local']}@{plain['domain']}", plain["rest"] or ""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the text read in pieces (gateway.smtp.data) rather than one
+        await per line; the checks before and the replies after are aiosmtpd's."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            limit = self.data_size_limit or 0
+            text = await read_data(self._reader, limit, self.line_length_limit)
+        except asyncio.CancelledError:
+            self._writer.close()  # the connection went away during DATA
+            raise
+        if text.problem is Problem.LINE_TOO_LONG:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+        elif text.problem is Problem.TOO_MUCH_DATA:
+            await self.push("552 Error: Too much mail data")
+        if text.problem is not None:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.content = self.envelope.original_content = text.content
+        reply = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(reply)
 
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop, self._listener.name)
