@@ -133,15 +133,15 @@ def _class_items(items: Sequence[tuple[Any, Any]]) -> tuple[Ranges, Ranges]:
     return _normal(outer), _normal(inner)
 
 
-MAX_SPACE_RUN = 3  # spaces in a row in scanned text; a longer run makes the scan give up
-# Every ASCII white space byte reads as a space in scanned text; other white space is not
-# scanned at all (the scan gives up on a text that has some). Where a pattern takes white
-# space, the rewrite takes any run of 1 to MAX_SPACE_RUN spaces (none where it may take
-# none): a text whose runs are shorter or longer than the pattern's, up to that bound,
-# matches too. So does the prose of a sentence, whose runs are never longer than the
-# folded text's it comes from.
+# Scanned text (gateway.policy.scan) shows every run of ASCII white space as one space;
+# other white space is not scanned at all (the scan gives up on a text that has some).
+# Where an item of a pattern takes white space between two items that take none, the
+# rewrite takes the one space; elsewhere that space or none, so that a run made by several
+# items matches it too. The prose of a sentence has the runs of the folded text it comes
+# from, shorter: the same spaces.
 SPACE = 0x20
-_SPACES = f"\\ {{1,{MAX_SPACE_RUN}}}"
+_SPACE = "\\ "
+_MAYBE_SPACE = "\\ ?"
 
 
 def _seen(ranges: Ranges) -> Ranges:
@@ -163,7 +163,7 @@ def _subtract(ranges: Ranges, removed: Ranges) -> Ranges:
 _FEW = 16  # characters above ASCII a set spells out; with more, it takes any such character
 
 
-def _set(ranges: Ranges) -> str | None:
+def _set(ranges: Ranges, space: str = _MAYBE_SPACE) -> str | None:
     """One character of `ranges` as UTF-8 bytes: ASCII members exactly, others spelled out
     when they are few, else as a byte that may lead their encoding and its continuation."""
     ranges = _seen(ranges)
@@ -171,7 +171,7 @@ def _set(ranges: Ranges) -> str | None:
         return None
     members = [(lo, min(hi, 0x7F)) for lo, hi in ranges if lo <= 0x7F]
     wide = [(max(lo, 0x80), hi) for lo, hi in ranges if hi > 0x7F]
-    spaces = [_SPACES] if (SPACE, SPACE) in members else []
+    spaces = [space] if (SPACE, SPACE) in members else []
     members = [r for r in members if r != (SPACE, SPACE)]
     if len(members) == 1 and members[0][0] == members[0][1]:
         ascii_part = [_byte(members[0][0])]
@@ -185,7 +185,7 @@ def _set(ranges: Ranges) -> str | None:
         return "(?:" + "|".join([*ascii_part, *spaces, *spelled]) + ")"
     leads = _normal(_lead_bytes(lo, hi) for lo, hi in wide)
     one = f"[{_spelled((*members, *leads))}][\\x80-\\xbf]{{0,3}}"
-    return f"(?:{one}|{_SPACES})" if spaces else one
+    return f"(?:{one}|{space})" if spaces else one
 
 
 def _spelled(ranges: Iterable[tuple[int, int]]) -> str:
@@ -196,16 +196,16 @@ _SET_OPERATORS = (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN)
 _SHORT_REPEAT = 4  # longer bounded repeats of one character are read as unbounded
 
 
-def _repeated(ranges: Ranges, low: int, high: int) -> str | None:
+def _repeated(ranges: Ranges, low: int, high: int, space: str = _MAYBE_SPACE) -> str | None:
     """`low` to `high` characters of `ranges`, as any run of the bytes their encodings use
-    (at least one byte a character, at most four); spaces as at most MAX_SPACE_RUN."""
+    (at least one byte a character, at most four); white space as one space or none."""
     ranges = _seen(ranges)
     if not ranges:
         return "" if low == 0 else None
     if ranges == ((SPACE, SPACE),):
-        return f"\\ {{{min(low, 1)},{MAX_SPACE_RUN}}}"
+        return space if low else _MAYBE_SPACE
     if _intersects(ranges, ((SPACE, SPACE),)):
-        high = sre.MAXREPEAT  # each character of the run may be a run of spaces
+        low, high = 0, sre.MAXREPEAT  # white space among them is one space, or none
     wide = [(max(lo, 0x80), hi) for lo, hi in ranges if hi > 0x7F]
     if wide and sum(hi - lo + 1 for lo, hi in wide) <= _FEW:
         one = _set(ranges)
@@ -239,9 +239,9 @@ def _byte(code: int) -> str:
     return f"\\x{code:02x}"
 
 
-def _char(code: int) -> str:
+def _char(code: int, space: str = _MAYBE_SPACE) -> str:
     if chr(code).isspace():
-        return _SPACES
+        return space
     if code <= 0x7F:
         return _byte(code)
     return "".join(f"\\x{b:02x}" for b in chr(code).encode())
@@ -293,6 +293,7 @@ class _Writer:
                     break
         parts: list[str] = []
         leading = lead
+        spacing = self._spacing(items, consumes, outer=cut or (lead and trail))
         for index, (op, value) in enumerate(items):
             at_end = trail and not any(consumes[index + 1 :])
             if op is sre.ASSERT:
@@ -304,7 +305,7 @@ class _Writer:
                 else:
                     text = ""
             else:
-                text = self.item(op, value, leading, at_end, dotall)
+                text = self.item(op, value, leading, at_end, dotall, spacing[index])
                 if cut and text and _OPEN_ENDED.search(text) and _solid(items[:index]) >= _FIRM:
                     break
                 leading = leading and not consumes[index]
@@ -325,11 +326,47 @@ class _Writer:
             return EVERY if dotall else _complement(_NEWLINE)
         return _class_items(value)[0]
 
-    def item(self, op: Any, value: Any, lead: bool, trail: bool, dotall: bool) -> str | None:
-        if op is sre.LITERAL:
-            return _char(value)
+    def _spacing(
+        self, items: Sequence[tuple[Any, Any]], consumes: Sequence[bool], outer: bool
+    ) -> list[str]:
+        """For each item, what its white space is in scanned text: the one space where no
+        item next to it takes white space too (at the edge of the whole pattern, nothing
+        does); that space or none elsewhere."""
+        spacey = [self._spacey(item, dotall=True) for item in items]
+        spacing = []
+        for index in range(len(items)):
+            before = [i for i in range(index) if consumes[i]]
+            after = [i for i in range(index + 1, len(items)) if consumes[i]]
+            alone = (before or outer) and (after or outer)
+            alone = alone and not (before and spacey[before[-1]])
+            alone = alone and not (after and spacey[after[0]])
+            spacing.append(_SPACE if alone else _MAYBE_SPACE)
+        return spacing
+
+    def _spacey(self, item: tuple[Any, Any], dotall: bool) -> bool:
+        """Whether an item may take white space (groups and repeats: whether any part may)."""
+        op, value = item
         if op in _SET_OPERATORS:
-            return _set(self.ranges(op, value, dotall))
+            return _intersects(self.ranges(op, value, dotall), python_class(r"\s"))
+        if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+            return False
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            return any(self._spacey(i, dotall) for i in value[2].data)
+        if op is sre.SUBPATTERN:
+            return any(self._spacey(i, dotall) for i in value[3].data)
+        if op is sre.ATOMIC_GROUP:
+            return any(self._spacey(i, dotall) for i in value.data)
+        if op is sre.BRANCH:
+            return any(self._spacey(i, dotall) for b in value[1] for i in b.data)
+        return True
+
+    def item(
+        self, op: Any, value: Any, lead: bool, trail: bool, dotall: bool, space: str = _MAYBE_SPACE
+    ) -> str | None:
+        if op is sre.LITERAL:
+            return _char(value, space)
+        if op in _SET_OPERATORS:
+            return _set(self.ranges(op, value, dotall), space)
         if op in (sre.AT, sre.ASSERT_NOT):
             return ""
         if op is sre.BRANCH:
@@ -349,7 +386,7 @@ class _Writer:
             low, high, body = value
             if len(body.data) == 1 and body.data[0][0] in _SET_OPERATORS:
                 set_op, set_value = body.data[0]
-                return _repeated(self.ranges(set_op, set_value, dotall), low, high)
+                return _repeated(self.ranges(set_op, set_value, dotall), low, high, space)
             inner = self.sequence(body, lead=False, trail=False, dotall=dotall)
             if inner is None:
                 return "" if low == 0 else None
@@ -435,5 +472,21 @@ def literal(text: str, *, backwards: bool = False) -> str:
     return "".join(_char(ord(c)) for c in (text[::-1] if backwards else text))
 
 
-# One character that is no word character (any character above ASCII may be one).
-NOT_WORD = _set(_category(sre.CATEGORY_NOT_WORD)[0]) or ""
+def _not_word_byte(others: tuple[int, int]) -> str:
+    ascii_part = [(lo, min(hi, 0x7F)) for lo, hi in _seen(_category(sre.CATEGORY_NOT_WORD)[0])]
+    return f"[{_spelled(_normal((*(r for r in ascii_part if r[0] <= 0x7F), others)))}]"
+
+
+# The byte of a character that is no word character next to a match, in scanned bytes:
+# its first byte where it stands after the match there (before it in the text), its last
+# where it stands before; any byte of a longer encoding may be one.
+NOT_WORD_FIRST = _not_word_byte((0xC2, 0xF4))
+NOT_WORD_LAST = _not_word_byte((0x80, 0xBF))
+
+
+def spaced(words: Sequence[str], *, backwards: bool = False) -> str:
+    """`words` exactly, white space apart, as scanned bytes show them."""
+    gap = _byte(SPACE)
+    return gap.join(
+        literal(word, backwards=backwards) for word in (reversed(words) if backwards else words)
+    )

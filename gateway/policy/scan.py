@@ -6,26 +6,30 @@ where a match of the original pattern may start. The rules then run their exact 
 only there. A scan never misses a place the Python pattern matches; it may name more.
 
 Scanned bytes are the text reversed between two marks (so that "the character before" and
-"the character after" exist at its edges too), encoded as UTF-8 with every ASCII white
-space byte as a space. A text with other white space, or a run of more than MAX_SPACE_RUN spaces,
-is not scanned: everything may match anywhere in it (fold() leaves neither in a text)."""
+"the character after" exist at its edges too), encoded as UTF-8 with every run of ASCII
+white space as one space; a match that starts where a run was names each place in the run.
+A text with other white space, or a run longer than MAX_SPACE_RUN, is not scanned:
+everything may match anywhere in it (fold() leaves neither in a text)."""
 
 from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import hyperscan
 
-from gateway.policy.prefilter import MAX_SPACE_RUN, python_class
+from gateway.policy.prefilter import python_class
 
 MARK = "\U0010ffff"  # a noncharacter: stands at both edges of a text (not a word character)
 GUARD = "guard"  # the key of the expressions that find text the scan cannot vouch for
 
 _WHITE = bytes.maketrans(b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f", b" " * 9)
+_RUN = re.compile(rb"  +")
+MAX_SPACE_RUN = 3  # white space in a row in a folded text, at most
 _CONTINUATION = bytes(range(0x80, 0xC0))
 
 # Expressions found only once per scan: whether they match, not where.
@@ -40,34 +44,53 @@ class Expression:
     shift: int = 0  # characters a match takes before the place it names (its start)
 
 
-@dataclass(frozen=True, slots=True)
 class Found:
     """What one scan found: for each key, where a match may start (ascending character
-    offsets; -1 is the start mark before the text). None: anywhere, as with no scan."""
+    offsets; -1 is the mark before the text), worked out for a key when first asked.
+    Without hits (None): everything may match anywhere, as with no scan."""
 
-    starts: Mapping[str, Sequence[int]] | None
-    anywhere: frozenset[str] = frozenset()
+    __slots__ = ("_data", "_hits", "_length", "_runs", "_starts", "anywhere")
+
+    def __init__(
+        self,
+        hits: Mapping[str, list[tuple[int, int]]] | None,
+        data: bytes = b"",
+        length: int = 0,
+        anywhere: frozenset[str] = frozenset(),
+        runs: _Runs | None = None,
+    ) -> None:
+        self._hits = hits  # key -> (end in the scanned bytes, shift) of each match
+        self._data = data  # the scanned bytes before their runs of spaces were made one
+        self._length = length
+        self._runs = runs
+        self._starts: dict[str, list[int]] = {}
+        self.anywhere = anywhere
 
     def may(self, key: str) -> bool:
-        return self.starts is None or key in self.anywhere or key in self.starts
+        return self._hits is None or key in self.anywhere or key in self._hits
 
     def at(self, key: str) -> Sequence[int] | None:
-        if self.starts is None or key in self.anywhere:
+        if self._hits is None or key in self.anywhere:
             return None
-        return self.starts.get(key, ())
+        starts = self._starts.get(key)
+        if starts is None:
+            runs = self._runs or _Runs(b"")
+            hits = [(end, shift) for e, shift in self._hits.get(key, []) for end in runs.ends(e)]
+            chars = _char_offsets(self._data, {end for end, _ in hits}, self._length)
+            last = self._length + 1  # the characters of the text and the first mark
+            starts = sorted({last - chars[end] + shift for end, shift in hits})
+            self._starts[key] = starts
+        return starts
 
 
 EVERYWHERE = Found(None)
 
 
 def guards() -> list[Expression]:
-    """White space the scanned bytes do not show as spaces, and runs of spaces too long
-    for the patterns' bounded white space."""
+    """White space the scanned bytes do not show as spaces."""
     wide = [c for lo, hi in python_class(r"\s") for c in range(lo, hi + 1) if c > 0x7F]
     spelled = ["".join(f"\\x{b:02x}" for b in chr(c).encode()) for c in wide]
-    return [Expression(GUARD, f"\\ {{{MAX_SPACE_RUN + 1},}}", ONCE)] + [
-        Expression(GUARD, s, ONCE) for s in spelled
-    ]
+    return [Expression(GUARD, s, ONCE) for s in spelled]
 
 
 class ScanDatabase:
@@ -106,22 +129,60 @@ class ScanDatabase:
         except UnicodeEncodeError:  # a lone surrogate: not UTF-8, so not scanned
             return EVERYWHERE
         if database is None:
-            return Found({}, self.anywhere)
+            return Found({}, anywhere=self.anywhere)
         data = reversed_bytes.translate(_WHITE)
-        hits: list[tuple[int, int]] = []
-        database.scan(
-            data,
-            match_event_handler=lambda key, _start, end, _flags, _context: hits.append((key, end)),
-            scratch=self._scratch(database),
-        )
-        chars = _char_offsets(data, {end for _, end in hits}, len(text))
-        starts: dict[str, set[int]] = {}
-        keys, shifts, last = self._keys, self._shifts, len(text) + 1  # + the first mark
-        for index, end in hits:
-            starts.setdefault(keys[index], set()).add(last - chars[end] + shifts[index])
-        if GUARD in starts:
+        runs = _Runs(data)
+        if runs.longest > MAX_SPACE_RUN:
             return EVERYWHERE
-        return Found({key: sorted(found) for key, found in starts.items()}, self.anywhere)
+        found: dict[str, list[tuple[int, int]]] = {}
+        keys, shifts = self._keys, self._shifts
+
+        def on_match(index: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            found.setdefault(keys[index], []).append((end, shifts[index]))
+
+        scanned = runs.collapsed(data)
+        database.scan(scanned, match_event_handler=on_match, scratch=self._scratch(database))
+        if GUARD in found:
+            return EVERYWHERE
+        return Found(found, data, len(text), self.anywhere, runs)
+
+
+class _Runs:
+    """The runs of spaces of scanned bytes, each made one space: where they were."""
+
+    __slots__ = ("_at", "_kept", "_lengths", "_removed", "longest")
+
+    def __init__(self, data: bytes) -> None:
+        self._at: list[int] = []  # each run's start, in the bytes as they were
+        self._lengths: list[int] = []
+        self._kept: list[int] = []  # its one space, in the bytes made shorter
+        self._removed: list[int] = [0]  # bytes removed before the run, and after it
+        for found in _RUN.finditer(data):
+            self._at.append(found.start())
+            self._lengths.append(found.end() - found.start())
+            self._kept.append(found.start() - self._removed[-1])
+            self._removed.append(self._removed[-1] + found.end() - found.start() - 1)
+        self.longest = max(self._lengths, default=1)
+
+    def collapsed(self, data: bytes) -> bytes:
+        if not self._at:
+            return data
+        pieces, previous = [], 0
+        for at, length in zip(self._at, self._lengths, strict=True):
+            pieces.append(data[previous : at + 1])
+            previous = at + length
+        pieces.append(data[previous:])
+        return b"".join(pieces)
+
+    def ends(self, end: int) -> range:
+        """Where an end in the shorter bytes may be in the bytes as they were: right after
+        a run's one space, anywhere in the run."""
+        index = bisect_left(self._kept, end)  # runs whose space lies before `end`
+        if index and end == self._kept[index - 1] + 1:
+            at = self._at[index - 1]
+            return range(at + 1, at + self._lengths[index - 1] + 1)
+        moved = end + self._removed[index]
+        return range(moved, moved + 1)
 
 
 _MARK_BYTES = len(MARK.encode())

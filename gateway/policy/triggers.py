@@ -11,7 +11,12 @@ import hyperscan
 
 from gateway.policy.config import Lexicon
 from gateway.policy.phrases import bounded
-from gateway.policy.prefilter import NOT_WORD, literal, rewrite
+from gateway.policy.prefilter import (
+    NOT_WORD_FIRST,
+    NOT_WORD_LAST,
+    rewrite,
+    spaced,
+)
 from gateway.policy.rules.content.contacts import EMAIL_KEY, LINK_KEY, PHONE_KEY
 from gateway.policy.rules.content.shapes import EMAIL_TOKEN, LINK_TOKEN, PHONE_RUN
 from gateway.policy.rules.content.spelled import Step
@@ -28,6 +33,7 @@ SCANNED = (
     "confirmation",
     "courtesy",
 )
+_SHORT = 5  # letters of an opening that needs its word boundaries scanned for
 _PATTERN = hyperscan.HS_FLAG_PREFILTER  # Hyperscan may widen it further where it must
 
 
@@ -80,10 +86,11 @@ def _opening(category: str, phrase: tuple[str, ...]) -> Expression:
     is where the match is found, one before the phrase), and before white space if more
     words follow, or a character that is no word character where its last letter needs a
     boundary."""
-    opening = " ".join(phrase[:2])
-    before = NOT_WORD if bounded(opening[0]) else ""
-    after = NOT_WORD if bounded(opening[-1]) else ""
+    words = phrase[:2]
+    short = sum(map(len, words)) <= _SHORT  # inside longer words too often to go unbounded
+    before = NOT_WORD_FIRST if short and bounded(words[0][0]) else ""
+    after = NOT_WORD_LAST if short and bounded(words[-1][-1]) else ""
     if len(phrase) > 2:
-        after = literal(" ")
-    written = after + literal(opening, backwards=True) + before
+        after = spaced(("", ""))
+    written = after + spaced(words, backwards=True) + before
     return Expression(category, written, shift=1 if before else 0)

@@ -135,7 +135,7 @@ class ContactScanner:
     def _phones(self, text: str, begin: int, end: int) -> Iterator[Match]:
         for found in PHONE_CANDIDATE.finditer(text, begin, end):
             written = found.group(0).strip()
-            digits = sum(c.isdigit() for c in written)
+            digits = sum(map(str.isdigit, written))
             if not self._phone.min_digits <= digits <= 15 or _DATE.match(written):
                 continue
             international = written.startswith(("+", "00"))

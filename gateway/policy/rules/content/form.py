@@ -4,6 +4,7 @@ the text as written (folding would turn styled letters into plain ones)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import emoji
 
@@ -36,30 +37,34 @@ _KEYCAP_END = "\u20e3"
 _MAYBE_EMOJI = re.compile(f"[{_EMOJI_STARTS}]|[#*0-9]\ufe0f?{_KEYCAP_END}")
 
 
-def _utf8_class(members: str) -> re.Pattern[bytes]:
-    """The UTF-8 encodings of the characters of a class body ("a-z" ranges, no escapes,
-    nothing ASCII), as a bytes pattern: on encoded text it finds them sooner than the
-    class does on the text."""
-    endings: dict[bytes, set[int]] = {}
+def _needles(members: str) -> tuple[bytes, ...]:
+    """Byte strings, one of which opens the UTF-8 of every character of a class body ("a-z"
+    ranges, no escapes, nothing ASCII): a character's whole encoding where it has few
+    neighbours, else the first bytes it shares with many. Text whose bytes hold none of
+    them holds none of the characters, which a byte search tells sooner than the class."""
+    encodings = set()
     index = 0
     while index < len(members):
         last = members[index + 2] if members[index + 1 : index + 2] == "-" else members[index]
         for code in range(ord(members[index]), ord(last) + 1):
-            encoded = chr(code).encode("utf-8", "surrogatepass")
-            endings.setdefault(encoded[:-1], set()).add(encoded[-1])
+            encodings.add(chr(code).encode("utf-8", "surrogatepass"))
         index += 1 if last == members[index] else 3
-    return re.compile(
-        b"|".join(
-            re.escape(start) + b"[" + b"".join(b"\\x%02x" % e for e in sorted(ends)) + b"]"
-            for start, ends in sorted(endings.items())
-        )
-    )
+    for length in (2, 1):  # share a prefix where it opens more than a few
+        crowded = Counter(e[:length] for e in encodings if len(e) > length)
+        encodings = {
+            e[:length] if len(e) > length and crowded[e[:length]] > _FEW else e for e in encodings
+        }
+    return tuple(sorted(encodings))
 
 
-def may_hold(text: str, characters: re.Pattern[bytes]) -> bool:
+_FEW = 4
+
+
+def may_hold(text: str, needles: tuple[bytes, ...]) -> bool:
     if text.isascii():
         return False
-    return characters.search(text.encode("utf-8", "surrogatepass")) is not None
+    encoded = text.encode("utf-8", "surrogatepass")
+    return any(needle in encoded for needle in needles)
 
 
 class Emoji:
@@ -102,8 +107,8 @@ class StyledText:
         return []
 
 
-_EMOJI_BYTES = _utf8_class(_EMOJI_STARTS + _KEYCAP_END)
-_STYLED_BYTES = _utf8_class(_STYLED_LETTERS)
+_EMOJI_BYTES = _needles(_EMOJI_STARTS + _KEYCAP_END)
+_STYLED_BYTES = _needles(_STYLED_LETTERS)
 
 
 def _styled_run(text: str) -> str:
