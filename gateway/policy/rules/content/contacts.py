@@ -17,7 +17,7 @@ from gateway.policy.config import LinkSettings, PhoneSettings
 from gateway.policy.domains import registrable, within
 from gateway.policy.rules.content.shapes import CJK_DOMAIN, EMAIL, PHONE_CANDIDATE, TRAILING, URL
 from gateway.policy.rules.content.spelled import Step
-from gateway.policy.scan import TextScan
+from gateway.policy.scan import TextScan, finditer
 
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 _DECIMAL = re.compile(r"^\d{1,3}(?:[ .]\d{3})*[.,]\d{1,2}$")
@@ -29,7 +29,7 @@ NATIONAL_DIGITS = range(9, 12)
 # Keys of the scan (gateway.policy.scan) the finders read.
 EMAIL_KEY = "contact.email"  # the white space before a token that may hold an address
 LINK_KEY = "contact.link"  # the same for a link
-PHONE_KEY = "contact.phone"  # where a run of digits and separators may start
+PHONE_KEY = "contact.phone"  # where a phone-like run of digits may start
 _SPACE = re.compile(r"\s")
 
 
@@ -115,25 +115,8 @@ class ContactScanner:
         return within(host, self._link.allow_domains)
 
     def phones(self, text: str) -> Iterator[Match]:
-        for begin, end in self._lines(text):
-            yield from self._phones(text, begin, end)
-
-    def _lines(self, text: str) -> list[tuple[int, int]]:
-        """The lines where a phone-like run may start. No run crosses a line's end, and
-        its edges read a line's end and the text's end alike."""
-        starts = self._scan.found(text).at(PHONE_KEY)
-        if starts is None:
-            return [(0, len(text))]
-        lines: list[tuple[int, int]] = []
-        for start in starts:
-            if lines and start < lines[-1][1]:
-                continue
-            end = text.find("\n", max(start, 0))
-            lines.append((text.rfind("\n", 0, max(start, 0)) + 1, len(text) if end < 0 else end))
-        return lines
-
-    def _phones(self, text: str, begin: int, end: int) -> Iterator[Match]:
-        for found in PHONE_CANDIDATE.finditer(text, begin, end):
+        # Tried only where the scan says a run may start: as a search of the whole text.
+        for found in finditer(PHONE_CANDIDATE, text, self._scan.found(text).at(PHONE_KEY)):
             written = found.group(0).strip()
             digits = sum(map(str.isdigit, written))
             if not self._phone.min_digits <= digits <= 15 or _DATE.match(written):

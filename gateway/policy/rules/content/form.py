@@ -37,11 +37,14 @@ _KEYCAP_END = "\u20e3"
 _MAYBE_EMOJI = re.compile(f"[{_EMOJI_STARTS}]|[#*0-9]\ufe0f?{_KEYCAP_END}")
 
 
-def _needles(members: str) -> tuple[bytes, ...]:
-    """Byte strings, one of which opens the UTF-8 of every character of a class body ("a-z"
-    ranges, no escapes, nothing ASCII): a character's whole encoding where it has few
-    neighbours, else the first bytes it shares with many. Text whose bytes hold none of
-    them holds none of the characters, which a byte search tells sooner than the class."""
+Plan = tuple[tuple[bytes, tuple[str, ...], tuple[bytes, ...]], ...]
+
+
+def _plan(members: str) -> Plan:
+    """How to tell quickly that a text holds none of the characters of a class body ("a-z"
+    ranges, no escapes, nothing ASCII): for each first byte of their UTF-8 (a one-byte
+    search), the few characters that begin with it, or the first bytes it shares with many
+    more."""
     encodings = set()
     index = 0
     while index < len(members):
@@ -54,17 +57,33 @@ def _needles(members: str) -> tuple[bytes, ...]:
         encodings = {
             e[:length] if len(e) > length and crowded[e[:length]] > _FEW else e for e in encodings
         }
-    return tuple(sorted(encodings))
+    plan = []
+    for lead in sorted({e[:1] for e in encodings}):
+        group = sorted(e for e in encodings if e[:1] == lead)
+        chars = tuple(e.decode("utf-8", "surrogatepass") for e in group if _whole(e))
+        plan.append((lead, chars, tuple(e for e in group if not _whole(e))))
+    return tuple(plan)
+
+
+def _whole(encoded: bytes) -> bool:
+    """One character's whole UTF-8."""
+    try:
+        return len(encoded.decode("utf-8", "surrogatepass")) == 1
+    except UnicodeDecodeError:
+        return False
 
 
 _FEW = 4
 
 
-def may_hold(text: str, needles: tuple[bytes, ...]) -> bool:
+def may_hold(text: str, plan: Plan) -> bool:
     if text.isascii():
         return False
     encoded = text.encode("utf-8", "surrogatepass")
-    return any(needle in encoded for needle in needles)
+    return any(
+        lead in encoded and (any(c in text for c in chars) or any(p in encoded for p in prefixes))
+        for lead, chars, prefixes in plan
+    )
 
 
 class Emoji:
@@ -107,8 +126,8 @@ class StyledText:
         return []
 
 
-_EMOJI_BYTES = _needles(_EMOJI_STARTS + _KEYCAP_END)
-_STYLED_BYTES = _needles(_STYLED_LETTERS)
+_EMOJI_BYTES = _plan(_EMOJI_STARTS + _KEYCAP_END)
+_STYLED_BYTES = _plan(_STYLED_LETTERS)
 
 
 def _styled_run(text: str) -> str:
@@ -145,10 +164,10 @@ class LineBreaks:
         return []
 
 
+# Empty lines after a line break (a text's first line is given one to stand after).
+_EMPTY_LINES = re.compile("\n(?:[" + "".join(map(re.escape, _BLANK)) + "]*\n)+")
+
+
 def _longest_empty_run(text: str) -> int:
     """The most lines in a row that show nothing and end with a line break."""
-    longest = run = 0
-    for line in text.split("\n")[:-1]:
-        run = 0 if line.strip(_BLANK) else run + 1
-        longest = max(longest, run)
-    return longest
+    return max((m.group().count("\n") - 1 for m in _EMPTY_LINES.finditer("\n" + text)), default=0)

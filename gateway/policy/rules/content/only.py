@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from gateway.core.content import QUOTE_MARK, ContentFacts
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import OWN_WORDS, blocks, hit
-from gateway.policy.scan import Found, TextScan, search, substitute
+from gateway.policy.scan import TextScan, Window, search, substitute
 
 # Paragraphs are apart by an empty line; within one, hard-wrapped lines are one text again.
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
@@ -22,6 +23,7 @@ _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _KINDS = ("thanks", "confirmation", "courtesy")  # their lexicon categories too
 _SAYS_ONLY = ("thanks", "confirmation")  # the kinds either rule refuses a message for
+_SCANNED_TOGETHER = 4  # sentences in one scan: most messages say something by then
 _QUESTION = re.compile(r"[?？]")
 _SHORT = "short"  # a few words matching no list: a greeting, a name, a shop, or a remark
 SIGNATURE_WORDS = 4  # a line this short, with no number in it: a name, a shop
@@ -57,15 +59,17 @@ class Sentences:
 
     def _sort(self, ctx: MessageContext) -> tuple[Counter[str], str]:
         texts = [b.folded for b in blocks(ctx, OWN_WORDS) if b.source != "subject"]
-        found = [self._scan.found(text) for text in texts]
-        if not any(f.may(kind) for f in found for kind in _SAYS_ONLY):
+        scans = [self._scan.found(text) for text in texts]
+        if not any(found.may(kind) for found in scans for kind in _SAYS_ONLY):
             return Counter(), ""  # no sentence can be thanks or a confirmation
         sorted_sentences = []
-        for sentence in _sentences(texts):
-            kind = self._kind(sentence, self._scan.scan(sentence))
-            if kind == "other":  # the message says something: neither rule can hold
-                return Counter(other=1), ""
-            sorted_sentences.append((kind, sentence))
+        pending = _sentences(texts)
+        while batch := list(islice(pending, _SCANNED_TOGETHER)):
+            for sentence, found in zip(batch, self._scan.scan_each(batch), strict=True):
+                kind = self._kind(sentence, found)
+                if kind == "other":  # the message says something: neither rule can hold
+                    return Counter(other=1), ""
+                sorted_sentences.append((kind, sentence))
         kinds = _signature_and_greeting([kind for kind, _ in sorted_sentences])
         first = next(
             (
@@ -77,7 +81,7 @@ class Sentences:
         )
         return Counter(kinds), first
 
-    def _kind(self, sentence: str, found: Found) -> str:
+    def _kind(self, sentence: str, found: Window) -> str:
         """`found`: the sentence's scan, which says whose patterns may match it."""
         if _QUESTION.search(sentence):
             return "other"
@@ -101,12 +105,21 @@ def _sentences(texts: Iterable[str]) -> Iterator[str]:
     """The sentences of the seller's own text (not the subject, not quoted lines), one at a
     time: the sort stops at the first that says something."""
     for folded in texts:
-        for paragraph in _PARAGRAPH_BREAK.split(folded):
+        for paragraph in _paragraphs(folded):
             joined = " ".join(line.strip() for line in paragraph.splitlines())
             for sentence in _SENTENCE_END.split(joined):
                 sentence = sentence.strip(" \t-–—*_=~•·,;:")
                 if sentence and sentence != QUOTE_MARK:
                     yield sentence
+
+
+def _paragraphs(text: str) -> Iterator[str]:
+    """_PARAGRAPH_BREAK.split(text), one paragraph at a time."""
+    begin = 0
+    for found in _PARAGRAPH_BREAK.finditer(text):
+        yield text[begin : found.start()]
+        begin = found.end()
+    yield text[begin:]
 
 
 def _signature_and_greeting(kinds: list[str]) -> list[str]:
