@@ -226,6 +226,7 @@ class Lexicon:
 
     def __init__(self, files: dict[str, LexiconFile]) -> None:
         self.languages = tuple(sorted(files))
+        self._files = tuple((language, files[language]) for language in self.languages)
         self._patterns: dict[str, re.Pattern[str] | None] = {}
         self._words: dict[str, CategoryWords] = {}
         for category in _CATEGORIES:
@@ -247,6 +248,14 @@ class Lexicon:
 
     def words(self, category: str) -> CategoryWords:
         return self._words[category]
+
+    # Equal lexicons compile to the same scan: a reload or another gateway in the same
+    # process with the same files reuses it.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lexicon) and other._files == self._files
+
+    def __hash__(self) -> int:
+        return hash(self._files)
 
 
 @dataclass(frozen=True, slots=True)

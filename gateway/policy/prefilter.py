@@ -312,6 +312,8 @@ class _Writer:
             if text is None:
                 return None
             parts.append(text)
+            if cut and _solid(items[: index + 1]) >= _ENOUGH:
+                break
         if self._backwards:
             parts.reverse()
         return "".join(parts)
@@ -406,6 +408,9 @@ MAX_EXPRESSION = 16_000  # characters: Hyperscan refuses a longer expression
 # Characters every match of a pattern's opening must have (white space aside) before the
 # opening may end at an open-ended repeat: fewer would find a start at nearly every word.
 _FIRM = 4
+# Characters of an opening that tell enough: the rest of the pattern would only make the
+# database larger (and so the scan slower) for few fewer candidates.
+_ENOUGH = 8
 
 
 def _solid(items: Sequence[tuple[Any, Any]]) -> int:

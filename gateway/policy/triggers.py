@@ -37,7 +37,7 @@ _SHORT = 5  # letters of an opening that needs its word boundaries scanned for
 _PATTERN = hyperscan.HS_FLAG_PREFILTER  # Hyperscan may widen it further where it must
 
 
-@lru_cache(maxsize=2)  # the policy in force, and the one a reload is building
+@lru_cache(maxsize=4)  # the policy in force and one a reload is building, with room to spare
 def database(lexicon: Lexicon, steps: tuple[Step, ...]) -> ScanDatabase:
     """The scan of one policy version: its lexicons and the unmask steps its settings
     make. Compiling takes a few seconds for the shipped lexicons."""
