@@ -33,6 +33,7 @@ SCANNED = (
     "confirmation",
     "courtesy",
 )
+_OPENING_WORDS = 3  # of a phrase, in its opening
 _SHORT = 5  # letters of an opening that needs its word boundaries scanned for
 _PATTERN = hyperscan.HS_FLAG_PREFILTER  # Hyperscan may widen it further where it must
 
@@ -66,9 +67,8 @@ def database(lexicon: Lexicon, steps: tuple[Step, ...]) -> ScanDatabase:
 
 
 def _category(lexicon: Lexicon, category: str) -> Iterator[Expression | None]:
-    """Where a category's matches may start: the opening of each phrase (its first two
-    words), and the opening of each pattern up to an open-ended repeat. None: a pattern
-    that may match anywhere."""
+    """Where a category's matches may start: the opening of each phrase (its first
+    words), and the opening of each pattern. None: a pattern that may match anywhere."""
     words = lexicon.words(category)
     for phrase in words.phrases:
         yield _opening(category, phrase)
@@ -81,16 +81,16 @@ def _category(lexicon: Lexicon, category: str) -> Iterator[Expression | None]:
 
 
 def _opening(category: str, phrase: tuple[str, ...]) -> Expression:
-    """A phrase's first two words, as the phrase pattern reads them: after a character
+    """A phrase's first words, as the phrase pattern reads them: after a character
     that is no word character where its first letter needs a word boundary (that character
     is where the match is found, one before the phrase), and before white space if more
     words follow, or a character that is no word character where its last letter needs a
     boundary."""
-    words = phrase[:2]
+    words = phrase[:_OPENING_WORDS]
     short = sum(map(len, words)) <= _SHORT  # inside longer words too often to go unbounded
     before = NOT_WORD_FIRST if short and bounded(words[0][0]) else ""
     after = NOT_WORD_LAST if short and bounded(words[-1][-1]) else ""
-    if len(phrase) > 2:
+    if len(phrase) > _OPENING_WORDS:
         after = spaced(("", ""))
     written = after + spaced(words, backwards=True) + before
     return Expression(category, written, shift=1 if before else 0)
