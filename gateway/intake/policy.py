@@ -44,9 +44,12 @@ class Policy:
         content: ContentPolicy = OFF_POLICY,
         marketplace: MarketplacePolicy | None = None,
         sender_auth: str = "aligned",
+        scanned: bool = True,
     ) -> Policy:
+        """`scanned=False`: the content rules search everywhere, without the scan (the
+        reference the tests hold the scan to)."""
         marketplace = marketplace or MarketplacePolicy()
-        rules = ContentRuleSet(content)
+        rules = ContentRuleSet(content, scanned)
         html = content.settings.html
         cleaning = (
             HtmlCleaning(

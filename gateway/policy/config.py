@@ -212,24 +212,50 @@ class SpelledWords:
         return cls(tuple(dict.fromkeys(bare)), tuple(dict.fromkeys(w for w in bracketed if w)))
 
 
+@dataclass(frozen=True, slots=True)
+class CategoryWords:
+    """What one category's pattern is made of: its phrases as folded words, and its
+    regular expressions as written."""
+
+    phrases: tuple[tuple[str, ...], ...]
+    patterns: tuple[str, ...]
+
+
 class Lexicon:
     """Every language's phrases merged: one compiled pattern per category."""
 
     def __init__(self, files: dict[str, LexiconFile]) -> None:
         self.languages = tuple(sorted(files))
+        self._files = tuple((language, files[language]) for language in self.languages)
         self._patterns: dict[str, re.Pattern[str] | None] = {}
+        self._words: dict[str, CategoryWords] = {}
         for category in _CATEGORIES:
             lists: list[PhraseList] = [getattr(files[lang], category) for lang in self.languages]
-            parts = patterns_pattern(p for phrases in lists for p in phrases.patterns)
-            words = phrases_pattern(p for phrases in lists for p in phrases.phrases)
+            patterns = tuple(p for phrases in lists for p in phrases.patterns)
+            phrases = tuple(p for phrases in lists for p in phrases.phrases)
+            parts = patterns_pattern(patterns)
+            words = phrases_pattern(phrases)
             if words:
                 parts.append(words)
             self._patterns[category] = re.compile("|".join(parts)) if parts else None
+            folded = (tuple(fold(phrase).split()) for phrase in phrases)
+            self._words[category] = CategoryWords(tuple(w for w in folded if w), patterns)
         self.at_words = SpelledWords.of(w for f in files.values() for w in f.at_words)
         self.dot_words = SpelledWords.of(w for f in files.values() for w in f.dot_words)
 
     def pattern(self, category: str) -> re.Pattern[str] | None:
         return self._patterns[category]
+
+    def words(self, category: str) -> CategoryWords:
+        return self._words[category]
+
+    # Equal lexicons compile to the same scan: a reload or another gateway in the same
+    # process with the same files reuses it.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lexicon) and other._files == self._files
+
+    def __hash__(self) -> int:
+        return hash(self._files)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,30 +21,40 @@ from gateway.policy.rules.content.only import ConfirmationOnly, Sentences, Thank
 from gateway.policy.rules.content.phone import PhoneNumber
 from gateway.policy.rules.content.phrases import CancelReason, FeedbackRequest, Marketing
 from gateway.policy.rules.content.social import SocialContact
+from gateway.policy.rules.content.spelled import unmask_steps
+from gateway.policy.scan import TextScan
+from gateway.policy.triggers import database
 
 
 class ContentRuleSet:
     """Every content rule of one policy version, in the order their refusals are listed."""
 
-    def __init__(self, policy: ContentPolicy) -> None:
+    def __init__(self, policy: ContentPolicy, scanned: bool = True) -> None:
+        """`scanned=False`: no scan, every pattern searched everywhere (the reference the
+        tests hold the scan to)."""
         self.policy = policy
         rules = policy.settings.rules
         lexicon = policy.lexicon
-        scanner = ContactScanner(lexicon, rules.link, rules.phone)
+        steps = unmask_steps(lexicon, rules.link)
+        scan = TextScan(database(lexicon, steps) if scanned else None)
+        scanner = ContactScanner(steps, rules.link, rules.phone, lexicon.pattern("reference"), scan)
         sentences = Sentences(
-            lexicon.pattern("thanks"), lexicon.pattern("confirmation"), lexicon.pattern("courtesy")
+            lexicon.pattern("thanks"),
+            lexicon.pattern("confirmation"),
+            lexicon.pattern("courtesy"),
+            scan,
         )
         self.link = OffMarketplaceLink(scanner)
         self.rules: tuple[Rule[MessageContext], ...] = (
             self.link,
             EmailAddress(scanner),
             PhoneNumber(scanner),
-            SocialContact(scanner, rules.social, lexicon.pattern("social")),
-            Marketing(lexicon.pattern("marketing")),
-            FeedbackRequest(lexicon.pattern("feedback_request")),
+            SocialContact(scanner, rules.social, lexicon.pattern("social"), scan),
+            Marketing(lexicon.pattern("marketing"), scan),
+            FeedbackRequest(lexicon.pattern("feedback_request"), scan),
             ThanksOnly(sentences),
             ConfirmationOnly(sentences),
-            CancelReason(lexicon.pattern("cancel_reason")),
+            CancelReason(lexicon.pattern("cancel_reason"), scan),
             BusinessName(rules.business_name),
             Emoji(),
             StyledText(rules.styled_text),
@@ -54,11 +64,16 @@ class ContentRuleSet:
             AttachmentType(rules.attach_type),
             AttachmentSize(rules.attach_size),
         )
+        # Modes are settled per policy version, not looked up for every message.
+        self._active = {direction: self._running(direction) for direction in Direction}
+
+    def _running(self, direction: Direction) -> list[tuple[Rule[MessageContext], Mode]]:
+        modes = [(rule, self.policy.mode(rule.id, direction)) for rule in self.rules]
+        return [(rule, mode) for rule, mode in modes if mode is not Mode.OFF]
 
     def active(self, direction: Direction) -> list[tuple[Rule[MessageContext], Mode]]:
         """The rules that run for messages in `direction`, with their modes."""
-        modes = [(rule, self.policy.mode(rule.id, direction)) for rule in self.rules]
-        return [(rule, mode) for rule, mode in modes if mode is not Mode.OFF]
+        return list(self._active[direction])
 
     def unwraps(self, link: Hyperlink) -> bool:
         """An HTML link the sanitiser removes (keeping its text): one content.link refuses."""

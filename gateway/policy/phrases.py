@@ -17,7 +17,7 @@ _END = ""  # marks the end of a phrase in the trie
 Trie = dict[str, "Trie"]
 
 
-def _bounded(char: str) -> bool:
+def bounded(char: str) -> bool:
     """Scripts written with spaces need a word boundary there; CJK does not."""
     return char.isalnum() and not is_cjk(char)
 
@@ -43,7 +43,7 @@ def phrases_pattern(phrases: Iterable[str]) -> str:
         if not words:
             continue
         text = _WORD_GAP.join(words)
-        node = tries.setdefault((_bounded(text[0]), _bounded(text[-1])), {})
+        node = tries.setdefault((bounded(text[0]), bounded(text[-1])), {})
         for char in text:
             node = node.setdefault(char, {})
         node[_END] = {}

@@ -24,6 +24,7 @@ from gateway.storage.archive import ArchivedMessage
 from gateway.storage.schema import Message
 from tests.support.archive import archived
 from tests.support.corpus import (
+    MISSING,
     Leaf,
     corpus_dir,
     corpus_files,
@@ -32,9 +33,9 @@ from tests.support.corpus import (
     mime_tree,
     parse,
     replace_from,
+    require_corpus,
     to_wire,
 )
-from tests.support.databases import IN_CI
 from tests.support.gateway import Parties, RunningGateway, running_gateway, wait_for
 
 pytestmark = pytest.mark.corpus
@@ -74,13 +75,6 @@ def corpus_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusGatewa
     with running_gateway(folder, f"sqlite:///{folder / 'gateway.db'}") as gw:
         parties = gw.register(seller=SELLER_MAILBOX, buyer=BUYER_ADDRESS)
         yield CorpusGateway(gw, parties, set())
-
-
-def _require_corpus() -> None:
-    message = f"the real-world corpus is missing: no .eml files in {corpus_dir()}"
-    if IN_CI:
-        pytest.fail(message + " (it is required in CI; set BSM_CORPUS to its folder)")
-    pytest.skip(message)
 
 
 def _send(port: int, mail_from: str, rcpt: str, data: bytes) -> tuple[int, str]:
@@ -183,10 +177,10 @@ def test_replace_from_keeps_every_other_byte(raw: bytes, expected: bytes) -> Non
     assert replace_from(raw, "s@shop.example") == expected
 
 
-@pytest.mark.parametrize("name", _FILES or [pytest.param(None, id="corpus-missing")])
+@pytest.mark.parametrize("name", _FILES or MISSING)
 def test_corpus_message(corpus_gw: CorpusGateway, name: str | None) -> None:
     if name is None:
-        _require_corpus()
+        require_corpus()
     assert name is not None
     gw, parties = corpus_gw.gw, corpus_gw.parties
     original_raw = (corpus_dir() / name).read_bytes()
@@ -251,7 +245,7 @@ def test_corpus_message(corpus_gw: CorpusGateway, name: str | None) -> None:
 def test_corpus_summary(corpus_gw: CorpusGateway) -> None:
     """Prints delivered vs refused with the reasons; each delivered message arrived once."""
     if not _FILES:
-        _require_corpus()
+        require_corpus()
     if not RESULTS:
         pytest.skip("no corpus message was sent in this run")
     delivered = sorted(n for n, o in RESULTS.items() if o.code == 250)

@@ -18,6 +18,10 @@ from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 
+import pytest
+
+from tests.support.databases import IN_CI
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The header-line test of the stdlib parser (email.feedparser.headerRE): the header block
@@ -44,6 +48,18 @@ def corpus_files() -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix == ".eml")
+
+
+def require_corpus() -> None:
+    """A test that needs the corpus and finds it missing: skipped, or failed in CI."""
+    message = f"the real-world corpus is missing: no .eml files in {corpus_dir()}"
+    if IN_CI:
+        pytest.fail(message + " (it is required in CI; set BSM_CORPUS to its folder)")
+    pytest.skip(message)
+
+
+# Parameters of a test run once per corpus message: one that fails or skips without it.
+MISSING = [pytest.param(None, id="corpus-missing")]
 
 
 def _lines(raw: bytes) -> list[bytes]:

@@ -1,6 +1,7 @@
 """The shipped content policy over the 141 real-world messages (../shared/corpus/real):
 every one is read and judged without an error, and delivered HTML is sanitised in place
-(no script left, every other part as it was), whatever its charset or damage."""
+(no script left, every other part as it was), whatever its charset or damage. Without the
+corpus the test is skipped, and fails in CI."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from gateway.pipeline.parse import canonical_line_ends, parse_message
 from gateway.pipeline.rewrite import MimeChanged, rewrite
 from gateway.policy.rules.marketplace import MarketplacePolicy
 from gateway.policyfile import load_policy
-from tests.support.corpus import corpus_dir, corpus_files
+from tests.support.corpus import MISSING, corpus_dir, corpus_files, require_corpus
 from tests.support.parties import BUYER, DOMAIN, NOW, SELLER
 
 pytestmark = pytest.mark.corpus
@@ -24,8 +25,11 @@ pytestmark = pytest.mark.corpus
 JUDGING = Policy.compile(load_policy(), MarketplacePolicy(), "none")
 
 
-@pytest.mark.parametrize("name", corpus_files())
-def test_real_message_is_judged_and_its_html_sanitised(name: str) -> None:
+@pytest.mark.parametrize("name", corpus_files() or MISSING)
+def test_real_message_is_judged_and_its_html_sanitised(name: str | None) -> None:
+    if name is None:
+        require_corpus()
+        return
     raw = canonical_line_ends((corpus_dir() / name).read_bytes())
     parsed = parse_message(raw)
     content = read_content(parsed)

@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from gateway.core.content import QUOTE_MARK, ContentFacts
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import OWN_WORDS, blocks, hit
+from gateway.policy.scan import TextScan, Window, search, substitute
 
 # Paragraphs are apart by an empty line; within one, hard-wrapped lines are one text again.
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 # A sentence ends at . ! ? before a space ("$34.99" and "e.g." do not end one), and at
 # the CJK full stops wherever they stand.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
+_KINDS = ("thanks", "confirmation", "courtesy")  # their lexicon categories too
+_SAYS_ONLY = ("thanks", "confirmation")  # the kinds either rule refuses a message for
+_SCANNED_TOGETHER = 4  # sentences in one scan: most messages say something by then
 _QUESTION = re.compile(r"[?？]")
 _SHORT = "short"  # a few words matching no list: a greeting, a name, a shop, or a remark
 SIGNATURE_WORDS = 4  # a line this short, with no number in it: a name, a shop
@@ -25,15 +31,20 @@ FILLER_WORDS = 8  # words besides the phrase that still leave a sentence only th
 
 
 class Sentences:
-    """Sorts the sentences of a seller's own text."""
+    """Sorts the sentences of a seller's own text. A text whose scan finds no thanks and
+    no confirmation has no sentence of either (gateway.policy.prefilter: a sentence's runs
+    of white space are never longer than its text's), so there is nothing to sort; a
+    sentence's own scan says which kinds' patterns to try on it."""
 
     def __init__(
         self,
         thanks: re.Pattern[str] | None,
         confirmation: re.Pattern[str] | None,
         courtesy: re.Pattern[str] | None,
+        scan: TextScan,
     ) -> None:
         self._kinds = {"thanks": thanks, "confirmation": confirmation, "courtesy": courtesy}
+        self._scan = scan
         # Both rules sort the same message in turn: the last result is kept for the second.
         self._last: tuple[ContentFacts, tuple[Counter[str], str]] | None = None
 
@@ -47,12 +58,18 @@ class Sentences:
         return result
 
     def _sort(self, ctx: MessageContext) -> tuple[Counter[str], str]:
+        texts = [b.folded for b in blocks(ctx, OWN_WORDS) if b.source != "subject"]
+        scans = [self._scan.found(text) for text in texts]
+        if not any(found.may(kind) for found in scans for kind in _SAYS_ONLY):
+            return Counter(), ""  # no sentence can be thanks or a confirmation
         sorted_sentences = []
-        for sentence in _sentences(ctx):
-            kind = self._kind(sentence)
-            if kind == "other":  # the message says something: neither rule can hold
-                return Counter(other=1), ""
-            sorted_sentences.append((kind, sentence))
+        pending = _sentences(texts)
+        while batch := list(islice(pending, _SCANNED_TOGETHER)):
+            for sentence, found in zip(batch, self._scan.scan_each(batch), strict=True):
+                kind = self._kind(sentence, found)
+                if kind == "other":  # the message says something: neither rule can hold
+                    return Counter(other=1), ""
+                sorted_sentences.append((kind, sentence))
         kinds = _signature_and_greeting([kind for kind, _ in sorted_sentences])
         first = next(
             (
@@ -64,17 +81,19 @@ class Sentences:
         )
         return Counter(kinds), first
 
-    def _kind(self, sentence: str) -> str:
+    def _kind(self, sentence: str, found: Window) -> str:
+        """`found`: the sentence's scan, which says whose patterns may match it."""
         if _QUESTION.search(sentence):
             return "other"
         courtesy = self._kinds["courtesy"]
-        for kind in ("thanks", "confirmation", "courtesy"):
+        for kind in _KINDS:
             pattern = self._kinds[kind]
-            if pattern is None or not pattern.search(sentence):
+            starts = found.at(kind)
+            if pattern is None or not search(pattern, sentence, starts):
                 continue
-            rest = pattern.sub(" ", sentence)
+            rest = substitute(pattern, " ", sentence, starts)
             if courtesy is not None:
-                rest = courtesy.sub(" ", rest)
+                rest = substitute(courtesy, " ", rest, self._scan.scan(rest).at("courtesy"))
             if word_count(rest) <= FILLER_WORDS:
                 return kind
         if len(sentence.split()) <= SIGNATURE_WORDS and word_count(sentence) <= SIGNATURE_WORDS:
@@ -82,19 +101,25 @@ class Sentences:
         return "other"
 
 
-def _sentences(ctx: MessageContext) -> list[str]:
-    """The sentences of the seller's own text (not the subject, not quoted lines)."""
-    found = []
-    for block in blocks(ctx, OWN_WORDS):
-        if block.source == "subject":
-            continue
-        for paragraph in _PARAGRAPH_BREAK.split(block.folded):
+def _sentences(texts: Iterable[str]) -> Iterator[str]:
+    """The sentences of the seller's own text (not the subject, not quoted lines), one at a
+    time: the sort stops at the first that says something."""
+    for folded in texts:
+        for paragraph in _paragraphs(folded):
             joined = " ".join(line.strip() for line in paragraph.splitlines())
             for sentence in _SENTENCE_END.split(joined):
                 sentence = sentence.strip(" \t-–—*_=~•·,;:")
                 if sentence and sentence != QUOTE_MARK:
-                    found.append(sentence)
-    return found
+                    yield sentence
+
+
+def _paragraphs(text: str) -> Iterator[str]:
+    """_PARAGRAPH_BREAK.split(text), one paragraph at a time."""
+    begin = 0
+    for found in _PARAGRAPH_BREAK.finditer(text):
+        yield text[begin : found.start()]
+        begin = found.end()
+    yield text[begin:]
 
 
 def _signature_and_greeting(kinds: list[str]) -> list[str]:

@@ -8,22 +8,26 @@ import re
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import OWN_WORDS, folded_texts, hit
+from gateway.policy.scan import TextScan, search
 
 
 class PhraseRule:
-    """A seller's own words (subject and body, not quoted lines) matching a phrase list."""
+    """A seller's own words (subject and body, not quoted lines) matching a phrase list,
+    searched where the scan says a phrase of the `category` may start."""
 
     id = ""
     description = ""
+    category = ""  # its lexicon category
 
-    def __init__(self, phrases: re.Pattern[str] | None) -> None:
+    def __init__(self, phrases: re.Pattern[str] | None, scan: TextScan) -> None:
         self._phrases = phrases
+        self._scan = scan
 
     def check(self, ctx: MessageContext) -> list[Violation]:
         if self._phrases is None:
             return []
         for where, text in folded_texts(ctx, OWN_WORDS):
-            found = self._phrases.search(text)
+            found = search(self._phrases, text, self._scan.found(text).at(self.category))
             if found:
                 return [hit(self.id, found.group(0), where)]
         return []
@@ -31,14 +35,17 @@ class PhraseRule:
 
 class Marketing(PhraseRule):
     id = "content.marketing"
+    category = "marketing"
     description = "no marketing or promotion of own, other or third-party products"
 
 
 class FeedbackRequest(PhraseRule):
     id = "content.feedback_request"
+    category = "feedback_request"
     description = "no requests for feedback or reviews"
 
 
 class CancelReason(PhraseRule):
     id = "content.cancel_reason"
+    category = "cancel_reason"
     description = "no asking the buyer why an order was cancelled"

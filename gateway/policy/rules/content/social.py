@@ -11,6 +11,7 @@ from gateway.policy.domains import within
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import EVERYTHING, folded_texts, hit
 from gateway.policy.rules.content.contacts import ContactScanner, host_of
+from gateway.policy.scan import TextScan, search
 
 
 class SocialContact:
@@ -18,18 +19,24 @@ class SocialContact:
     description = "no social media or messenger handles and links"
 
     def __init__(
-        self, scanner: ContactScanner, settings: SocialSettings, phrases: re.Pattern[str] | None
+        self,
+        scanner: ContactScanner,
+        settings: SocialSettings,
+        phrases: re.Pattern[str] | None,
+        scan: TextScan,
     ) -> None:
         self._scanner = scanner
         self._domains = settings.domains
         self._phrases = phrases
+        self._scan = scan
 
     def check(self, ctx: MessageContext) -> list[Violation]:
         for link in ctx.content.links:
             if within(host_of(link.target.strip()), self._domains):
                 return [hit(self.id, link.target)]
         for where, text in folded_texts(ctx, EVERYTHING):
-            if self._phrases is not None and (found := self._phrases.search(text)):
+            starts = self._scan.found(text).at("social")
+            if self._phrases is not None and (found := search(self._phrases, text, starts)):
                 return [hit(self.id, _with_context(text, found), where)]
             for match in self._scanner.links(self._scanner.unmask(text)):
                 if within(match.host, self._domains):
