@@ -25,7 +25,7 @@ from gateway.core.model import (
     SenderAuthentication,
 )
 from gateway.intake import build, decide
-from gateway.intake.commit import commit_job
+from gateway.intake.commit import UnitWrite
 from gateway.intake.model import (
     Arrival,
     Committed,
@@ -194,7 +194,7 @@ class Intake:
                 if room
                 else None
             )
-            committed = await self._committer.run(commit_job(unit, leased_until))
+            committed = await self._committer.run(UnitWrite(unit, leased_until))
         except Exception as error:
             maillog.not_stored(error=type(error).__name__)
             _log.error("commit_failed", exc_info=error)

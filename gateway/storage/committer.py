@@ -98,7 +98,7 @@ class Committer:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with self._db.writing() as connection:
-                results = [pending.job(connection) for pending in batch]
+                results = _run_jobs(connection, [pending.job for pending in batch])
         except Exception as error:
             if len(batch) == 1 or isinstance(error, (OperationalError, InterfaceError)):
                 # Alone, or the database itself failed: every job of the batch fails.
@@ -113,6 +113,26 @@ class Committer:
         self.jobs += len(batch)
         for pending, result in zip(batch, results, strict=True):
             _settle(pending, result=result)
+
+
+def _run_jobs(connection: Connection, jobs: list[Job[Any]]) -> list[Any]:
+    """The jobs in order; consecutive jobs of a kind that can be written together (their
+    `together`: one call for all of them) are."""
+    results: list[Any] = []
+    start = 0
+    while start < len(jobs):
+        together = getattr(jobs[start], "together", None)
+        end = start + 1
+        while together is not None and end < len(jobs):
+            if getattr(jobs[end], "together", None) is not together:
+                break
+            end += 1
+        if together is None:
+            results.append(jobs[start](connection))
+        else:
+            results.extend(together(connection, jobs[start:end]))
+        start = end
+    return results
 
 
 def _settle(pending: _Pending, result: Any = None, error: BaseException | None = None) -> None:

@@ -120,11 +120,10 @@ _RELEASE = (
 
 def enqueue(
     connection: Connection,
-    deliveries: Sequence[tuple[int, Delivery, datetime]],
-    leased_until: datetime | None = None,
+    deliveries: Sequence[tuple[int, Delivery, datetime, datetime | None]],
 ) -> list[int]:
-    """Queue rows for (record id, delivery, queued at); their outbound ids, in order. With
-    `leased_until`, the rows are claimed by the caller already (its first attempt)."""
+    """Queue rows for (record id, delivery, queued at, leased until); their outbound ids, in
+    order. A row leased until a time is claimed by the caller already (its first attempt)."""
     if not deliveries:
         return []
     rows = [
@@ -138,25 +137,24 @@ def enqueue(
             "queued_at": queued_at,
             "next_attempt_at": queued_at if leased_until is None else leased_until,
         }
-        for message_id, delivery, queued_at in deliveries
+        for message_id, delivery, queued_at, leased_until in deliveries
     ]
     return sql.insert_ids(connection, _ENQUEUE, rows)
 
 
 def archive_and_enqueue(
-    connection: Connection,
-    entries: Sequence[ArchiveEntry],
-    leased_until: datetime | None = None,
+    connection: Connection, entries: Sequence[tuple[ArchiveEntry, datetime | None]]
 ) -> tuple[list[int], dict[int, int]]:
-    """Archive the entries and queue the deliveries of those that have one: the record ids,
-    and the outbound id of each delivered record."""
-    ids = add_records(connection, entries)
+    """Archive the entries and queue the deliveries of those that have one, leased until
+    the time given with each (None: due now, for any worker): the record ids, and the
+    outbound id of each delivered record."""
+    ids = add_records(connection, [entry for entry, _ in entries])
     delivered = [
-        (message_id, entry.delivery, entry.received_at)
-        for entry, message_id in zip(entries, ids, strict=True)
+        (message_id, entry.delivery, entry.received_at, leased_until)
+        for (entry, leased_until), message_id in zip(entries, ids, strict=True)
         if entry.delivery is not None
     ]
-    outbound_ids = enqueue(connection, delivered, leased_until)
+    outbound_ids = enqueue(connection, delivered)
     return ids, {row[0]: oid for row, oid in zip(delivered, outbound_ids, strict=True)}
 
 
@@ -229,7 +227,7 @@ def settle(connection: Connection, settlements: Sequence[Settlement]) -> dict[in
     )
     reported = [s for s in settlements if s.notice is not None]
     notices = [s.notice for s in reported if s.notice is not None]
-    ids, outbound_ids = archive_and_enqueue(connection, notices)
+    ids, outbound_ids = archive_and_enqueue(connection, [(n, None) for n in notices])
     return {s.outbound_id: outbound_ids[i] for s, i in zip(reported, ids, strict=True)}
 
 

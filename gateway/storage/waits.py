@@ -30,14 +30,25 @@ def track(connection: Connection, entries: Sequence[tuple[ArchiveEntry, int]]) -
     """For accepted messages between parties (entry, record id), in order: a buyer's message
     opens a wait for the seller unless one is open already; the seller's message in the
     pair closes the open one."""
+    # Runs of the same statement go out as one batch, in order: a wait opened and closed in
+    # one commit ends closed, as it would message by message.
+    runs: list[tuple[Statement, list[dict[str, object]]]] = []
     for entry, message_id in entries:
         if not entry.accepted or entry.pair_id is None:
             continue
         if entry.direction is Direction.SELLER_TO_BUYER:
-            sql.execute(connection, _CLOSE, {"pair_id": entry.pair_id, "at": entry.received_at})
+            statement, row = _CLOSE, {"pair_id": entry.pair_id, "at": entry.received_at}
         elif entry.direction is Direction.BUYER_TO_SELLER:
+            statement = _OPEN
             row = {"pair_id": entry.pair_id, "message_id": message_id, "at": entry.received_at}
-            sql.execute(connection, _OPEN, row)
+        else:
+            continue
+        if runs and runs[-1][0] is statement:
+            runs[-1][1].append(row)
+        else:
+            runs.append((statement, [row]))
+    for statement, rows in runs:
+        sql.execute_many(connection, statement, rows)
 
 
 def close_unanswered(session: Session, message_id: int, now: datetime) -> bool:
