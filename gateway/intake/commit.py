@@ -36,19 +36,38 @@ class UnitWrite:
 
 
 def write_units(connection: Connection, writes: Sequence[UnitWrite]) -> list[Committed]:
-    counted = _count_quotas(connection, [w.unit.claim for w in writes])
-    variants: list[Variant] = []
-    for write, used in zip(writes, counted, strict=True):
-        unit = write.unit
-        if unit.claim is not None and used is None:
-            assert unit.over_quota is not None
-            variants.append(unit.over_quota)
-        else:
-            variants.append(unit.passing)
+    """The units, each as its seller's day allows. Written as if every one passes, and only
+    then counted, so that a seller's row in quota_usage (which every process's commits of
+    that seller wait for) is held from the count to the commit and no longer; if a day turns
+    out full, all is undone back to a savepoint, and counted first, message by message."""
+    claims = [w.unit.claim for w in writes]
+    if any(claim is not None for claim in claims):
+        savepoint = connection.begin_nested()
+        committed = _write(connection, writes, [w.unit.passing for w in writes])
+        counted = _count_together(connection, claims)
+        if counted is not None:
+            savepoint.commit()
+            return [replace(c, quota_used=used) for c, used in zip(committed, counted, strict=True)]
+        savepoint.rollback()
+    counted = _count_in_turn(connection, claims)
+    variants = [
+        w.unit.over_quota
+        if w.unit.claim is not None and used is None and w.unit.over_quota
+        else w.unit.passing
+        for w, used in zip(writes, counted, strict=True)
+    ]
+    committed = _write(connection, writes, variants)
+    return [replace(c, quota_used=used) for c, used in zip(committed, counted, strict=True)]
+
+
+def _write(
+    connection: Connection, writes: Sequence[UnitWrite], variants: Sequence[Variant]
+) -> list[Committed]:
+    """The variants' records, queue rows, waits and failed deliveries, all units at once."""
     entries = [
-        (entry, w.leased_until)
-        for w, v in zip(writes, variants, strict=True)
-        for entry in v.entries
+        (entry, write.leased_until)
+        for write, variant in zip(writes, variants, strict=True)
+        for entry in variant.entries
     ]
     ids, outbound_ids = queue.archive_and_enqueue(connection, entries)
     waits.track(connection, [(entry, i) for (entry, _), i in zip(entries, ids, strict=True)])
@@ -59,42 +78,45 @@ def write_units(connection: Connection, writes: Sequence[UnitWrite]) -> list[Com
     ]
     queue.finish(connection, failed)
     committed, start = [], 0
-    for write, variant, used in zip(writes, variants, counted, strict=True):
+    for write, variant in zip(writes, variants, strict=True):
         end = start + len(variant.entries)
         own = ids[start:end]
-        committed.append(
-            Committed(
-                variant,
-                own,
-                {i: outbound_ids[i] for i in own if i in outbound_ids},
-                used,
-                write.leased_until,
-            )
-        )
+        outbound = {i: outbound_ids[i] for i in own if i in outbound_ids}
+        committed.append(Committed(variant, own, outbound, None, write.leased_until))
         start = end
     return committed
 
 
-def _count_quotas(connection: Connection, claims: Sequence[QuotaClaim | None]) -> list[int | None]:
-    """Each claim counted, in order (None: over the limit, or no claim). A seller's claims
-    on one day are tried together first: one statement when they all fit."""
-    counted: list[int | None] = [None] * len(claims)
-    by_day: defaultdict[tuple[int, date], list[int]] = defaultdict(list)
+def _by_seller_day(claims: Sequence[QuotaClaim | None]) -> list[list[int]]:
+    """The positions of the claims, grouped by seller and day."""
+    groups: defaultdict[tuple[int, date], list[int]] = defaultdict(list)
     for position, claim in enumerate(claims):
         if claim is not None:
-            by_day[(claim.seller_id, claim.day)].append(position)
-    for positions in by_day.values():
+            groups[(claim.seller_id, claim.day)].append(position)
+    return list(groups.values())
+
+
+def _count_together(
+    connection: Connection, claims: Sequence[QuotaClaim | None]
+) -> list[int | None] | None:
+    """Every claim counted at once, one statement per seller and day; None (and some counted
+    already: the caller undoes them) if one of those days cannot take all of its claims."""
+    counted: list[int | None] = [None] * len(claims)
+    for positions in _by_seller_day(claims):
         group = [claims[p] for p in positions]
         first = group[0]
         assert first is not None
-        if len(group) > 1 and all(c is not None and c.limit == first.limit for c in group):
-            total = sum(c.count for c in group if c is not None)
-            used = quota.count(connection, replace(first, count=total))
-            if used is not None:
-                for position in positions:
-                    counted[position] = used
-                continue
-        for position, claim in zip(positions, group, strict=True):
-            assert claim is not None
-            counted[position] = quota.count(connection, claim)
+        if any(c is None or c.limit != first.limit for c in group):
+            return None
+        total = sum(c.count for c in group if c is not None)
+        used = quota.count(connection, replace(first, count=total))
+        if used is None:
+            return None
+        for position in positions:
+            counted[position] = used
     return counted
+
+
+def _count_in_turn(connection: Connection, claims: Sequence[QuotaClaim | None]) -> list[int | None]:
+    """Each claim counted in order (None: over the limit, or no claim)."""
+    return [quota.count(connection, claim) if claim is not None else None for claim in claims]
