@@ -74,6 +74,7 @@ from bench.procs import (
     wait_listening,
 )
 from bench.report import RunReport, machine, print_run, ratios, write_json
+from bench.runs import ABORTING, exit_with
 from bench.sink import clock
 from gateway.storage.database import Database
 from gateway.storage.schema import Outbound
@@ -147,18 +148,24 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--messages", type=int, default=2000, help="messages per run (default 2000)")
     add("--pairs", type=int, default=4, help="buyer-seller pairs written to (default 4)")
     add("--workers", type=int, default=4, help="gateway delivery workers (default 4)")
-    add("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    add(
-        "--sender-auth",
-        choices=("aligned", "none"),
-        default="aligned",
-        help="the MX path's DKIM/SPF check, against a local DNS server (default aligned)",
-    )
+    add_gateway_choices(parser, sender_auth="aligned")
     add_run_limits(parser, timeout=300, drain_after="the last 250")
     args = parser.parse_args(argv)
     if min(args.clients, args.messages, args.pairs, args.workers) < 1:
         parser.error("--clients, --messages, --pairs and --workers must be at least 1")
     return Options(**vars(args))
+
+
+def add_gateway_choices(parser: argparse.ArgumentParser, *, sender_auth: str) -> None:
+    """--database and --sender-auth: the gateway's store and its MX path's sender check."""
+    add = parser.add_argument
+    add("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    add(
+        "--sender-auth",
+        choices=("aligned", "none"),
+        default=sender_auth,
+        help=f"the MX path's DKIM/SPF check, against a local DNS server (default {sender_auth})",
+    )
 
 
 def add_run_limits(parser: argparse.ArgumentParser, *, timeout: int, drain_after: str) -> None:
@@ -251,10 +258,8 @@ def _spent(before: float | None, after: float | None) -> float | None:
 async def run_gateway(harness: Harness, options: Options, database_url: str) -> RunReport:
     sink, sink_port, arrivals = await harness.sink("gateway-sink")
     smtp_port = free_port()
-    # The seller's domain lets the load clients (on loopback) send for it: an SPF pass.
-    dns = harness.stack.enter_context(local_dns())
-    dns.zones.txt[SELLER_MAILBOX.split("@")[1]] = ["v=spf1 ip4:127.0.0.1 -all"]
-    config = write_config(harness.workdir, database_url, smtp_port, sink_port, options, dns.port)
+    dns_port = seller_dns(harness)
+    config = write_config(harness.workdir, database_url, smtp_port, sink_port, options, dns_port)
     command = [gateway_command(), "--config", str(config)]
     harness.step(f"registering a seller and {options.pairs} buyers through the CLI")
     routes = await register(command, options.pairs)
@@ -275,6 +280,14 @@ async def run_gateway(harness: Harness, options: Options, database_url: str) -> 
         "log_problems": problems,
     }
     return RunReport("gateway", result, rss, cpu, exit_code, details)
+
+
+def seller_dns(harness: Harness) -> int:
+    """A DNS server on loopback, stopped with the harness, whose SPF record for the seller's
+    domain lets the load clients (on loopback) send for it: an SPF pass. Its port."""
+    dns = harness.stack.enter_context(local_dns())
+    dns.zones.txt[SELLER_MAILBOX.split("@")[1]] = ["v=spf1 ip4:127.0.0.1 -all"]
+    return dns.port
 
 
 def gateway_command() -> str:
@@ -353,9 +366,11 @@ def postgres_schema(dsn: str) -> Iterator[str]:
             connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
-def database_url(harness: Harness, options: Options) -> str:
-    if options.database == "postgresql":
-        return harness.stack.enter_context(postgres_schema(options.postgres_dsn))
+def database_url(harness: Harness, database: str, postgres_dsn: str) -> str:
+    """The gateway's database: SQLite in the run's folder, or a fresh PostgreSQL schema
+    dropped with the harness."""
+    if database == "postgresql":
+        return harness.stack.enter_context(postgres_schema(postgres_dsn))
     return f"sqlite:///{harness.workdir / 'gateway.db'}"
 
 
@@ -366,7 +381,8 @@ async def run_both(harness: Harness, options: Options) -> tuple[RunReport, RunRe
     harness.step("[bold]baseline[/bold]: clients -> sink")
     baseline = await run_baseline(harness, options)
     harness.step(f"[bold]gateway[/bold] ({options.database}): clients -> bsm-gateway -> sink")
-    gateway = await run_gateway(harness, options, database_url(harness, options))
+    url = database_url(harness, options.database, options.postgres_dsn)
+    gateway = await run_gateway(harness, options, url)
     return baseline, gateway
 
 
@@ -378,7 +394,7 @@ async def run(options: Options) -> int:
         try:
             async with asyncio.timeout(options.timeout):
                 baseline, gateway = await run_both(harness, options)
-        except (BenchError, TimeoutError, OSError, psycopg.Error) as error:
+        except ABORTING as error:
             reason = str(error) or f"took longer than --timeout {options.timeout:.0f} s"
             console.print(f"[red]benchmark aborted:[/] {reason}", highlight=False)
             harness.show_logs()
@@ -423,11 +439,7 @@ def publish(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    options = parse_args(argv)
-    try:
-        sys.exit(asyncio.run(run(options)))
-    except KeyboardInterrupt:  # the subprocesses were stopped on the way out
-        sys.exit(130)
+    exit_with(run(parse_args(argv)))
 
 
 if __name__ == "__main__":
