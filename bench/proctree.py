@@ -12,7 +12,8 @@ with it, and pages shared between processes (libraries, copy-on-write after fork
 once per process, so the sum is an upper bound of the memory the server held at once. PSS
 (proportional set size: a shared page split among its sharers) summed over the tree does
 not overcount; it has no high-water mark and costs more to read, so it is read once, at
-the end of the load, when Postfix's daemons and the gateway are still all there.
+the end of the load, when Postfix's daemons and the gateway are still all there. VmRSS
+summed over the tree is the resident set now, for readings before and after a change.
 """
 
 from __future__ import annotations
@@ -84,7 +85,17 @@ def tree_peak_rss_kib(root: int) -> tuple[int, int]:
 
 def tree_pss_mib(root: int) -> float | None:
     """PSS summed over the live processes of the tree, in MiB; None if none is readable."""
-    found = [_kib(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in tree_pids(root)]
+    return _tree_sum_mib(root, "smaps_rollup", "Pss:")
+
+
+def tree_rss_mib(root: int) -> float | None:
+    """The resident set (VmRSS, now) summed over the live processes of the tree, in MiB;
+    None if none is readable. Shared pages count once per process."""
+    return _tree_sum_mib(root, "status", "VmRSS:")
+
+
+def _tree_sum_mib(root: int, file: str, key: str) -> float | None:
+    found = [_kib(f"/proc/{pid}/{file}", key) for pid in tree_pids(root)]
     present = [kib for kib in found if kib is not None]
     return sum(present) / 1024 if present else None
 
