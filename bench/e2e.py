@@ -73,7 +73,7 @@ from bench.procs import (
     stop,
     wait_listening,
 )
-from bench.report import RunReport, machine, print_run, ratios, write_json
+from bench.report import RunReport, machine, print_run, ratios, save_results
 from bench.runs import ABORTING, exit_with
 from bench.sink import clock
 from gateway.storage.database import Database
@@ -424,18 +424,16 @@ def publish(
         f"{options.database}, {facts['cpus_usable']} CPUs, Python {facts['python']}"
     )
     print_run(console, runs["baseline"], runs["gateway"], title)
-    settings = asdict(options)
-    settings.pop("postgres_dsn")  # may hold a password
-    document = {
-        "benchmark": "e2e",
-        "started_at": started.isoformat(),
-        "duration_s": round(seconds, 1),
-        "options": settings,
-        "machine": facts,
-        "runs": runs,
-        "ratios_gateway_to_baseline": ratios(runs["baseline"], runs["gateway"]),
-    }
-    console.print(f"results: {write_json(document, started)}", highlight=False)
+    path = save_results(
+        "e2e",
+        started,
+        seconds,
+        asdict(options),
+        facts,
+        runs=runs,
+        ratios_gateway_to_baseline=ratios(runs["baseline"], runs["gateway"]),
+    )
+    console.print(f"results: {path}", highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

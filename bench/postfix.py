@@ -58,7 +58,7 @@ from rich.console import Console
 from bench.comparison import notes, reference_of, render, summarize
 from bench.e2e import add_run_limits
 from bench.measurement import MODES, Load, Measurement, measure_afresh
-from bench.report import machine, write_json
+from bench.report import machine, save_results
 from bench.runs import bounded, cancel_on_sigterm, exit_status, exit_with
 from bench.sink import clock
 from bench.smtptools import SMTP_SINK, SMTP_SOURCE
@@ -223,19 +223,16 @@ def publish(
             console.print(render(summaries, mode), "")
     for note in notes(summaries):
         console.print(note, highlight=False)
-    settings = asdict(options)
-    settings.pop("postgres_dsn")  # may hold a password
-    document = {
-        "benchmark": "postfix",
-        "started_at": started.isoformat(),
-        "duration_s": round(seconds, 1),
-        "aborted": aborted,
-        "options": settings,
-        "machine": facts,
-        "summary": [s.as_dict(reference_of(summaries, s.mode)) for s in summaries],
-        "measurements": [m.summary() for m in done],
-    }
-    path = write_json(document, started, "postfix")
+    path = save_results(
+        "postfix",
+        started,
+        seconds,
+        asdict(options),
+        facts,
+        aborted=aborted,
+        summary=[s.as_dict(reference_of(summaries, s.mode)) for s in summaries],
+        measurements=[m.summary() for m in done],
+    )
     console.print(f"results: {path}", highlight=False)
 
 

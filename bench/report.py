@@ -166,6 +166,29 @@ def machine() -> dict[str, Any]:
     }
 
 
+def save_results(
+    benchmark: str,
+    started: datetime,
+    seconds: float,
+    options: dict[str, Any],
+    facts: dict[str, Any],
+    **figures: Any,
+) -> Path:
+    """Write bench/results/<benchmark>-<UTC time>.json: when the run started and how long it
+    took, its options (without the PostgreSQL DSN, which may hold a password), the machine's
+    facts and the run's `figures`."""
+    settings = {key: value for key, value in options.items() if key != "postgres_dsn"}
+    document = {
+        "benchmark": benchmark,
+        "started_at": started.isoformat(),
+        "duration_s": round(seconds, 1),
+        "options": settings,
+        "machine": facts,
+        **figures,
+    }
+    return write_json(document, started, benchmark)
+
+
 def write_json(document: dict[str, Any], started: datetime, benchmark: str = "e2e") -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{benchmark}-{started.astimezone(UTC):%Y%m%dT%H%M%SZ}.json"
