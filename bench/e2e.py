@@ -22,8 +22,11 @@ What is measured:
                        arrivals by a `[bench:N]` tag in Subject, which the gateway keeps (it
                        replaces Message-ID and drops X- headers); sink and clients both read
                        CLOCK_MONOTONIC, one clock for all processes on Linux.
-  peak RSS             VmHWM of the server process just before SIGTERM: the sink in the
-                       baseline, the gateway in the gateway run.
+  peak RSS             VmHWM summed over the server's processes just before SIGTERM: the
+                       sink in the baseline, the gateway (its parent and its worker
+                       processes) in the gateway run.
+  server CPU           user + system CPU of the same processes while the load ran, per
+                       message sent.
   p50 and p99 are nearest-rank percentiles (values actually observed).
 
 Reading the ratios (gateway / baseline): absolute figures depend on the machine, and the
@@ -64,15 +67,14 @@ from bench.procs import (
     BenchError,
     Child,
     cli_json,
-    cpu_seconds,
     ensure_stopped,
     free_port,
     log_problems,
-    peak_rss_mib,
     start,
     stop,
     wait_listening,
 )
+from bench.proctree import tree_cpu_seconds, tree_peak_rss_mib
 from bench.report import RunReport, machine, print_run, ratios, save_results
 from bench.runs import ABORTING, exit_with
 from bench.sink import clock
@@ -245,9 +247,9 @@ async def run_baseline(harness: Harness, options: Options) -> RunReport:
     sink, port, arrivals = await harness.sink("baseline-sink")
     # Recipients shaped like the gateway's aliases, so both runs send the same bytes.
     routes = [Route(SELLER_MAILBOX, f"b{n:015d}@relay.example.test") for n in range(options.pairs)]
-    cpu_before = cpu_seconds(sink.pid)
+    cpu_before = tree_cpu_seconds(sink.pid)
     result = await measure(harness, port, routes, arrivals, options)
-    rss, cpu = peak_rss_mib(sink.pid), _spent(cpu_before, cpu_seconds(sink.pid))
+    rss, cpu = tree_peak_rss_mib(sink.pid), _spent(cpu_before, tree_cpu_seconds(sink.pid))
     return RunReport("baseline", result, rss, cpu, await stop(sink, SINK_STOP_TIMEOUT))
 
 
@@ -265,10 +267,10 @@ async def run_gateway(harness: Harness, options: Options, database_url: str) -> 
     routes = await register(command, options.pairs)
     harness.step("starting bsm-gateway serve")
     gateway = await harness.spawn("gateway", [*command, "serve"], smtp_port)
-    cpu_before = cpu_seconds(gateway.pid)
+    cpu_before = tree_cpu_seconds(gateway.pid)
     result = await measure(harness, smtp_port, routes, arrivals, options)
-    rss, sink_rss = peak_rss_mib(gateway.pid), peak_rss_mib(sink.pid)
-    cpu = _spent(cpu_before, cpu_seconds(gateway.pid))
+    rss, sink_rss = tree_peak_rss_mib(gateway.pid), tree_peak_rss_mib(sink.pid)
+    cpu = _spent(cpu_before, tree_cpu_seconds(gateway.pid))
     harness.step("stopping the gateway (SIGTERM)")
     exit_code = await stop(gateway, GATEWAY_STOP_TIMEOUT)
     await stop(sink, SINK_STOP_TIMEOUT)

@@ -83,6 +83,13 @@ def tree_peak_rss_kib(root: int) -> tuple[int, int]:
     return sum(present), len(present)
 
 
+def tree_peak_rss_mib(root: int) -> float | None:
+    """VmHWM summed over the live processes of the tree, in MiB; None if none is readable.
+    Read it before the processes exit: a finished process has no memory figures."""
+    total, count = tree_peak_rss_kib(root)
+    return total / 1024 if count else None
+
+
 def tree_pss_mib(root: int) -> float | None:
     """PSS summed over the live processes of the tree, in MiB; None if none is readable."""
     return _tree_sum_mib(root, "smaps_rollup", "Pss:")
