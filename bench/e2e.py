@@ -74,7 +74,7 @@ from bench.procs import (
     stop,
     wait_listening,
 )
-from bench.proctree import tree_cpu_seconds, tree_peak_rss_mib
+from bench.proctree import spent, tree_cpu_seconds, tree_peak_rss_mib
 from bench.report import RunReport, machine, print_run, ratios, save_results
 from bench.runs import ABORTING, exit_with
 from bench.sink import clock
@@ -249,12 +249,8 @@ async def run_baseline(harness: Harness, options: Options) -> RunReport:
     routes = [Route(SELLER_MAILBOX, f"b{n:015d}@relay.example.test") for n in range(options.pairs)]
     cpu_before = tree_cpu_seconds(sink.pid)
     result = await measure(harness, port, routes, arrivals, options)
-    rss, cpu = tree_peak_rss_mib(sink.pid), _spent(cpu_before, tree_cpu_seconds(sink.pid))
+    rss, cpu = tree_peak_rss_mib(sink.pid), spent(cpu_before, tree_cpu_seconds(sink.pid))
     return RunReport("baseline", result, rss, cpu, await stop(sink, SINK_STOP_TIMEOUT))
-
-
-def _spent(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
 
 
 async def run_gateway(harness: Harness, options: Options, database_url: str) -> RunReport:
@@ -270,7 +266,7 @@ async def run_gateway(harness: Harness, options: Options, database_url: str) -> 
     cpu_before = tree_cpu_seconds(gateway.pid)
     result = await measure(harness, smtp_port, routes, arrivals, options)
     rss, sink_rss = tree_peak_rss_mib(gateway.pid), tree_peak_rss_mib(sink.pid)
-    cpu = _spent(cpu_before, tree_cpu_seconds(gateway.pid))
+    cpu = spent(cpu_before, tree_cpu_seconds(gateway.pid))
     harness.step("stopping the gateway (SIGTERM)")
     exit_code = await stop(gateway, GATEWAY_STOP_TIMEOUT)
     await stop(sink, SINK_STOP_TIMEOUT)

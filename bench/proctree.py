@@ -14,6 +14,9 @@ once per process, so the sum is an upper bound of the memory the server held at 
 not overcount; it has no high-water mark and costs more to read, so it is read once, at
 the end of the load, when Postfix's daemons and the gateway are still all there. VmRSS
 summed over the tree is the resident set now, for readings before and after a change.
+
+The whole machine's busy CPU time (/proc/stat) is read the same way, to tell whether the
+cores were full while a server was measured.
 """
 
 from __future__ import annotations
@@ -65,6 +68,22 @@ def tree_cpu_seconds(root: int) -> float | None:
             # proc(5) fields 14-17: utime, stime, cutime, cstime.
             ticks += sum(int(value) for value in fields[11:15])
     return ticks / _TICKS if seen else None
+
+
+def spent(before: float | None, after: float | None) -> float | None:
+    """The CPU seconds between two readings; None if either is unknown."""
+    return None if before is None or after is None else after - before
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every CPU of the machine has spent not idle since boot, all processes
+    (user, nice, system, irq, softirq, steal; not idle or iowait); None where unknown."""
+    try:
+        first = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, first.split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
 def _kib(path: str, key: str) -> int | None:

@@ -13,15 +13,15 @@ from bench.report import formatted, plain_table
 
 Summary = Mapping[str, Any]
 
-# (header, summary keys, format) of the sweep table's columns; two keys: "p50 / p99".
+# (header, summary keys, format) of the sweep table's columns; two keys: "p50/p99".
 SWEEP_COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("sessions", ("sessions",), "{}"),
     ("accepted\nmsg/s", ("accept_msg_per_s",), "{:.1f}"),
     ("delivered\nmsg/s", ("end_to_end_msg_per_s",), "{:.1f}"),
-    ("accept ms\np50 / p99", ("accept_p50_ms", "accept_p99_ms"), "{:.0f}"),
-    ("end-to-end ms\np50 / p99", ("end_to_end_p50_ms", "end_to_end_p99_ms"), "{:.0f}"),
+    ("accept\np50/p99 ms", ("accept_p50_ms", "accept_p99_ms"), "{:.0f}"),
+    ("end-to-end\np50/p99 ms", ("end_to_end_p50_ms", "end_to_end_p99_ms"), "{:.0f}"),
     ("CPU ms\nper msg", ("cpu_ms_per_message",), "{:.1f}"),
-    ("cores\nbusy", ("cores_busy",), "{:.2f}"),
+    ("cores busy\ngw/all", ("cores_busy", "machine_cores_busy"), "{:.2f}"),
 )
 WATCHED_SESSIONS = 50  # the level whose p99 accept latency the notes state
 
@@ -32,12 +32,15 @@ def sweep_rows(levels: Sequence[Summary]) -> list[list[str]]:
 
 
 def _cell(level: Summary, keys: tuple[str, ...], fmt: str) -> str:
-    return " / ".join(formatted(level.get(key), fmt) for key in keys)
+    values = [level.get(key) for key in keys]
+    return "n/a" if None in values else "/".join(fmt.format(value) for value in values)
 
 
 def sweep_table(levels: Sequence[Summary]) -> Table:
     table = plain_table(
-        "Concurrency sweep", "cores busy: the gateway's CPU seconds per second over the level"
+        "Concurrency sweep",
+        "cores busy: CPU seconds per second over the level, of the gateway (gw) and of "
+        "the whole machine (all: the gateway, the load, the sink and other work)",
     )
     for header, _, _ in SWEEP_COLUMNS:
         table.add_column(header, justify="right", no_wrap=True)
@@ -118,8 +121,9 @@ def findings(levels: Sequence[Summary]) -> list[str]:
     if peak is not None:
         text = (
             f"accepted msg/s peaked at {sessions(peak['sessions'])}: "
-            f"{peak['accept_msg_per_s']:.1f}, {formatted(peak['cores_busy'], '{:.2f}')} "
-            "cores busy"
+            f"{peak['accept_msg_per_s']:.1f}, the gateway keeping "
+            f"{formatted(peak['cores_busy'], '{:.2f}')} cores busy (the whole machine "
+            f"{formatted(peak.get('machine_cores_busy'), '{:.2f}')})"
         )
         if single is not None and single is not peak and single.get("accept_msg_per_s"):
             text += f", {peak['accept_msg_per_s'] / single['accept_msg_per_s']:.2f}x one session's"

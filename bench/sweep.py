@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.e2e import Harness
 from bench.load import Arrivals, build_jobs, figures, run_clients
-from bench.proctree import tree_cpu_seconds
+from bench.proctree import machine_busy_seconds, spent, tree_cpu_seconds
 from bench.report import RunReport, rounded
 from bench.scaling_server import ServedGateway
 from bench.sink import clock
@@ -34,11 +34,19 @@ class Level:
     sessions: int
     report: RunReport
     seconds: float  # between the two CPU readings
+    machine_cpu_seconds: float | None = None  # of every process on the machine, meanwhile
 
     @property
     def cores_busy(self) -> float | None:
         """The gateway's CPU seconds per second: how many cores it kept busy."""
-        cpu = self.report.cpu_seconds
+        return self._per_second(self.report.cpu_seconds)
+
+    @property
+    def machine_cores_busy(self) -> float | None:
+        """The same for the whole machine: the gateway, the load, the sink, other work."""
+        return self._per_second(self.machine_cpu_seconds)
+
+    def _per_second(self, cpu: float | None) -> float | None:
         return None if cpu is None or self.seconds <= 0 else cpu / self.seconds
 
     def problems(self) -> list[str]:
@@ -62,6 +70,7 @@ class Level:
             "cpu_seconds": rounded(self.report.cpu_seconds, 3),
             "measured_seconds": rounded(self.seconds, 3),
             "cores_busy": rounded(self.cores_busy, 2),
+            "machine_cores_busy": rounded(self.machine_cores_busy, 2),
             "problems": self.problems(),
         }
 
@@ -82,17 +91,19 @@ async def measure_level(
     """`messages` messages, tagged from `first` on, over `sessions` concurrent sessions."""
     jobs = build_jobs(messages, gateway.routes, first)
     arrivals = Arrivals.from_now(gateway.arrivals_path)
-    cpu_before, began = tree_cpu_seconds(gateway.pid), clock()
+    cpu_before, machine_before = tree_cpu_seconds(gateway.pid), machine_busy_seconds()
+    began = clock()
     samples = await run_clients(gateway.port, jobs, sessions)
     accepted = {sample.token for sample in samples if sample.error is None}
     with suppress(TimeoutError):
         async with asyncio.timeout(drain_timeout):
             await drain(gateway, arrivals, accepted)
-    cpu_after, ended = tree_cpu_seconds(gateway.pid), clock()
+    cpu_after, machine_after = tree_cpu_seconds(gateway.pid), machine_busy_seconds()
+    ended = clock()
     arrivals.poll()  # late duplicates, until now
-    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    cpu = spent(cpu_before, cpu_after)
     report = RunReport(f"{sessions} sessions", figures(samples, arrivals), None, cpu)
-    return Level(sessions, report, ended - began)
+    return Level(sessions, report, ended - began, spent(machine_before, machine_after))
 
 
 async def sweep(

@@ -13,7 +13,7 @@ import pytest
 from bench.idle import IdleSessions, Memory, hold_idle_sessions
 from bench.load import Arrivals, Figures, Route, build_jobs
 from bench.procs import LOOPBACK, ensure_stopped, free_port, start, wait_listening
-from bench.proctree import tree_rss_mib
+from bench.proctree import machine_busy_seconds, tree_rss_mib
 from bench.report import RunReport
 from bench.scaling import parse_args
 from bench.scaling_report import findings, idle_rows, sweep_notes, sweep_rows
@@ -42,7 +42,7 @@ def _figures(**changes: Any) -> Figures:
 
 
 def _level(sessions: int, cpu: float | None = 1.5, **changes: Any) -> Level:
-    return Level(sessions, RunReport(f"{sessions}", _figures(**changes), None, cpu), 3.0)
+    return Level(sessions, RunReport(f"{sessions}", _figures(**changes), None, cpu), 3.0, 5.4)
 
 
 def test_a_level_counts_cores_busy_and_cpu_per_message() -> None:
@@ -51,10 +51,15 @@ def test_a_level_counts_cores_busy_and_cpu_per_message() -> None:
     assert summary["accept_msg_per_s"] == 50.0 and summary["end_to_end_msg_per_s"] == 40.0
     assert (summary["accept_p50_ms"], summary["accept_p99_ms"]) == (500.0, 990.0)
     assert summary["cpu_ms_per_message"] == 15.0
-    assert summary["cores_busy"] == 0.5
+    assert (summary["cores_busy"], summary["machine_cores_busy"]) == (0.5, 1.8)
     assert summary["problems"] == []
     assert "peak_rss_mib" not in summary and "exit_code" not in summary
     assert _level(5, cpu=None).cores_busy is None
+
+
+def test_the_machine_has_been_busy_since_boot() -> None:
+    busy = machine_busy_seconds()
+    assert busy is not None and busy > 0
 
 
 def test_a_level_names_what_went_wrong() -> None:
@@ -64,9 +69,9 @@ def test_a_level_names_what_went_wrong() -> None:
 
 def test_sweep_rows_put_p50_and_p99_in_one_cell() -> None:
     (row,) = sweep_rows([_level(20).summary()])
-    assert row == ["20", "50.0", "40.0", "500 / 990", "1000 / 1980", "15.0", "0.50"]
+    assert row == ["20", "50.0", "40.0", "500/990", "1000/1980", "15.0", "0.50/1.80"]
     (missing,) = sweep_rows([{"sessions": 1}])
-    assert missing[3] == "n/a / n/a"
+    assert missing[3] == "n/a"
 
 
 def test_findings_state_the_peak_and_p99_at_fifty_sessions() -> None:
@@ -76,10 +81,14 @@ def test_findings_state_the_peak_and_p99_at_fifty_sessions() -> None:
         _level(100, accept_seconds=4.0).summary(),
     ]
     assert findings(levels) == [
-        "accepted msg/s peaked at 50 sessions: 40.0, 0.50 cores busy, 4.00x one session's",
+        "accepted msg/s peaked at 50 sessions: 40.0, the gateway keeping 0.50 cores busy "
+        "(the whole machine 1.80), 4.00x one session's",
         "p99 accept latency at 50 sessions: 990 ms",
     ]
-    assert findings(levels[:1]) == ["accepted msg/s peaked at 1 session: 10.0, 0.50 cores busy"]
+    assert findings(levels[:1]) == [
+        "accepted msg/s peaked at 1 session: 10.0, the gateway keeping 0.50 cores busy "
+        "(the whole machine 1.80)"
+    ]
 
 
 def test_problems_come_first_in_the_notes_with_markup_escaped() -> None:
