@@ -21,7 +21,7 @@ SWEEP_COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("accept\np50/p99 ms", ("accept_p50_ms", "accept_p99_ms"), "{:.0f}"),
     ("end-to-end\np50/p99 ms", ("end_to_end_p50_ms", "end_to_end_p99_ms"), "{:.0f}"),
     ("CPU ms\nper msg", ("cpu_ms_per_message",), "{:.1f}"),
-    ("cores busy\ngw/all", ("cores_busy", "machine_cores_busy"), "{:.2f}"),
+    ("cores busy\ngw/load/all", ("cores_busy", "load_cores_busy", "machine_cores_busy"), "{:.2f}"),
 )
 WATCHED_SESSIONS = 50  # the level whose p99 accept latency the notes state
 
@@ -39,8 +39,8 @@ def _cell(level: Summary, keys: tuple[str, ...], fmt: str) -> str:
 def sweep_table(levels: Sequence[Summary]) -> Table:
     table = plain_table(
         "Concurrency sweep",
-        "cores busy: CPU seconds per second over the level, of the gateway (gw) and of "
-        "the whole machine (all: the gateway, the load, the sink and other work)",
+        "cores busy: CPU seconds per second over the level, of the gateway (gw), of the "
+        "clients and the sink (load) and of the whole machine (all: those and other work)",
     )
     for header, _, _ in SWEEP_COLUMNS:
         table.add_column(header, justify="right", no_wrap=True)
@@ -122,7 +122,8 @@ def findings(levels: Sequence[Summary]) -> list[str]:
         text = (
             f"accepted msg/s peaked at {sessions(peak['sessions'])}: "
             f"{peak['accept_msg_per_s']:.1f}, the gateway keeping "
-            f"{formatted(peak['cores_busy'], '{:.2f}')} cores busy (the whole machine "
+            f"{formatted(peak['cores_busy'], '{:.2f}')} cores busy (the load "
+            f"{formatted(peak.get('load_cores_busy'), '{:.2f}')}, the whole machine "
             f"{formatted(peak.get('machine_cores_busy'), '{:.2f}')})"
         )
         if single is not None and single is not peak and single.get("accept_msg_per_s"):

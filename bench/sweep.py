@@ -9,6 +9,7 @@ so that every message of the run is told apart at the sink).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -26,25 +27,58 @@ QUEUE_POLL = 0.2  # seconds between looks at the gateway's queue while it drains
 _NOT_PER_LEVEL = ("peak_rss_mib", "exit_code")
 
 
+@dataclass(frozen=True, slots=True)
+class CpuTimes:
+    """CPU seconds of the gateway's process tree, of this benchmark's (the gateway, the load
+    and the sink: every process it started, and itself) and of the whole machine."""
+
+    gateway: float | None
+    benchmark: float | None
+    machine: float | None
+
+    @classmethod
+    def now(cls, gateway_pid: int) -> CpuTimes:
+        return cls(
+            tree_cpu_seconds(gateway_pid), tree_cpu_seconds(os.getpid()), machine_busy_seconds()
+        )
+
+    def since(self, earlier: CpuTimes) -> CpuTimes:
+        return CpuTimes(
+            spent(earlier.gateway, self.gateway),
+            spent(earlier.benchmark, self.benchmark),
+            spent(earlier.machine, self.machine),
+        )
+
+    @property
+    def load(self) -> float | None:
+        """The benchmark's CPU without the gateway's: the clients' and the sink's."""
+        return spent(self.gateway, self.benchmark)
+
+
 @dataclass
 class Level:
-    """One level of the sweep: the load's figures and the gateway's CPU over the level,
-    from the first message sent to the queue drained."""
+    """One level of the sweep: the load's figures and the CPU spent over the level, from
+    the first message sent to the queue drained."""
 
     sessions: int
-    report: RunReport
+    report: RunReport  # its cpu_seconds: the gateway's
     seconds: float  # between the two CPU readings
-    machine_cpu_seconds: float | None = None  # of every process on the machine, meanwhile
+    cpu: CpuTimes  # spent over those seconds
 
     @property
     def cores_busy(self) -> float | None:
         """The gateway's CPU seconds per second: how many cores it kept busy."""
-        return self._per_second(self.report.cpu_seconds)
+        return self._per_second(self.cpu.gateway)
+
+    @property
+    def load_cores_busy(self) -> float | None:
+        """The same for the clients and the sink."""
+        return self._per_second(self.cpu.load)
 
     @property
     def machine_cores_busy(self) -> float | None:
-        """The same for the whole machine: the gateway, the load, the sink, other work."""
-        return self._per_second(self.machine_cpu_seconds)
+        """The same for the whole machine: the gateway, the load, the sink and other work."""
+        return self._per_second(self.cpu.machine)
 
     def _per_second(self, cpu: float | None) -> float | None:
         return None if cpu is None or self.seconds <= 0 else cpu / self.seconds
@@ -70,6 +104,7 @@ class Level:
             "cpu_seconds": rounded(self.report.cpu_seconds, 3),
             "measured_seconds": rounded(self.seconds, 3),
             "cores_busy": rounded(self.cores_busy, 2),
+            "load_cores_busy": rounded(self.load_cores_busy, 2),
             "machine_cores_busy": rounded(self.machine_cores_busy, 2),
             "problems": self.problems(),
         }
@@ -91,19 +126,16 @@ async def measure_level(
     """`messages` messages, tagged from `first` on, over `sessions` concurrent sessions."""
     jobs = build_jobs(messages, gateway.routes, first)
     arrivals = Arrivals.from_now(gateway.arrivals_path)
-    cpu_before, machine_before = tree_cpu_seconds(gateway.pid), machine_busy_seconds()
-    began = clock()
+    cpu_before, began = CpuTimes.now(gateway.pid), clock()
     samples = await run_clients(gateway.port, jobs, sessions)
     accepted = {sample.token for sample in samples if sample.error is None}
     with suppress(TimeoutError):
         async with asyncio.timeout(drain_timeout):
             await drain(gateway, arrivals, accepted)
-    cpu_after, machine_after = tree_cpu_seconds(gateway.pid), machine_busy_seconds()
-    ended = clock()
+    cpu, ended = CpuTimes.now(gateway.pid).since(cpu_before), clock()
     arrivals.poll()  # late duplicates, until now
-    cpu = spent(cpu_before, cpu_after)
-    report = RunReport(f"{sessions} sessions", figures(samples, arrivals), None, cpu)
-    return Level(sessions, report, ended - began, spent(machine_before, machine_after))
+    report = RunReport(f"{sessions} sessions", figures(samples, arrivals), None, cpu.gateway)
+    return Level(sessions, report, ended - began, cpu)
 
 
 async def sweep(

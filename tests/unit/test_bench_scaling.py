@@ -17,7 +17,7 @@ from bench.proctree import machine_busy_seconds, tree_rss_mib
 from bench.report import RunReport
 from bench.scaling import parse_args
 from bench.scaling_report import findings, idle_rows, sweep_notes, sweep_rows
-from bench.sweep import Level
+from bench.sweep import CpuTimes, Level
 from bench.targets import GatewaySetup, gateway_config
 
 ROUTES = [Route("seller@shop.example", f"b{n:015d}@relay.example.test") for n in range(2)]
@@ -42,7 +42,8 @@ def _figures(**changes: Any) -> Figures:
 
 
 def _level(sessions: int, cpu: float | None = 1.5, **changes: Any) -> Level:
-    return Level(sessions, RunReport(f"{sessions}", _figures(**changes), None, cpu), 3.0, 5.4)
+    report = RunReport(f"{sessions}", _figures(**changes), None, cpu)
+    return Level(sessions, report, 3.0, CpuTimes(cpu, 2.4, 5.4))
 
 
 def test_a_level_counts_cores_busy_and_cpu_per_message() -> None:
@@ -51,10 +52,18 @@ def test_a_level_counts_cores_busy_and_cpu_per_message() -> None:
     assert summary["accept_msg_per_s"] == 50.0 and summary["end_to_end_msg_per_s"] == 40.0
     assert (summary["accept_p50_ms"], summary["accept_p99_ms"]) == (500.0, 990.0)
     assert summary["cpu_ms_per_message"] == 15.0
-    assert (summary["cores_busy"], summary["machine_cores_busy"]) == (0.5, 1.8)
+    busy = ("cores_busy", "load_cores_busy", "machine_cores_busy")
+    assert [summary[key] for key in busy] == [0.5, 0.3, 1.8]
     assert summary["problems"] == []
     assert "peak_rss_mib" not in summary and "exit_code" not in summary
-    assert _level(5, cpu=None).cores_busy is None
+    gone = _level(5, cpu=None)
+    assert gone.cores_busy is None and gone.load_cores_busy is None
+
+
+def test_cpu_spent_between_two_readings() -> None:
+    spent = CpuTimes(3.0, 5.0, 9.0).since(CpuTimes(1.0, 2.0, 4.0))
+    assert (spent.gateway, spent.benchmark, spent.machine, spent.load) == (2.0, 3.0, 5.0, 1.0)
+    assert CpuTimes(None, 5.0, 9.0).since(CpuTimes(1.0, 2.0, 4.0)).gateway is None
 
 
 def test_the_machine_has_been_busy_since_boot() -> None:
@@ -69,7 +78,7 @@ def test_a_level_names_what_went_wrong() -> None:
 
 def test_sweep_rows_put_p50_and_p99_in_one_cell() -> None:
     (row,) = sweep_rows([_level(20).summary()])
-    assert row == ["20", "50.0", "40.0", "500/990", "1000/1980", "15.0", "0.50/1.80"]
+    assert row == ["20", "50.0", "40.0", "500/990", "1000/1980", "15.0", "0.50/0.30/1.80"]
     (missing,) = sweep_rows([{"sessions": 1}])
     assert missing[3] == "n/a"
 
@@ -82,12 +91,12 @@ def test_findings_state_the_peak_and_p99_at_fifty_sessions() -> None:
     ]
     assert findings(levels) == [
         "accepted msg/s peaked at 50 sessions: 40.0, the gateway keeping 0.50 cores busy "
-        "(the whole machine 1.80), 4.00x one session's",
+        "(the load 0.30, the whole machine 1.80), 4.00x one session's",
         "p99 accept latency at 50 sessions: 990 ms",
     ]
     assert findings(levels[:1]) == [
         "accepted msg/s peaked at 1 session: 10.0, the gateway keeping 0.50 cores busy "
-        "(the whole machine 1.80)"
+        "(the load 0.30, the whole machine 1.80)"
     ]
 
 
