@@ -35,7 +35,7 @@ bench-policy: $(BIN)/.installed
 bench-postfix: $(BIN)/.installed
 	$(BIN)/python -m bench.postfix
 
-# Throughput and latency over 1 to 100 concurrent sessions, memory of 1000 idle ones; ~10 min.
+# Throughput and latency over 1 to 100 concurrent sessions, memory of 1000 idle ones; ~4 min.
 bench-scaling: $(BIN)/.installed
 	$(BIN)/python -m bench.scaling
 
