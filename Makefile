@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-policy bench-postfix clean
+.PHONY: run test lint unit bench bench-policy bench-postfix bench-scaling clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench-policy: $(BIN)/.installed
 # Next to Postfix (smtp-source, smtp-sink and a private Postfix, started as root); about 20 min.
 bench-postfix: $(BIN)/.installed
 	$(BIN)/python -m bench.postfix
+
+# Throughput and latency over 1 to 100 concurrent sessions, memory of 1000 idle ones; ~4 min.
+bench-scaling: $(BIN)/.installed
+	$(BIN)/python -m bench.scaling
 
 clean:
 	rm -rf $(VENV) var

@@ -8,11 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich import box
 from rich.table import Table
 
 from bench.measurement import MODES, Measurement
-from bench.report import formatted, rounded
+from bench.report import formatted, plain_table, rounded
 
 REFERENCE = "postfix"
 
@@ -101,13 +100,8 @@ _HEADERS = ("msg/s", "min-max", "ratio", "CPU\nms/msg", "ratio", "RSS\nMiB", "PS
 
 def render(summaries: Sequence[Summary], mode: str) -> Table:
     """The medians of one mode. RSS: the peak sum of VmHWM; PSS: at the end of the load."""
-    table = Table(
-        title=MODES[mode],
-        title_justify="left",
-        caption="ratio: to Postfix; RSS: peak sum of VmHWM; PSS: sum at the end",
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
+    table = plain_table(
+        MODES[mode], "ratio: to Postfix; RSS: peak sum of VmHWM; PSS: sum at the end"
     )
     table.add_column("target", no_wrap=True)
     for header in _HEADERS:

@@ -22,8 +22,11 @@ What is measured:
                        arrivals by a `[bench:N]` tag in Subject, which the gateway keeps (it
                        replaces Message-ID and drops X- headers); sink and clients both read
                        CLOCK_MONOTONIC, one clock for all processes on Linux.
-  peak RSS             VmHWM of the server process just before SIGTERM: the sink in the
-                       baseline, the gateway in the gateway run.
+  peak RSS             VmHWM summed over the server's processes just before SIGTERM: the
+                       sink in the baseline, the gateway (its parent and its worker
+                       processes) in the gateway run.
+  server CPU           user + system CPU of the same processes while the load ran, per
+                       message sent.
   p50 and p99 are nearest-rank percentiles (values actually observed).
 
 Reading the ratios (gateway / baseline): absolute figures depend on the machine, and the
@@ -64,16 +67,16 @@ from bench.procs import (
     BenchError,
     Child,
     cli_json,
-    cpu_seconds,
     ensure_stopped,
     free_port,
     log_problems,
-    peak_rss_mib,
     start,
     stop,
     wait_listening,
 )
-from bench.report import RunReport, machine, print_run, ratios, write_json
+from bench.proctree import spent, tree_cpu_seconds, tree_peak_rss_mib
+from bench.report import RunReport, machine, print_run, ratios, save_results
+from bench.runs import ABORTING, exit_with
 from bench.sink import clock
 from gateway.storage.database import Database
 from gateway.storage.schema import Outbound
@@ -147,18 +150,24 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--messages", type=int, default=2000, help="messages per run (default 2000)")
     add("--pairs", type=int, default=4, help="buyer-seller pairs written to (default 4)")
     add("--workers", type=int, default=4, help="gateway delivery workers (default 4)")
-    add("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    add(
-        "--sender-auth",
-        choices=("aligned", "none"),
-        default="aligned",
-        help="the MX path's DKIM/SPF check, against a local DNS server (default aligned)",
-    )
+    add_gateway_choices(parser, sender_auth="aligned")
     add_run_limits(parser, timeout=300, drain_after="the last 250")
     args = parser.parse_args(argv)
     if min(args.clients, args.messages, args.pairs, args.workers) < 1:
         parser.error("--clients, --messages, --pairs and --workers must be at least 1")
     return Options(**vars(args))
+
+
+def add_gateway_choices(parser: argparse.ArgumentParser, *, sender_auth: str) -> None:
+    """--database and --sender-auth: the gateway's store and its MX path's sender check."""
+    add = parser.add_argument
+    add("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    add(
+        "--sender-auth",
+        choices=("aligned", "none"),
+        default=sender_auth,
+        help=f"the MX path's DKIM/SPF check, against a local DNS server (default {sender_auth})",
+    )
 
 
 def add_run_limits(parser: argparse.ArgumentParser, *, timeout: int, drain_after: str) -> None:
@@ -238,32 +247,26 @@ async def run_baseline(harness: Harness, options: Options) -> RunReport:
     sink, port, arrivals = await harness.sink("baseline-sink")
     # Recipients shaped like the gateway's aliases, so both runs send the same bytes.
     routes = [Route(SELLER_MAILBOX, f"b{n:015d}@relay.example.test") for n in range(options.pairs)]
-    cpu_before = cpu_seconds(sink.pid)
+    cpu_before = tree_cpu_seconds(sink.pid)
     result = await measure(harness, port, routes, arrivals, options)
-    rss, cpu = peak_rss_mib(sink.pid), _spent(cpu_before, cpu_seconds(sink.pid))
+    rss, cpu = tree_peak_rss_mib(sink.pid), spent(cpu_before, tree_cpu_seconds(sink.pid))
     return RunReport("baseline", result, rss, cpu, await stop(sink, SINK_STOP_TIMEOUT))
-
-
-def _spent(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
 
 
 async def run_gateway(harness: Harness, options: Options, database_url: str) -> RunReport:
     sink, sink_port, arrivals = await harness.sink("gateway-sink")
     smtp_port = free_port()
-    # The seller's domain lets the load clients (on loopback) send for it: an SPF pass.
-    dns = harness.stack.enter_context(local_dns())
-    dns.zones.txt[SELLER_MAILBOX.split("@")[1]] = ["v=spf1 ip4:127.0.0.1 -all"]
-    config = write_config(harness.workdir, database_url, smtp_port, sink_port, options, dns.port)
+    dns_port = seller_dns(harness)
+    config = write_config(harness.workdir, database_url, smtp_port, sink_port, options, dns_port)
     command = [gateway_command(), "--config", str(config)]
     harness.step(f"registering a seller and {options.pairs} buyers through the CLI")
     routes = await register(command, options.pairs)
     harness.step("starting bsm-gateway serve")
     gateway = await harness.spawn("gateway", [*command, "serve"], smtp_port)
-    cpu_before = cpu_seconds(gateway.pid)
+    cpu_before = tree_cpu_seconds(gateway.pid)
     result = await measure(harness, smtp_port, routes, arrivals, options)
-    rss, sink_rss = peak_rss_mib(gateway.pid), peak_rss_mib(sink.pid)
-    cpu = _spent(cpu_before, cpu_seconds(gateway.pid))
+    rss, sink_rss = tree_peak_rss_mib(gateway.pid), tree_peak_rss_mib(sink.pid)
+    cpu = spent(cpu_before, tree_cpu_seconds(gateway.pid))
     harness.step("stopping the gateway (SIGTERM)")
     exit_code = await stop(gateway, GATEWAY_STOP_TIMEOUT)
     await stop(sink, SINK_STOP_TIMEOUT)
@@ -275,6 +278,14 @@ async def run_gateway(harness: Harness, options: Options, database_url: str) -> 
         "log_problems": problems,
     }
     return RunReport("gateway", result, rss, cpu, exit_code, details)
+
+
+def seller_dns(harness: Harness) -> int:
+    """A DNS server on loopback, stopped with the harness, whose SPF record for the seller's
+    domain lets the load clients (on loopback) send for it: an SPF pass. Its port."""
+    dns = harness.stack.enter_context(local_dns())
+    dns.zones.txt[SELLER_MAILBOX.split("@")[1]] = ["v=spf1 ip4:127.0.0.1 -all"]
+    return dns.port
 
 
 def gateway_command() -> str:
@@ -353,9 +364,11 @@ def postgres_schema(dsn: str) -> Iterator[str]:
             connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
-def database_url(harness: Harness, options: Options) -> str:
-    if options.database == "postgresql":
-        return harness.stack.enter_context(postgres_schema(options.postgres_dsn))
+def database_url(harness: Harness, database: str, postgres_dsn: str) -> str:
+    """The gateway's database: SQLite in the run's folder, or a fresh PostgreSQL schema
+    dropped with the harness."""
+    if database == "postgresql":
+        return harness.stack.enter_context(postgres_schema(postgres_dsn))
     return f"sqlite:///{harness.workdir / 'gateway.db'}"
 
 
@@ -366,7 +379,8 @@ async def run_both(harness: Harness, options: Options) -> tuple[RunReport, RunRe
     harness.step("[bold]baseline[/bold]: clients -> sink")
     baseline = await run_baseline(harness, options)
     harness.step(f"[bold]gateway[/bold] ({options.database}): clients -> bsm-gateway -> sink")
-    gateway = await run_gateway(harness, options, database_url(harness, options))
+    url = database_url(harness, options.database, options.postgres_dsn)
+    gateway = await run_gateway(harness, options, url)
     return baseline, gateway
 
 
@@ -378,7 +392,7 @@ async def run(options: Options) -> int:
         try:
             async with asyncio.timeout(options.timeout):
                 baseline, gateway = await run_both(harness, options)
-        except (BenchError, TimeoutError, OSError, psycopg.Error) as error:
+        except ABORTING as error:
             reason = str(error) or f"took longer than --timeout {options.timeout:.0f} s"
             console.print(f"[red]benchmark aborted:[/] {reason}", highlight=False)
             harness.show_logs()
@@ -408,26 +422,20 @@ def publish(
         f"{options.database}, {facts['cpus_usable']} CPUs, Python {facts['python']}"
     )
     print_run(console, runs["baseline"], runs["gateway"], title)
-    settings = asdict(options)
-    settings.pop("postgres_dsn")  # may hold a password
-    document = {
-        "benchmark": "e2e",
-        "started_at": started.isoformat(),
-        "duration_s": round(seconds, 1),
-        "options": settings,
-        "machine": facts,
-        "runs": runs,
-        "ratios_gateway_to_baseline": ratios(runs["baseline"], runs["gateway"]),
-    }
-    console.print(f"results: {write_json(document, started)}", highlight=False)
+    path = save_results(
+        "e2e",
+        started,
+        seconds,
+        asdict(options),
+        facts,
+        runs=runs,
+        ratios_gateway_to_baseline=ratios(runs["baseline"], runs["gateway"]),
+    )
+    console.print(f"results: {path}", highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    options = parse_args(argv)
-    try:
-        sys.exit(asyncio.run(run(options)))
-    except KeyboardInterrupt:  # the subprocesses were stopped on the way out
-        sys.exit(130)
+    exit_with(run(parse_args(argv)))
 
 
 if __name__ == "__main__":

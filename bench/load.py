@@ -171,11 +171,12 @@ def message_bytes(token: int, route_template: bytes) -> bytes:
     return route_template.replace(_TOKEN, str(token).encode()).replace(_ORDER, order)
 
 
-def build_jobs(count: int, routes: Sequence[Route]) -> list[Job]:
-    """All messages, built before the clock starts; routes are used in turn."""
+def build_jobs(count: int, routes: Sequence[Route], first: int = 0) -> list[Job]:
+    """All messages, built before the clock starts, tagged `first` onwards; routes are used
+    in turn."""
     templates = [template(route) for route in routes]
     jobs = []
-    for token in range(count):
+    for token in range(first, first + count):
         turn = token % len(routes)
         jobs.append(Job(token, routes[turn], message_bytes(token, templates[turn])))
     return jobs
@@ -211,16 +212,17 @@ async def _send(smtp: aiosmtplib.SMTP, job: Job) -> Sample:
             await smtp.connect()
         except (aiosmtplib.SMTPException, OSError) as error:
             now = clock()
-            return Sample(job.token, now, now, f"connect: {_describe(error)}")
+            return Sample(job.token, now, now, f"connect: {describe(error)}")
     started = clock()
     try:
         await smtp.sendmail(job.route.mail_from, [job.route.rcpt], job.content)
     except (aiosmtplib.SMTPException, OSError) as error:
-        return Sample(job.token, started, clock(), _describe(error))
+        return Sample(job.token, started, clock(), describe(error))
     return Sample(job.token, started, clock())
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """A failed exchange in one line: the server's reply, or the exception."""
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
         error = error.recipients[0]
     if isinstance(error, aiosmtplib.SMTPResponseException):
@@ -253,6 +255,11 @@ class Arrivals:
     duplicates: int = 0
     untagged: int = 0
     _offset: int = 0
+
+    @classmethod
+    def from_now(cls, path: Path) -> Arrivals:
+        """Only the arrivals written to `path` from now on: one sink, several loads in turn."""
+        return cls(path, _offset=path.stat().st_size if path.exists() else 0)
 
     def poll(self) -> None:
         self._offset, arrived = read_arrivals(self.path, self._offset)

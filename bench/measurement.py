@@ -13,7 +13,7 @@ from typing import Any
 from bench.e2e import SELLER_MAILBOX, Harness
 from bench.load import Route
 from bench.message_file import write_message_file
-from bench.proctree import MemoryWatch, tree_cpu_seconds, tree_pss_mib
+from bench.proctree import MemoryWatch, spent, tree_cpu_seconds, tree_pss_mib
 from bench.report import rounded
 from bench.sink import clock
 from bench.smtptools import run_source, source_argv
@@ -159,11 +159,11 @@ async def measure(
         completed=source.completed,
         delivered=server.arrivals.count,
         seconds=None if last is None else last - began,
-        cpu_seconds=_spent(cpu_before, cpu_after),
+        cpu_seconds=spent(cpu_before, cpu_after),
         peak_rss_mib=peak_rss,
         processes_at_peak=memory.processes_at_peak,
         pss_mib=pss,
-        database_cpu_seconds=_spent(database_before, database_after),
+        database_cpu_seconds=spent(database_before, database_after),
         source_exit=source.exit_code,
         source_errors=source.errors,
         exit_code=exit_code,
@@ -173,10 +173,6 @@ async def measure(
 
 def _cpu_of(root: int | None) -> float | None:
     return None if root is None else tree_cpu_seconds(root)
-
-
-def _spent(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
 
 
 async def measure_afresh(

@@ -44,11 +44,8 @@ Results go to bench/results/postfix-<UTC time>.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -61,14 +58,13 @@ from rich.console import Console
 from bench.comparison import notes, reference_of, render, summarize
 from bench.e2e import add_run_limits
 from bench.measurement import MODES, Load, Measurement, measure_afresh
-from bench.procs import BenchError
-from bench.report import machine, write_json
+from bench.report import machine, save_results
+from bench.runs import bounded, cancel_on_sigterm, exit_status, exit_with
 from bench.sink import clock
 from bench.smtptools import SMTP_SINK, SMTP_SOURCE
 from bench.targets import TARGETS, GatewaySetup, postfix_missing
 
 console = Console()
-INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,26 +189,14 @@ async def run(options: Options) -> int:
     if reason:
         console.print(f"[red]cannot run:[/] {reason}", highlight=False)
         return 2
-    # SIGTERM unwinds like Ctrl-C: every process started so far is stopped on the way out.
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    cancel_on_sigterm()
     done: list[Measurement] = []
-    aborted = None
     with tempfile.TemporaryDirectory(prefix="bsm-bench-postfix-") as workdir:
-        try:
-            async with asyncio.timeout(options.timeout):
-                await run_all(options, Path(workdir), done)
-        except (BenchError, TimeoutError, OSError, psycopg.Error) as error:
-            aborted = str(error) or f"took longer than --timeout {options.timeout:.0f} s"
-        except asyncio.CancelledError:  # Ctrl-C or SIGTERM, after the processes were stopped
-            aborted = INTERRUPTED
+        aborted = await bounded(run_all(options, Path(workdir), done), options.timeout)
     if aborted:
         console.print(f"[red]benchmark aborted:[/] {aborted}", highlight=False)
     publish(options, started, clock() - began, done, aborted)
-    if aborted:
-        return 130 if aborted == INTERRUPTED else 2
-    return 1 if any(m.problems() for m in done) else 0
+    return exit_status(aborted, any(m.problems() for m in done))
 
 
 def publish(
@@ -239,19 +223,16 @@ def publish(
             console.print(render(summaries, mode), "")
     for note in notes(summaries):
         console.print(note, highlight=False)
-    settings = asdict(options)
-    settings.pop("postgres_dsn")  # may hold a password
-    document = {
-        "benchmark": "postfix",
-        "started_at": started.isoformat(),
-        "duration_s": round(seconds, 1),
-        "aborted": aborted,
-        "options": settings,
-        "machine": facts,
-        "summary": [s.as_dict(reference_of(summaries, s.mode)) for s in summaries],
-        "measurements": [m.summary() for m in done],
-    }
-    path = write_json(document, started, "postfix")
+    path = save_results(
+        "postfix",
+        started,
+        seconds,
+        asdict(options),
+        facts,
+        aborted=aborted,
+        summary=[s.as_dict(reference_of(summaries, s.mode)) for s in summaries],
+        measurements=[m.summary() for m in done],
+    )
     console.print(f"results: {path}", highlight=False)
 
 
@@ -269,11 +250,7 @@ def postfix_version() -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    options = parse_args(argv)
-    try:
-        sys.exit(asyncio.run(run(options)))
-    except KeyboardInterrupt:  # a second Ctrl-C; the processes were stopped on the way out
-        sys.exit(130)
+    exit_with(run(parse_args(argv)))
 
 
 if __name__ == "__main__":

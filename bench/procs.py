@@ -101,30 +101,6 @@ async def _greets(port: int) -> bool:
             await writer.wait_closed()
 
 
-def peak_rss_mib(pid: int) -> float | None:
-    """The process's resident-set high-water mark (Linux VmHWM); None where unknown.
-    Read it before the process exits: a finished process has no memory figures."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of the process, all threads (Linux); None where unknown.
-    CPU per message moves far less between runs than wall-clock rates on a shared machine."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
-    except OSError:
-        return None
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
 async def stop(child: Child, grace: float) -> int | None:
     """SIGTERM and wait; SIGKILL after `grace` seconds. The exit status; None if killed."""
     process = child.process

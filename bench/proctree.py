@@ -12,7 +12,11 @@ with it, and pages shared between processes (libraries, copy-on-write after fork
 once per process, so the sum is an upper bound of the memory the server held at once. PSS
 (proportional set size: a shared page split among its sharers) summed over the tree does
 not overcount; it has no high-water mark and costs more to read, so it is read once, at
-the end of the load, when Postfix's daemons and the gateway are still all there.
+the end of the load, when Postfix's daemons and the gateway are still all there. VmRSS
+summed over the tree is the resident set now, for readings before and after a change.
+
+The whole machine's busy CPU time (/proc/stat) is read the same way, to tell whether the
+cores were full while a server was measured.
 """
 
 from __future__ import annotations
@@ -66,6 +70,22 @@ def tree_cpu_seconds(root: int) -> float | None:
     return ticks / _TICKS if seen else None
 
 
+def spent(before: float | None, after: float | None) -> float | None:
+    """The CPU seconds between two readings; None if either is unknown."""
+    return None if before is None or after is None else after - before
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every CPU of the machine has spent not idle since boot, all processes
+    (user, nice, system, irq, softirq, steal; not idle or iowait); None where unknown."""
+    try:
+        first = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, first.split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
 def _kib(path: str, key: str) -> int | None:
     """The `key:` line of a /proc file in kB (status, smaps_rollup); None if absent."""
     try:
@@ -82,9 +102,26 @@ def tree_peak_rss_kib(root: int) -> tuple[int, int]:
     return sum(present), len(present)
 
 
+def tree_peak_rss_mib(root: int) -> float | None:
+    """VmHWM summed over the live processes of the tree, in MiB; None if none is readable.
+    Read it before the processes exit: a finished process has no memory figures."""
+    total, count = tree_peak_rss_kib(root)
+    return total / 1024 if count else None
+
+
 def tree_pss_mib(root: int) -> float | None:
     """PSS summed over the live processes of the tree, in MiB; None if none is readable."""
-    found = [_kib(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in tree_pids(root)]
+    return _tree_sum_mib(root, "smaps_rollup", "Pss:")
+
+
+def tree_rss_mib(root: int) -> float | None:
+    """The resident set (VmRSS, now) summed over the live processes of the tree, in MiB;
+    None if none is readable. Shared pages count once per process."""
+    return _tree_sum_mib(root, "status", "VmRSS:")
+
+
+def _tree_sum_mib(root: int, file: str, key: str) -> float | None:
+    found = [_kib(f"/proc/{pid}/{file}", key) for pid in tree_pids(root)]
     present = [kib for kib in found if kib is not None]
     return sum(present) / 1024 if present else None
 

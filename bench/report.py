@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -91,6 +92,21 @@ def ratios(baseline: dict[str, Any], gateway: dict[str, Any]) -> dict[str, float
     return result
 
 
+def plain_table(title: str, caption: str | None = None) -> Table:
+    """A table of figures as the benchmarks print them: title and caption on the left, a
+    rule under the header, no outer border, two spaces between columns (fits 80 columns
+    more easily)."""
+    return Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
 def render(baseline: dict[str, Any], gateway: dict[str, Any], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("")
@@ -125,6 +141,11 @@ def print_run(
     for name, run in (("baseline", baseline), ("gateway", gateway)):
         for error, count in run["errors"].items():
             console.print(f"[yellow]{name}: {count} x {error}[/yellow]", highlight=False)
+    print_problems(console, gateway)
+
+
+def print_problems(console: Console, gateway: dict[str, Any]) -> None:
+    """The gateway log's warning and error lines, if it had any."""
     problems = gateway.get("log_problem_count", 0)
     if problems:
         console.print(f"[yellow]gateway log: {problems} warning/error line(s), first ones:[/]")
@@ -145,6 +166,29 @@ def machine() -> dict[str, Any]:
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain")),
     }
+
+
+def save_results(
+    benchmark: str,
+    started: datetime,
+    seconds: float,
+    options: dict[str, Any],
+    facts: dict[str, Any],
+    **figures: Any,
+) -> Path:
+    """Write bench/results/<benchmark>-<UTC time>.json: when the run started and how long it
+    took, its options (without the PostgreSQL DSN, which may hold a password), the machine's
+    facts and the run's `figures`."""
+    settings = {key: value for key, value in options.items() if key != "postgres_dsn"}
+    document = {
+        "benchmark": benchmark,
+        "started_at": started.isoformat(),
+        "duration_s": round(seconds, 1),
+        "options": settings,
+        "machine": facts,
+        **figures,
+    }
+    return write_json(document, started, benchmark)
 
 
 def write_json(document: dict[str, Any], started: datetime, benchmark: str = "e2e") -> Path:

@@ -58,9 +58,9 @@ database_url = {database_url}
 [smtp]
 port = {smtp_port}
 shutdown_grace = {grace}
-starttls = false               # smtp-source speaks plain SMTP
-sender_auth = "none"           # no SPF or DKIM check on the MX path
-max_sessions_per_client = 1000 # every smtp-source session comes from 127.0.0.1
+starttls = false               # the load speaks plain SMTP
+sender_auth = "{sender_auth}"  # "none": no SPF or DKIM check on the MX path
+max_sessions_per_client = {max_sessions} # every load session comes from 127.0.0.1
 max_commands = {max_commands}  # one reused session may carry every message of the run
 
 [submission]
@@ -84,6 +84,8 @@ level = "warning"
 format = "json"
 """
 SERVER_SECTION = "\n[server]\nprocesses = {processes}\n"
+# Where the MX path's SPF and DKIM look-ups go when sender_auth is not "none".
+DNS_SECTION = '\n[dns]\nnameservers = ["{host}"]\nport = {port}\n'
 
 
 class ArrivalCount(Protocol):
@@ -144,6 +146,8 @@ class GatewaySetup:
     most_messages: int  # that one reused session may carry: the gateway's max_commands
     processes: int | None  # [server] processes; None: the key is left out
     postgres_dsn: str
+    most_sessions: int = 1000  # open at once, all from 127.0.0.1: max_sessions_per_client
+    sender_auth: str = "none"  # [smtp] sender_auth; another value wants a DNS server
 
 
 async def start_target(name: str, harness: Harness, setup: GatewaySetup) -> Server:
@@ -233,18 +237,30 @@ async def _gateway(harness: Harness, setup: GatewaySetup, database_url: str) -> 
     return Server(smtp_port, route.rcpt, gateway.pid, counter, stop_gateway, log_details)
 
 
-def gateway_config(database_url: str, smtp_port: int, sink_port: int, setup: GatewaySetup) -> str:
+def gateway_config(
+    database_url: str,
+    smtp_port: int,
+    sink_port: int,
+    setup: GatewaySetup,
+    dns_port: int | None = None,
+) -> str:
+    """The gateway's config file; `dns_port`: a DNS server on loopback for the MX path's
+    SPF and DKIM look-ups."""
     text = GATEWAY_CONFIG.format(
         # json.dumps quotes a string the way TOML's basic strings want it.
         database_url=json.dumps(database_url),
         smtp_port=smtp_port,
         grace=GATEWAY_SHUTDOWN_GRACE,
+        sender_auth=setup.sender_auth,
+        max_sessions=setup.most_sessions,
         max_commands=max(setup.most_messages + 10, 500),
         transport=json.dumps(f"smtp://{LOOPBACK}:{sink_port}"),
     )
     # Written only when asked for: a gateway without the key refuses it as unknown.
     if setup.processes is not None:
         text += SERVER_SECTION.format(processes=setup.processes)
+    if dns_port is not None:
+        text += DNS_SECTION.format(host=LOOPBACK, port=dns_port)
     return text
 
 
