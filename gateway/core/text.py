@@ -25,9 +25,28 @@ def fold(text: str) -> str:
     removed, case folded: mathematical styled letters become plain letters too. Runs of
     spaces become one space, empty lines one paragraph break, and digit runs are cut to
     LONGEST_DIGIT_RUN."""
+    if text.isascii():
+        return _fold_ascii(text)
     folded = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold()
     folded = _EMPTY_LINES.sub("\n\n", _SPACES.sub(" ", folded))
     return _DIGITS.sub(r"\1", folded)
+
+
+_OTHER_BLANKS = "\t\r\x0b\x0c"  # ASCII white space other than the space and the line end
+_DIGITS_AS_ZERO = str.maketrans("0123456789", "0" * 10)
+_LONG_RUN = "0" * (LONGEST_DIGIT_RUN + 1)
+
+
+def _fold_ascii(text: str) -> str:
+    """fold() for ASCII text: nothing is invisible, NFKC changes nothing, case folding is
+    lower(); each replacement runs only where str's own searches find something to replace."""
+    folded = text.lower()
+    if "  " in folded or any(blank in folded for blank in _OTHER_BLANKS):
+        folded = _SPACES.sub(" ", folded)
+    folded = _EMPTY_LINES.sub("\n\n", folded)
+    if _LONG_RUN in folded.translate(_DIGITS_AS_ZERO):
+        folded = _DIGITS.sub(r"\1", folded)
+    return folded
 
 
 def is_cjk(char: str) -> bool:
