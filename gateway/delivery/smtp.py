@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import time
@@ -45,9 +46,12 @@ class SmtpTransport:
     async def send(self, delivery: ClaimedDelivery) -> SendResult:
         client: aiosmtplib.SMTP | None = None
         try:
-            client = await self._session_for(delivery)
-            await client.rcpt(delivery.recipient)
-            await client.data(delivery.content)
+            # One bound for the whole attempt: aiosmtplib's own per-command timeout would
+            # wrap every reply it waits for in a timer task of its own.
+            async with asyncio.timeout(self._timeout):
+                client = await self._session_for(delivery)
+                await client.rcpt(delivery.recipient)
+                await client.data(delivery.content)
         except aiosmtplib.SMTPResponseException as error:
             _close(client)
             return _by_code(error.code, error.message)
@@ -60,8 +64,9 @@ class SmtpTransport:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for _, client in idle:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.quit()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                async with asyncio.timeout(self._timeout):
+                    await client.quit()
 
     async def _session_for(self, delivery: ClaimedDelivery) -> aiosmtplib.SMTP:
         """A connection with MAIL FROM accepted: an idle one if it is still alive."""
@@ -79,7 +84,7 @@ class SmtpTransport:
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
-            timeout=self._timeout,
+            timeout=None,  # send() bounds the attempt
             local_hostname=self._helo,
             start_tls=self._starttls,
             tls_context=self._tls_context,

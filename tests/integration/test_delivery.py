@@ -14,7 +14,7 @@ from gateway.core.clock import FrozenClock
 from gateway.storage.schema import Outbound
 from tests.support.gateway import running_gateway, smarthost_gateway, wait_for
 from tests.support.mail import send, text_message
-from tests.support.sink import free_port, smtp_sink
+from tests.support.sink import SILENCE, free_port, smtp_sink
 
 
 def _parse(content: bytes) -> Message:
@@ -184,3 +184,15 @@ def test_connection_dropped_by_the_smarthost_is_replaced(tmp_path: Path, db_url:
             wait_for(lambda: second.received)
             assert second.attempts == 1
         wait_for(lambda: _states(gw) == [("delivered", 1), ("delivered", 1)])
+
+
+def test_a_smarthost_that_stops_answering_is_given_up_on_and_tried_again(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The attempt ends after [delivery] attempt_timeout (2 s in the tests), whatever the
+    smarthost does; the next attempt delivers the message, once."""
+    with smarthost_gateway(tmp_path, db_url, [SILENCE]) as (sink, gw):
+        parties = gw.register()
+        gw.seller_writes(parties)
+        wait_for(lambda: _states(gw) == [("delivered", 2)], timeout=20)
+        assert sink.attempts == 2 and len(sink.received) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,9 +20,13 @@ class Received:
     content: bytes
 
 
+SILENCE = "silence"
+
+
 @dataclass
 class Sink:
-    """Replies to DATA from `script` in turn (then 250 for ever); keeps what it accepted."""
+    """Replies to DATA from `script` in turn (then 250 for ever); keeps what it accepted.
+    A script entry "silence" answers nothing for a minute (a smarthost that hangs)."""
 
     script: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
@@ -33,6 +38,10 @@ class Sink:
         with self.lock:
             self.attempts += 1
             reply = self.script.pop(0) if self.script else "250 2.0.0 OK"
+        if reply == SILENCE:
+            await asyncio.sleep(60)
+            return "451 4.4.2 too late"
+        with self.lock:
             if reply.startswith("250"):
                 self.received.append(
                     Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
