@@ -4,6 +4,7 @@ one gateway process (listeners, intake, committer, delivery workers, admin, metr
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import ssl
@@ -240,8 +241,14 @@ class Gateway:
         self.committer.start()
         await self.watcher.start()
         self.workers.start()
-        for listener in self.listeners.values():
-            await listener.start()
+        for name, listener in self.listeners.items():
+            try:
+                await listener.start()
+            except OSError as error:
+                reason = os.strerror(error.errno) if error.errno else str(error)
+                raise ConfigError(
+                    f"config error: {name}: cannot listen on {listener.address}: {reason}"
+                ) from None
         if self.admin is not None:
             await self.admin.start()
         metrics = self.settings.metrics

@@ -261,6 +261,11 @@ class Listener:
             self._server = await loop.create_server(self._protocol, self._host, self._port, ssl=tls)
 
     @property
+    def address(self) -> str:
+        """host:port as configured, for messages."""
+        return f"{self._host}:{self._port}"
+
+    @property
     def port(self) -> int:
         """The bound port (the configured one, or the one chosen for port 0)."""
         assert self._server is not None and self._server.sockets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -159,6 +160,27 @@ def test_serve_without_its_certificate_exits_2_naming_it(tmp_path: Path) -> None
     result = run_cli(config, "serve", timeout=30)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "config error: tls:" in result.stderr and "none.pem" in result.stderr
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_serve_on_a_port_in_use_exits_2_naming_it(tmp_path: Path, processes: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _config(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'gateway.db'}",
+            f"[smtp]\nport = {port}\n[submission]\nenabled = false\n[metrics]\nport = 0\n",
+        )
+        env = clean_env(BSM_SERVER__PROCESSES=processes)
+        result = run_cli(config, "serve", env=env, timeout=30)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    last = result.stderr.strip().splitlines()[-1]
+    assert (
+        last
+        == f"error: config error: mx: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
 
 
 # -- configuration errors: exit 2, one line on stderr naming the key -------------------------
