@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.core.clock import Clock, SystemClock
-from gateway.intake.policy import Policy
 from gateway.policy.rules.marketplace import MarketplacePolicy
-from gateway.policyfile import PolicyError, load_policy
 from gateway.settings import ConfigError, Settings
 from gateway.storage.changes import Change
 from gateway.storage.credentials import CredentialStore
@@ -19,6 +18,9 @@ from gateway.storage.dkim_keys import DkimKeyStore
 from gateway.storage.migrate import open_database
 from gateway.storage.registry import Registry
 from gateway.storage.reports import Reports
+
+if TYPE_CHECKING:
+    from gateway.intake.policy import Policy
 
 
 def marketplace_policy(settings: Settings) -> MarketplacePolicy:
@@ -38,6 +40,11 @@ def compile_policy(settings: Settings, path: Path | str | None = None) -> Policy
     """The policy `path` names (else the one the settings name, else the embedded one),
     compiled with the marketplace's rules. A broken one raises ConfigError, one line naming
     the file and the key, like a bad config."""
+    # Imported here: the rules and their compilation are a second of start-up that the
+    # registry commands do not need.
+    from gateway.intake.policy import Policy
+    from gateway.policyfile import PolicyError, load_policy
+
     try:
         content = load_policy(path or settings.rules.content_policy or None)
     except PolicyError as error:

@@ -12,8 +12,6 @@ from rich.table import Table
 
 from gateway.cli.common import JsonFlag, app, emit, fail, out, settings_of
 from gateway.core.model import Direction, Violation
-from gateway.intake.check import check_message
-from gateway.pipeline.parse import MessageFormatError
 from gateway.services import compile_policy
 from gateway.settings import ConfigError
 
@@ -52,6 +50,10 @@ def check(
     """What the content rules say about MESSAGE: each violation with what matched, and the
     reply an SMTP session would get. Exit 0: it passes; 1: refused; 2: unreadable."""
     settings = settings_of(ctx)
+    # The message's reading and the rules: imported by the commands that use them.
+    from gateway.intake.check import check_message
+    from gateway.pipeline.parse import MessageFormatError
+
     try:
         policy = compile_policy(settings, policy_path)
         raw = message.read_bytes()

@@ -16,10 +16,11 @@ from gateway.cli.common import (
     out,
     settings_of,
 )
+from gateway.services import Services, compile_policy
 from gateway.settings import ConfigError
 from gateway.storage import migrate
 from gateway.storage.database import Database
-from gateway.storage.migrate import SchemaError, open_database
+from gateway.storage.migrate import SchemaError
 
 # -- serve ---------------------------------------------------------------------------
 
@@ -29,18 +30,17 @@ def serve(ctx: typer.Context) -> None:
     """Run the SMTP listener and the delivery workers until SIGTERM."""
     settings = settings_of(ctx)
     from gateway.app import Gateway  # the SMTP stack: only `serve` needs it
-    from gateway.services import compile_policy
 
     try:
         policy = compile_policy(settings)  # a broken policy stops start-up before any work
     except ConfigError as error:
         fail(str(error), False, 2)
     try:
-        database = open_database(settings.database_url)
+        services = Services.open(settings)
     except SchemaError as error:
         fail(str(error), False, 2)
     if settings.server.process_count > 1:
-        database.dispose()
+        services.close()  # each worker process opens its own
         from gateway.supervisor import Supervisor
 
         try:
@@ -49,7 +49,7 @@ def serve(ctx: typer.Context) -> None:
             fail(str(error), False, 2)
         raise typer.Exit(code)
     try:
-        gateway = Gateway(settings, database=database, policy=policy)
+        gateway = Gateway(settings, database=services.database, policy=policy)
         asyncio.run(gateway.run_until_signalled())
     except ConfigError as error:
         fail(str(error), False, 2)
