@@ -116,8 +116,10 @@ class DeliveryWorkers:
     async def admit(self, at_most: float) -> None:
         """Returns when the deliveries waiting are few again, or after `at_most` seconds."""
         if not self._flowing.is_set():
+            # asyncio.timeout, not wait_for: no task of its own for every message that waits
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flowing.wait(), at_most)
+                async with asyncio.timeout(at_most):
+                    await self._flowing.wait()
 
     def _check_flow(self) -> None:
         if self._held.qsize() + self._sending > self._flow_limit:
