@@ -10,7 +10,7 @@ import socket
 import ssl
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
@@ -60,6 +60,8 @@ class _TrackedSMTP(SMTP):
 
     local_part_limit = 64  # RFC 5321 4.5.3.1.1
 
+    _command_names: ClassVar[list[str]]  # what __dir__ lists, per class
+
     def __init__(
         self,
         listener: Listener,
@@ -70,6 +72,18 @@ class _TrackedSMTP(SMTP):
         self._listener = listener
         self._client: str | None = None
         self._offered: LoginPassword | None = None
+        self._unsent: list[bytes] = []  # the lines of a multi-line reply so far
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd builds its tables of commands and AUTH mechanisms on every connection
+        # from dir() and inspect.getmembers(), reading every attribute and property: about
+        # a tenth of the CPU with one message per session. They take only these names.
+        protocol = type(self)
+        names: list[str] | None = protocol.__dict__.get("_command_names")
+        if names is None:
+            names = sorted(n for n in dir(protocol) if n.startswith(("smtp_", "auth_")))
+            protocol._command_names = names
+        return names
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # aiosmtpd reads every MAIL and RCPT address with the email package's header
@@ -142,7 +156,16 @@ class _TrackedSMTP(SMTP):
         raw = reply.encode() if isinstance(reply, str) else reply
         if raw == b"250-AUTH ":
             return  # an EHLO line listing no mechanism: this listener takes no AUTH
-        await super().push(_BUILT_IN_REPLIES.get(raw, raw))
+        raw = _BUILT_IN_REPLIES.get(raw, raw)
+        if raw.rpartition(b"\r\n")[2][3:4] == b"-":
+            # Lines of a multi-line reply (RFC 5321 4.2.1), which the client reads only
+            # once the last line has come: all of them go out in one write, not one each.
+            self._unsent.append(raw)
+            return
+        if self._unsent:
+            raw = b"\r\n".join([*self._unsent, raw])
+            self._unsent.clear()
+        await super().push(raw)
 
     def say_goodbye(self, reply: status.Reply = status.SHUTTING_DOWN) -> None:
         transport = self.transport

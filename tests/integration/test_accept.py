@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 from email.message import EmailMessage
 
 import pytest
@@ -27,6 +28,19 @@ def test_greeting_names_no_software(gw: RunningGateway) -> None:
         assert code == 220
         assert b"python" not in greeting.lower()
         assert b"aiosmtpd" not in greeting.lower()
+
+
+def test_the_ehlo_reply_comes_in_one_piece(gw: RunningGateway) -> None:
+    """Every line of a multi-line reply is written at once, not one write per line: the
+    first read after each EHLO holds the whole reply (line by line, some would not)."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as connection:
+        assert connection.recv(4096).startswith(b"220 ")
+        for _ in range(20):
+            connection.sendall(b"EHLO client.example\r\n")
+            lines = connection.recv(65536).split(b"\r\n")
+            assert len(lines) > 3 and lines[-1] == b"", lines
+            assert all(line.startswith(b"250-") for line in lines[:-2])
+            assert lines[-2].startswith(b"250 ")
 
 
 @pytest.mark.parametrize(
