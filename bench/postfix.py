@@ -76,6 +76,7 @@ class Options:
     size: int | None
     targets: list[str]
     gateway_processes: int | None
+    checkpoint_interval: float
     postgres_dsn: str
     timeout: float
     drain_timeout: float
@@ -120,6 +121,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         type=int,
         help="written as [server] processes = N in the gateway's config (default: left out)",
     )
+    add(
+        "--checkpoint-interval",
+        type=float,
+        default=1.0,
+        help="seconds between the gateway's archive-log checkpoints during the load (1.0: "
+        "the log keeps up with intake; 3600: no log work until the run is measured)",
+    )
     add_run_limits(parser, timeout=3600, drain_after="smtp-source ends")
     args = parser.parse_args(argv)
     counts = (args.repetitions, args.messages, args.sessions, args.gateway_messages or 1)
@@ -151,6 +159,7 @@ async def run_all(options: Options, workdir: Path, done: list[Measurement]) -> N
         most_messages=max(options.messages_for(target) for target in options.targets),
         processes=options.gateway_processes,
         postgres_dsn=options.postgres_dsn,
+        checkpoint_interval=options.checkpoint_interval,
     )
     for repetition in range(1, options.repetitions + 1):
         for mode in MODES:

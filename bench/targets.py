@@ -84,6 +84,7 @@ level = "warning"
 format = "json"
 """
 SERVER_SECTION = "\n[server]\nprocesses = {processes}\n"
+ARCHIVE_SECTION = "\n[archive]\ncheckpoint_interval = {interval}\n"
 # Where the MX path's SPF and DKIM look-ups go when sender_auth is not "none".
 DNS_SECTION = '\n[dns]\nnameservers = ["{host}"]\nport = {port}\n'
 
@@ -148,6 +149,7 @@ class GatewaySetup:
     postgres_dsn: str
     most_sessions: int = 1000  # open at once, all from 127.0.0.1: max_sessions_per_client
     sender_auth: str = "none"  # [smtp] sender_auth; another value wants a DNS server
+    checkpoint_interval: float | None = None  # [archive]; None: the gateway's default
 
 
 async def start_target(name: str, harness: Harness, setup: GatewaySetup) -> Server:
@@ -259,6 +261,8 @@ def gateway_config(
     # Written only when asked for: a gateway without the key refuses it as unknown.
     if setup.processes is not None:
         text += SERVER_SECTION.format(processes=setup.processes)
+    if setup.checkpoint_interval is not None:
+        text += ARCHIVE_SECTION.format(interval=setup.checkpoint_interval)
     if dns_port is not None:
         text += DNS_SECTION.format(host=LOOPBACK, port=dns_port)
     return text

@@ -4,6 +4,7 @@ one gateway process (listeners, intake, committer, delivery workers, admin, metr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ from dns.exception import DNSException
 
 from gateway.admin.api import create_app
 from gateway.admin.server import AdminServer
+from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
 from gateway.delivery.dkim import SigningTransport, new_private_key
 from gateway.delivery.maildir import MaildirTransport
@@ -72,10 +75,12 @@ def _sender_verifier(settings: Settings) -> SenderVerifier | None:
 
 
 def prepare(services: Services) -> None:
-    """What must exist before any process serves: the alias domain's DKIM key, and the
-    TLS certificate (made self-signed where the settings allow it)."""
+    """What must exist before any process serves: the alias domain's DKIM key, the key that
+    signs the archive log, and the TLS certificate (made self-signed where the settings
+    allow it)."""
     settings = services.settings
     services.dkim_keys.ensure_active(settings.dkim.selector, new_private_key)
+    services.archive_keys.ensure_active(new_log_key)
     if not (settings.smtp.starttls or settings.submission.enabled):
         return
     tls = settings.tls
@@ -102,10 +107,12 @@ class Gateway:
         sockets: Mapping[str, socket.socket] | None = None,
         serves_admin: bool = True,
         serves_metrics: bool = True,
+        keeps_archive_log: bool = True,
     ) -> None:
         """`sockets`: listening sockets a parent bound (several processes), by listener
-        name. `serves_admin`, `serves_metrics`: whether this process serves the admin API
-        and the metrics (of several processes, one does)."""
+        name. `serves_admin`, `serves_metrics`, `keeps_archive_log`: whether this process
+        serves the admin API and the metrics and runs the archive log's checkpointer (of
+        several processes, one does)."""
         self.settings = settings
         self.services = Services(settings, database, clock or SystemClock(), self._changed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -153,6 +160,9 @@ class Gateway:
         )
         self._sockets = dict(sockets or {})
         self._serves_metrics = serves_metrics
+        self._keeps_archive_log = keeps_archive_log
+        self.checkpointer: Checkpointer | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
         self.admin = self._build_admin() if serves_admin else None
@@ -251,6 +261,8 @@ class Gateway:
                 ) from None
         if self.admin is not None:
             await self.admin.start()
+        if self._keeps_archive_log:
+            self._start_checkpointer()
         metrics = self.settings.metrics
         if metrics.enabled and self._serves_metrics:
             self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
@@ -262,6 +274,29 @@ class Gateway:
             workers=self.settings.delivery.workers,
             policy_version=self.intake.policy.version,
         )
+
+    def _start_checkpointer(self) -> None:
+        key = self.services.archive_keys.active()
+        assert key is not None, "prepare() made the archive log's key"
+        self.checkpointer = Checkpointer(
+            self.database,
+            key,
+            self.clock,
+            interval=self.settings.archive.checkpoint_interval,
+        )
+        self._checkpoints = asyncio.create_task(self.checkpointer.run(), name="checkpointer")
+
+    async def _stop_checkpointer(self) -> None:
+        """The last records of this run appended and signed before the process ends."""
+        if self._checkpoints is None or self.checkpointer is None:
+            return
+        self._checkpoints.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._checkpoints
+        try:
+            await asyncio.to_thread(self.checkpointer.run_once)
+        except Exception as error:  # the next start appends them
+            _log.error("archive_checkpoint_failed", exc_info=error)
 
     def reload_policy(self) -> bool:
         """SIGHUP (in a worker thread): read the content policy again. An invalid one is
@@ -287,6 +322,7 @@ class Gateway:
         grace = self.settings.smtp.shutdown_grace
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         await self.workers.stop()
+        await self._stop_checkpointer()
         await self.watcher.stop()
         await self.committer.stop()
         self.directory.close()

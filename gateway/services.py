@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from gateway.core.clock import Clock, SystemClock
 from gateway.policy.rules.marketplace import MarketplacePolicy
 from gateway.settings import ConfigError, Settings
+from gateway.storage.archive_keys import ArchiveKeyStore
 from gateway.storage.changes import Change
 from gateway.storage.credentials import CredentialStore
 from gateway.storage.database import Database
@@ -65,6 +66,7 @@ class Services:
         self.registry = Registry(self.database, domain, self.clock, self.on_change)
         self.credentials = CredentialStore(self.database, self.clock)
         self.dkim_keys = DkimKeyStore(self.database, self.clock)
+        self.archive_keys = ArchiveKeyStore(self.database, self.clock)
         self.reports = Reports(self.database, self.clock)
 
     @classmethod

@@ -215,6 +215,11 @@ class DkimSettings(_Section):
     selector: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 
 
+class ArchiveSettings(_Section):
+    # How often what was committed is appended to the archive log and a checkpoint signed.
+    checkpoint_interval: Annotated[float, Field(gt=0, le=3600)]
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["json", "console"]
@@ -237,6 +242,7 @@ class Settings(BaseSettings):
     tls: TlsSettings
     delivery: DeliverySettings
     dkim: DkimSettings
+    archive: ArchiveSettings
     rules: RulesSettings
     dns: DnsSettings
     log: LogSettings

@@ -264,6 +264,7 @@ class Supervisor:
                 sockets=self._sockets[slot],
                 serves_admin=slot == 0,
                 serves_metrics=slot == 0,
+                keeps_archive_log=slot == 0,
             )
             asyncio.run(gateway.run_until_signalled())
             return 0

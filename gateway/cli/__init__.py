@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from gateway.cli import keys, policy, registry, reports, run, standing  # noqa: F401 (add commands)
+from gateway.cli import (  # noqa: F401 (add commands)
+    archive,
+    keys,
+    policy,
+    registry,
+    reports,
+    run,
+    standing,
+)
 from gateway.cli.common import app
 
 

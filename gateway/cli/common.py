@@ -32,6 +32,11 @@ db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 dkim_app = typer.Typer(no_args_is_help=True, help="DKIM keys of the alias domain.")
 message_app = typer.Typer(no_args_is_help=True, help="Archived messages.")
 report_app = typer.Typer(no_args_is_help=True, help="Reports for operators and the marketplace.")
+archive_app = typer.Typer(
+    no_args_is_help=True, help="The archive for auditors: its signed log and its verification."
+)
+archive_key_app = typer.Typer(no_args_is_help=True, help="The key that signs the archive log.")
+archive_app.add_typer(archive_key_app, name="key")
 credential_app = typer.Typer(
     no_args_is_help=True, help="Submission logins (user name and app password) of a seller."
 )
@@ -45,6 +50,7 @@ for sub, name in (
     (dkim_app, "dkim"),
     (message_app, "message"),
     (report_app, "report"),
+    (archive_app, "archive"),
 ):
     app.add_typer(sub, name=name)
 

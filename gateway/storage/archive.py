@@ -8,7 +8,7 @@ however many records name it (a message to several aliases is one body as receiv
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -110,6 +110,38 @@ def bodies(connection: Connection, keys: Iterable[str]) -> dict[str, bytes]:
     return {row.sha256: decompress(row.data) for row in found}
 
 
+def stored_bodies(connection: Connection, chunk: int = 1000) -> Iterator[tuple[str, bytes]]:
+    """Every stored body, its key and its bytes, in key order, `chunk` at a time."""
+    after = ""
+    while True:
+        rows = connection.execute(
+            select(_BODIES.c.sha256, _BODIES.c.data)
+            .where(_BODIES.c.sha256 > after)
+            .order_by(_BODIES.c.sha256)
+            .limit(chunk)
+        ).all()
+        for key, blob in rows:
+            yield key, decompress(blob)
+        if len(rows) < chunk:
+            return
+        after = rows[-1][0]
+
+
+def missing_bodies(connection: Connection) -> list[tuple[int, str]]:
+    """Messages that name bytes no longer stored: (message id, which), a few at most."""
+    found = []
+    for column in ("received_sha256", "delivered_sha256"):
+        key = _MESSAGES.c[column]
+        rows = connection.execute(
+            select(_MESSAGES.c.id)
+            .select_from(_MESSAGES.outerjoin(_BODIES, _BODIES.c.sha256 == key))
+            .where(key.is_not(None), _BODIES.c.sha256.is_(None))
+            .limit(10)
+        ).scalars()
+        found += [(message_id, column.removesuffix("_sha256")) for message_id in rows]
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class ArchivedMessage:
     """One archive record as read back, with its bytes."""
@@ -139,7 +171,9 @@ def read_records(
 ) -> list[ArchivedMessage]:
     """The records selected by `which` (a condition on Message; all if None), oldest first."""
     received, delivered = _BODIES.alias("received_body"), _BODIES.alias("delivered_body")
-    columns = [c for c in _MESSAGES.c if c.name not in ("received_sha256", "delivered_sha256")]
+    columns = [
+        c for c in _MESSAGES.c if c.name not in ("received_sha256", "delivered_sha256", "log_seq")
+    ]
     query = (
         select(*columns, received.c.data.label("received"), delivered.c.data.label("delivered"))
         .outerjoin(received, received.c.sha256 == _MESSAGES.c.received_sha256)

@@ -1,7 +1,8 @@
 """The schema (SQLAlchemy 2 declarative). Alembic migrations under migrations/ create it.
 
 Each table family has one owner module in gateway.storage that writes it: the archive
-(messages, bodies), the queue (outbound), the registry (sellers ... orders, registry_changes),
+(messages, bodies), the archive log (archive_log, archive_log_head, archive_checkpoints,
+archive_keys), the queue (outbound), the registry (sellers ... orders, registry_changes),
 quota (quota_usage), waits, credentials, dkim_keys."""
 
 from __future__ import annotations
@@ -179,6 +180,8 @@ class Message(Base):
     important: Mapped[bool] = mapped_column(default=False)  # a seller's "[Important]" message
     policy_version: Mapped[str] = mapped_column(String(64), default="")  # content policy hash
     shadow_hits: Mapped[str] = mapped_column(Text, default="")  # rules in shadow mode that hit
+    # Its leaf in the archive log; None until the checkpointer has appended it.
+    log_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
 
 class Wait(Base):
@@ -218,6 +221,52 @@ class RegistryChange(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     seller_id: Mapped[int | None] = mapped_column(BigInteger)  # None: not about one seller
     buyer_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LogLeaf(Base):
+    """A leaf of the archive's Merkle log (RFC 9162 shape), in the order it was appended:
+    `seq` is its index in the tree. `kind` and `ref_id` name the record it stands for."""
+
+    __tablename__ = "archive_log"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20))  # message
+    ref_id: Mapped[int] = mapped_column(BigInteger)
+    leaf_hash: Mapped[str] = mapped_column(String(64))  # hex
+    appended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LogHead(Base):
+    """The log's one head row: its size and right edge. Whoever appends holds it locked."""
+
+    __tablename__ = "archive_log_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)  # core.merkle.Frontier.to_bytes()
+
+
+class Checkpoint(Base):
+    """A signed tree head: the log's size and root at a moment, signed with an archive key."""
+
+    __tablename__ = "archive_checkpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, unique=True)
+    root_hash: Mapped[str] = mapped_column(String(64))  # hex
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))  # base64 Ed25519
+
+
+class ArchiveKey(Base):
+    """An Ed25519 key that signs checkpoints; one is active, older ones stay to verify."""
+
+    __tablename__ = "archive_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    private_key: Mapped[str] = mapped_column(Text)  # PEM, PKCS#8
+    public_key: Mapped[str] = mapped_column(String(64))  # base64 of the 32 raw bytes
+    active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def table_of(model: type[Base]) -> Table:

@@ -1,0 +1,1 @@
+"""The auditors' side of the archive: its Merkle log kept and signed, and verified."""

@@ -1,0 +1,196 @@
+"""The archive's Merkle log in the database (owner of archive_log, archive_log_head,
+archive_checkpoints and messages.log_seq): appending the records committed since the last
+append, one appender at a time (it holds the head row), checkpoints, and the whole log read
+back in order for verification.
+
+Intake never waits for the log: a message is committed with no place in it (log_seq NULL)
+and appended later, in the order the appender finds them. A message committed late with a
+lower id than others already appended is simply found the next time."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+
+from gateway.core.merkle import Frontier, leaf_hash
+from gateway.core.records import SignedCheckpoint, record_bytes, timestamp
+from gateway.storage.schema import Checkpoint, LogHead, LogLeaf, Message, table_of
+
+APPEND_BATCH = 500  # records per transaction: the SQLite write lock is held only briefly
+
+_LOG = table_of(LogLeaf)
+_HEAD = table_of(LogHead)
+_CHECKPOINTS = table_of(Checkpoint)
+_MESSAGES = table_of(Message)
+HEAD_ID = 1
+
+# The message columns a leaf binds: all but its place in the log. The body columns are the
+# SHA-256 of the bytes as received and as delivered, so the leaf binds the bytes too.
+MESSAGE_FIELDS = (
+    "id", "pair_id", "direction", "session_id", "envelope_from", "recipient", "received_at",
+    "verdict", "smtp_reply", "rule_hits", "shadow_hits", "gateway_message_id",
+    "original_message_id", "received_sha256", "delivered_sha256", "size", "important",
+    "policy_version",
+)  # fmt: skip
+_MESSAGE_COLUMNS = [_MESSAGES.c[name] for name in MESSAGE_FIELDS]
+
+
+def message_record(row: Mapping[Any, Any]) -> bytes:
+    """A message row as the log hashes it."""
+    fields = {name: row[name] for name in MESSAGE_FIELDS}
+    fields["received_at"] = timestamp(row["received_at"])
+    return record_bytes("message", fields)
+
+
+def append_committed(
+    connection: Connection, now: datetime, limit: int = APPEND_BATCH
+) -> tuple[Frontier, int]:
+    """Appends up to `limit` committed messages not yet in the log; the log's new right
+    edge, and how many were appended. Holds the head row until the transaction ends."""
+    head = connection.execute(
+        select(_HEAD.c.tree_size, _HEAD.c.frontier).where(_HEAD.c.id == HEAD_ID).with_for_update()
+    ).one()
+    frontier = Frontier.from_bytes(head.tree_size, head.frontier)
+    rows = (
+        connection.execute(
+            select(*_MESSAGE_COLUMNS)
+            .where(_MESSAGES.c.log_seq.is_(None))
+            .order_by(_MESSAGES.c.id)
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
+    if not rows:
+        return frontier, 0
+    leaves, places = [], []
+    for row in rows:
+        seq = frontier.size
+        leaf = leaf_hash(message_record(row))
+        frontier.append(leaf)
+        leaves.append(
+            {"seq": seq, "kind": "message", "ref_id": row["id"], "leaf_hash": leaf.hex(),
+             "appended_at": now}
+        )  # fmt: skip
+        places.append({"b_id": row["id"], "b_seq": seq})
+    connection.execute(insert(_LOG), leaves)
+    connection.execute(
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id == bindparam("b_id"))
+        .values(log_seq=bindparam("b_seq")),
+        places,
+    )
+    connection.execute(
+        update(_HEAD)
+        .where(_HEAD.c.id == HEAD_ID)
+        .values(tree_size=frontier.size, frontier=frontier.to_bytes())
+    )
+    return frontier, len(rows)
+
+
+def head(connection: Connection) -> Frontier:
+    row = connection.execute(
+        select(_HEAD.c.tree_size, _HEAD.c.frontier).where(_HEAD.c.id == HEAD_ID)
+    ).one()
+    return Frontier.from_bytes(row.tree_size, row.frontier)
+
+
+def unlogged(connection: Connection) -> int:
+    """Committed messages waiting for their place in the log."""
+    count = connection.execute(
+        select(func.count()).select_from(_MESSAGES).where(_MESSAGES.c.log_seq.is_(None))
+    ).scalar_one()
+    return int(count)
+
+
+def add_checkpoint(connection: Connection, checkpoint: SignedCheckpoint) -> None:
+    connection.execute(
+        insert(_CHECKPOINTS).values(
+            tree_size=checkpoint.tree_size,
+            root_hash=checkpoint.root_hash.hex(),
+            signed_at=checkpoint.signed_at,
+            key_id=checkpoint.key_id,
+            signature=base64.b64encode(checkpoint.signature).decode("ascii"),
+        )
+    )
+
+
+def latest_checkpoint(connection: Connection) -> SignedCheckpoint | None:
+    row = connection.execute(
+        select(_CHECKPOINTS).order_by(_CHECKPOINTS.c.tree_size.desc()).limit(1)
+    ).first()
+    return _checkpoint(row._mapping) if row else None
+
+
+def checkpoints(connection: Connection) -> Iterator[SignedCheckpoint]:
+    """Every checkpoint, smallest tree first."""
+    result = connection.execute(select(_CHECKPOINTS).order_by(_CHECKPOINTS.c.tree_size))
+    for row in result.mappings():
+        yield _checkpoint(row)
+
+
+def _checkpoint(row: Mapping[Any, Any]) -> SignedCheckpoint:
+    return SignedCheckpoint(
+        tree_size=row["tree_size"],
+        root_hash=bytes.fromhex(row["root_hash"]),
+        signed_at=row["signed_at"],
+        key_id=row["key_id"],
+        signature=base64.b64decode(row["signature"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRecord:
+    """A leaf as stored, with the record it stands for as it is now (None: it is gone)."""
+
+    seq: int
+    kind: str
+    ref_id: int
+    leaf_hash: bytes
+    message: Mapping[Any, Any] | None
+    log_seq: int | None  # the place the message itself names
+
+
+def logged_records(connection: Connection, chunk: int = 5000) -> Iterator[LoggedRecord]:
+    """The log in order, each leaf with its record, read `chunk` leaves at a time."""
+    joined = _LOG.outerjoin(
+        _MESSAGES, and_(_LOG.c.kind == "message", _MESSAGES.c.id == _LOG.c.ref_id)
+    )
+    after = -1
+    while True:
+        rows = (
+            connection.execute(
+                select(
+                    _LOG.c.seq,
+                    _LOG.c.kind,
+                    _LOG.c.ref_id,
+                    _LOG.c.leaf_hash,
+                    _MESSAGES.c.log_seq,
+                    *_MESSAGE_COLUMNS,
+                )
+                .select_from(joined)
+                .where(_LOG.c.seq > after)
+                .order_by(_LOG.c.seq)
+                .limit(chunk)
+            )
+            .mappings()
+            .all()
+        )
+        for row in rows:
+            present = row["id"] is not None
+            yield LoggedRecord(
+                seq=row["seq"],
+                kind=row["kind"],
+                ref_id=row["ref_id"],
+                leaf_hash=bytes.fromhex(row["leaf_hash"]),
+                message=row if present else None,
+                log_seq=row["log_seq"],
+            )
+        if len(rows) < chunk:
+            return
+        after = rows[-1]["seq"]
