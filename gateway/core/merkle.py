@@ -35,23 +35,48 @@ def root_of(leaves: Sequence[bytes]) -> bytes:
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """PATH(m, D[n]) of RFC 9162 2.1.3.1: the hashes that lead from leaf `index` to the root
     of the tree of `leaves` (leaf hashes)."""
-    if not 0 <= index < len(leaves):
-        raise ValueError(f"leaf {index} is not in a tree of {len(leaves)}")
-    proof: list[bytes] = []
-    _path(leaves, index, proof)
-    return proof
+    return Tree(leaves).path(index)
 
 
-def _path(leaves: Sequence[bytes], index: int, proof: list[bytes]) -> None:
-    if len(leaves) == 1:
-        return
-    k = _split(len(leaves))
-    if index < k:
-        _path(leaves[:k], index, proof)
-        proof.append(root_of(leaves[k:]))
-    else:
-        _path(leaves[k:], index - k, proof)
-        proof.append(root_of(leaves[:k]))
+_UNCACHED = 64  # leaves under which a subtree's root is not kept
+
+
+class Tree:
+    """A tree over its leaf hashes, whose subtree roots are computed once however many
+    proofs need them: the proofs of k leaves of a tree of n cost O(n + k log n) hashes."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.leaves = leaves
+        self._roots: dict[tuple[int, int], bytes] = {}
+
+    def root(self, start: int = 0, end: int | None = None) -> bytes:
+        """MTH of leaves[start:end]."""
+        end = len(self.leaves) if end is None else end
+        if end - start <= _UNCACHED:  # hashed again when asked again: cheaper than kept
+            return root_of(self.leaves[start:end])
+        known = self._roots.get((start, end))
+        if known is None:
+            k = start + _split(end - start)
+            known = node_hash(self.root(start, k), self.root(k, end))
+            self._roots[(start, end)] = known
+        return known
+
+    def path(self, index: int) -> list[bytes]:
+        """PATH(index, D[n]): from the leaf up, each sibling's root."""
+        if not 0 <= index < len(self.leaves):
+            raise ValueError(f"leaf {index} is not in a tree of {len(self.leaves)}")
+        proof: list[bytes] = []
+        start, end = 0, len(self.leaves)
+        while end - start > 1:
+            k = start + _split(end - start)
+            if index < k:
+                proof.append(self.root(k, end))
+                end = k
+            else:
+                proof.append(self.root(start, k))
+                start = k
+        proof.reverse()
+        return proof
 
 
 def verify_inclusion(

@@ -18,12 +18,13 @@ from sqlalchemy import ColumnElement, Connection, select
 from gateway.core.model import ArchiveEntry, BounceContext
 from gateway.pipeline.dsn import header_block
 from gateway.storage import sql
-from gateway.storage.schema import Body, Message, Outbound, table_of
+from gateway.storage.schema import Body, Message, Order, Outbound, table_of
 from gateway.storage.sql import Statement
 
 _LEVEL = 3
 _MESSAGES = table_of(Message)
 _BODIES = table_of(Body)
+_ORDERS = table_of(Order)
 
 
 def body_key(data: bytes) -> str:
@@ -125,6 +126,25 @@ def stored_bodies(connection: Connection, chunk: int = 1000) -> Iterator[tuple[s
         if len(rows) < chunk:
             return
         after = rows[-1][0]
+
+
+def message_ids(
+    connection: Connection,
+    *,
+    pair_id: int | None = None,
+    order_ref: str | None = None,
+    ids: Sequence[int] = (),
+) -> list[int]:
+    """The archive records of a pair, of the pair of an order, or of the given ids."""
+    query = select(_MESSAGES.c.id).order_by(_MESSAGES.c.id)
+    if pair_id is not None:
+        query = query.where(_MESSAGES.c.pair_id == pair_id)
+    elif order_ref is not None:
+        pair = select(_ORDERS.c.pair_id).where(_ORDERS.c.ref == order_ref).scalar_subquery()
+        query = query.where(_MESSAGES.c.pair_id == pair)
+    else:
+        query = query.where(_MESSAGES.c.id.in_(list(ids)))
+    return list(connection.execute(query).scalars())
 
 
 def missing_bodies(connection: Connection) -> list[tuple[int, str]]:

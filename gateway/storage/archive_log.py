@@ -10,12 +10,12 @@ lower id than others already appended is simply found the next time."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, select, update
 
 from gateway.core.merkle import Frontier, leaf_hash
 from gateway.core.records import SignedCheckpoint, record_bytes, timestamp
@@ -194,3 +194,27 @@ def logged_records(connection: Connection, chunk: int = 5000) -> Iterator[Logged
         if len(rows) < chunk:
             return
         after = rows[-1]["seq"]
+
+
+def leaf_hashes(connection: Connection, size: int) -> list[bytes]:
+    """The first `size` leaf hashes, in order."""
+    rows = connection.execute(
+        select(_LOG.c.leaf_hash).where(_LOG.c.seq < size).order_by(_LOG.c.seq)
+    ).scalars()
+    return [bytes.fromhex(value) for value in rows]
+
+
+def logged_messages(connection: Connection, ids: Sequence[int], size: int) -> list[RowMapping]:
+    """The messages of `ids` that are among the first `size` leaves: their fields and their
+    place (log_seq), by id."""
+    if not ids:
+        return []
+    return list(
+        connection.execute(
+            select(*_MESSAGE_COLUMNS, _MESSAGES.c.log_seq)
+            .where(_MESSAGES.c.id.in_(ids), _MESSAGES.c.log_seq < size)
+            .order_by(_MESSAGES.c.id)
+        )
+        .mappings()
+        .all()
+    )

@@ -6,6 +6,8 @@ field of a record, a deleted row, two rows reordered, a rewritten checkpoint."""
 from __future__ import annotations
 
 import base64
+import json
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,12 +15,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text, update
 
+from gateway.audit.bundle import verify_bundle
 from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.export import Selection, export_bundle
+from gateway.audit.signing import new_log_key
 from gateway.audit.verify import Verification, verify_archive
 from gateway.core.merkle import inclusion_proof, leaf_hash, root_of, verify_inclusion
 from gateway.storage import archive, archive_log
 from gateway.storage.database import Database
-from gateway.storage.schema import Body, Checkpoint, LogLeaf, Message
+from gateway.storage.schema import Body, Checkpoint, LogLeaf, Message, table_of
 from tests.support.databases import postgres_schema
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.mail import send, text_message
@@ -123,7 +128,7 @@ def test_one_field_of_a_record_changed(logged: RunningGateway) -> None:
 
 def test_a_leaf_deleted(logged: RunningGateway) -> None:
     with logged.gateway.database.writing() as connection:
-        connection.execute(LogLeaf.__table__.delete().where(LogLeaf.seq == 1))
+        connection.execute(table_of(LogLeaf).delete().where(LogLeaf.seq == 1))
     _fails_with(
         logged,
         "record 1: missing from the log",
@@ -136,7 +141,7 @@ def test_a_record_deleted(logged: RunningGateway) -> None:
     message_id, _ = _first_message(database)
     with database.writing() as connection:
         connection.execute(text("DELETE FROM outbound WHERE message_id = :id"), {"id": message_id})
-        connection.execute(Message.__table__.delete().where(Message.id == message_id))
+        connection.execute(table_of(Message).delete().where(Message.id == message_id))
     _fails_with(logged, f"record 0 (message {message_id}): the record is gone")
 
 
@@ -179,13 +184,13 @@ def test_a_message_committed_late_with_a_lower_id_is_not_left_out(
     database = logged.gateway.database
     with database.writing() as connection:
         row = (
-            connection.execute(select(Message.__table__).order_by(Message.id).limit(1))
+            connection.execute(select(table_of(Message)).order_by(Message.id).limit(1))
             .mappings()
             .one()
         )
         copy = {k: v for k, v in row.items() if k not in ("id", "log_seq")}
         copy["gateway_message_id"] = "<late@relay.example.test>"
-        connection.execute(Message.__table__.insert().values(id=-5, **copy))
+        connection.execute(table_of(Message).insert().values(id=-5, **copy))
     run = checkpointer(logged).run_once()
     assert run.appended == 1 and run.checkpoint is not None
     assert run.checkpoint.tree_size == MESSAGES + 1
@@ -218,7 +223,8 @@ def test_two_gateways_on_one_postgresql_keep_one_whole_log(tmp_path: Path) -> No
     with postgres_schema() as url:
         outbox = tmp_path / "outbox"
         first, second = tmp_path / "a", tmp_path / "b"
-        first.mkdir(), second.mkdir()
+        first.mkdir()
+        second.mkdir()
         ports = reserve_port(), reserve_port()
         configs = [
             process_config(folder, url, f"maildir:{outbox}", port)
@@ -255,3 +261,78 @@ def test_two_gateways_on_one_postgresql_keep_one_whole_log(tmp_path: Path) -> No
     assert report["ok"], report["problems"]
     assert (report["records"], report["unlogged"]) == (len(subjects), 0)
     assert report["tree_size"] == len(subjects)
+
+
+def _export(gw: RunningGateway, out: Path, selection: Selection) -> None:
+    export_bundle(gw.gateway.database, checkpointer(gw), selection, out)
+
+
+def _rewritten(bundle: Path, out: Path, change: dict[str, bytes]) -> Path:
+    """A copy of `bundle` with the files of `change` replaced."""
+    with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(out, "w") as copy:
+        for name in source.namelist():
+            copy.writestr(name, change.get(name, source.read(name)))
+    return out
+
+
+def test_an_export_proves_itself_offline_and_each_alteration_is_named(
+    logged: RunningGateway, tmp_path: Path
+) -> None:
+    key = logged.gateway.services.archive_keys.active()
+    assert key is not None
+    pair_id = archived_pair(logged)
+    bundle = tmp_path / "pair.zip"
+    _export(logged, bundle, Selection(pair_id=pair_id))
+    check = verify_bundle(bundle, key.public_key)
+    assert check.ok, check.problems
+    assert (check.messages, check.tree_size) == (MESSAGES, MESSAGES)
+
+    with zipfile.ZipFile(bundle) as source:
+        manifest = json.loads(source.read("manifest.json"))
+        first = manifest["messages"][0]
+        eml = source.read(first["delivered"])
+        record = source.read(first["record"])
+    where = f"message {first['message_id']}"
+    cases = {
+        first["delivered"]: (eml.replace(b"parcel", b"pArcel", 1), "as delivered is not"),
+        first["record"]: (record.replace(b'"accepted"', b'"refused"'), "record is not the one"),
+    }
+    for name, (changed, problem) in cases.items():
+        check = verify_bundle(
+            _rewritten(bundle, tmp_path / "x.zip", {name: changed}), key.public_key
+        )
+        assert any(p.startswith(where) and problem in p for p in check.problems), check.problems
+    manifest["checkpoint"]["tree_size"] += 1
+    forged = json.dumps(manifest).encode()
+    check = verify_bundle(
+        _rewritten(bundle, tmp_path / "y.zip", {"manifest.json": forged}), key.public_key
+    )
+    assert any("signature does not verify" in p for p in check.problems), check.problems
+    other = new_log_key()
+    assert not verify_bundle(bundle, other.public_key).ok
+
+
+def archived_pair(gw: RunningGateway) -> int:
+    with gw.gateway.database.read_connection() as connection:
+        pair_id = connection.execute(select(Message.pair_id).limit(1)).scalar_one()
+    assert isinstance(pair_id, int)
+    return pair_id
+
+
+def test_export_and_verify_export_commands(logged: RunningGateway, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    key = cli_json(config, "archive", "key", "show")["public_key"]
+    bundle = tmp_path / "ids.zip"
+    ids = ",".join(str(n) for n in message_ids(logged)[:2])
+    exported = cli_json(config, "archive", "export", "--ids", ids, "--out", str(bundle))
+    assert exported["messages"] == 2
+    checked = run_cli(None, "archive", "verify-export", str(bundle), "--public-key", key, "--json")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert json.loads(checked.stdout)["ok"] is True
+    nothing = run_cli(config, "archive", "export", "--order-ref", "none", "--out", str(bundle))
+    assert nothing.returncode == 1 and "no archived message matches" in nothing.stderr
+
+
+def message_ids(gw: RunningGateway) -> list[int]:
+    with gw.gateway.database.read_connection() as connection:
+        return list(connection.execute(select(Message.id).order_by(Message.id)).scalars())

@@ -9,6 +9,7 @@ import pytest
 from gateway.core.merkle import (
     EMPTY_ROOT,
     Frontier,
+    Tree,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -121,3 +122,15 @@ def test_every_proof_of_every_shape_verifies_and_no_tampering_does() -> None:
                 assert not verify_consistency(old, size, old_root, root, [])
                 wrong = root_of([leaf_hash(b"x"), *leaves[1:old]])
                 assert not verify_consistency(old, size, wrong, root, proof)
+
+
+@pytest.mark.parametrize("size", [64, 65, 130, 257, 1000])
+def test_large_trees_keep_their_subtree_roots_and_prove_every_leaf(size: int) -> None:
+    leaves = [leaf_hash(n.to_bytes(4, "big")) for n in range(size)]
+    tree = Tree(leaves)
+    root = tree.root()
+    assert root == root_of(leaves)
+    for index in range(0, size, 7):
+        proof = tree.path(index)
+        assert verify_inclusion(leaves[index], index, size, proof, root)
+        assert proof == inclusion_proof(leaves, index)
