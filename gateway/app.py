@@ -16,6 +16,7 @@ from dns.exception import DNSException
 from gateway.admin.api import create_app
 from gateway.admin.server import AdminServer
 from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
 from gateway.delivery.dkim import SigningTransport, new_private_key
@@ -163,6 +164,7 @@ class Gateway:
         self._keeps_archive_log = keeps_archive_log
         self.checkpointer: Checkpointer | None = None
         self._checkpoints: asyncio.Task[None] | None = None
+        self._purges: asyncio.Task[None] | None = None
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
         self.admin = self._build_admin() if serves_admin else None
@@ -285,14 +287,20 @@ class Gateway:
             interval=self.settings.archive.checkpoint_interval,
         )
         self._checkpoints = asyncio.create_task(self.checkpointer.run(), name="checkpointer")
+        purger = Purger(self.database, self.clock, self.settings.archive.retention_days)
+        self._purges = asyncio.create_task(purger.run_daily(), name="purger")
 
     async def _stop_checkpointer(self) -> None:
-        """The last records of this run appended and signed before the process ends."""
+        """The daily purge stopped, and the last records of this run appended and signed
+        before the process ends."""
         if self._checkpoints is None or self.checkpointer is None:
             return
-        self._checkpoints.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._checkpoints
+        for task in (self._checkpoints, self._purges):
+            if task is None:
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         try:
             await asyncio.to_thread(self.checkpointer.run_once)
         except Exception as error:  # the next start appends them

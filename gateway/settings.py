@@ -218,6 +218,9 @@ class DkimSettings(_Section):
 class ArchiveSettings(_Section):
     # How often what was committed is appended to the archive log and a checkpoint signed.
     checkpoint_interval: Annotated[float, Field(gt=0, le=3600)]
+    # A record may be purged this many days after it was received, unless a legal hold
+    # covers it or its delivery is still queued.
+    retention_days: Annotated[int, Field(ge=1)]
 
 
 class LogSettings(_Section):

@@ -59,7 +59,11 @@ def verify_archive(
         checkpoints = list(archive_log.checkpoints(connection))
         report.checkpoints = len(checkpoints)
         sizes = {checkpoint.tree_size for checkpoint in checkpoints}
-        frontier, roots = _check_leaves(archive_log.logged_records(connection), sizes, report, step)
+        known = _Known(
+            archive_log.other_records(connection), archive_log.purged_message_ids(connection)
+        )
+        records = archive_log.logged_records(connection)
+        frontier, roots = _check_leaves(records, known, sizes, report, step)
         _check_checkpoints(checkpoints, roots, public_keys, report)
         head = archive_log.head(connection)
         if (head.size, head.root()) != (frontier.size, frontier.root()):
@@ -72,8 +76,15 @@ def verify_archive(
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    others: dict[tuple[str, int], bytes]  # holds, releases and purges, as logged
+    purged: set[int]  # messages a purge record names
+
+
 def _check_leaves(
     records: Iterator[archive_log.LoggedRecord],
+    known: _Known,
     sizes: set[int],
     report: Verification,
     step: Callable[[str, int], None],
@@ -87,17 +98,7 @@ def _check_leaves(
             report.problem(f"record {frontier.size}: missing from the log (next is {record.seq})")
             while frontier.size < record.seq:  # keep the positions: later roots then fail
                 frontier.append(b"\0" * 32)
-        leaf = record.leaf_hash
-        if record.message is None:
-            report.problem(f"{where}: the record is gone")
-        else:
-            recomputed = leaf_hash(archive_log.message_record(record.message))
-            if recomputed != record.leaf_hash:
-                report.problem(f"{where}: the stored record differs from the one logged")
-                leaf = recomputed
-            if record.log_seq != record.seq:
-                report.problem(f"{where}: the record names place {record.log_seq} in the log")
-        frontier.append(leaf)
+        frontier.append(_leaf(record, known, where, report))
         report.records += 1
         if frontier.size in sizes:
             roots[frontier.size] = frontier.root()
@@ -127,3 +128,30 @@ def _check_checkpoints(
             report.problem(f"{where}: the log holds fewer records (records were deleted)")
         elif root != checkpoint.root_hash:
             report.problem(f"{where}: the log up to it is not the one that was signed")
+
+
+def _leaf(
+    record: archive_log.LoggedRecord, known: _Known, where: str, report: Verification
+) -> bytes:
+    """The leaf as the record stands now; the stored one where it cannot be recomputed (a
+    purged message: its tombstone) or is gone (named as a problem)."""
+    if record.kind != "message":
+        other = known.others.get((record.kind, record.ref_id))
+        if other is None:
+            report.problem(f"{where}: the record is gone")
+            return record.leaf_hash
+        recomputed = leaf_hash(other)
+    elif record.message is None:
+        report.problem(f"{where}: the record is gone")
+        return record.leaf_hash
+    else:
+        if record.log_seq != record.seq:
+            report.problem(f"{where}: the record names place {record.log_seq} in the log")
+        if record.message["purged_at"] is not None:
+            if record.ref_id not in known.purged:
+                report.problem(f"{where}: marked purged, and no purge names it")
+            return record.leaf_hash
+        recomputed = leaf_hash(archive_log.message_record(record.message))
+    if recomputed != record.leaf_hash:
+        report.problem(f"{where}: the stored record differs from the one logged")
+    return recomputed

@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, TaskID
+from rich.table import Table
 
 from gateway.audit.bundle import verify_bundle
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.export import ExportError, Selection, export_bundle
+from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.audit.verify import verify_archive
 from gateway.cli.common import (
@@ -25,6 +27,7 @@ from gateway.cli.common import (
     services_of,
 )
 from gateway.core.records import SignedCheckpoint
+from gateway.storage import retention
 
 
 @archive_key_app.command("show")
@@ -192,3 +195,117 @@ def verify_export(
         f"the checkpoint at size {check.tree_size}"
     )
     _verdict(result, as_json, summary, check.problems)
+
+
+@archive_app.command("hold")
+def hold(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option("--reason", help="Why (a dispute, a request).")],
+    pair: Annotated[int | None, typer.Option("--pair", help="A pair's records.")] = None,
+    seller: Annotated[int | None, typer.Option("--seller", help="A seller's records.")] = None,
+    buyer: Annotated[str | None, typer.Option("--buyer", help="A buyer's, by address.")] = None,
+    order_ref: Annotated[
+        str | None, typer.Option("--order-ref", help="The records of an order's pair.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Keep records past their retention until the hold is released."""
+    given = {
+        "pair": pair,
+        "seller": seller,
+        "buyer": buyer,
+        "order": order_ref,
+    }
+    chosen = [(scope, value) for scope, value in given.items() if value is not None]
+    if len(chosen) != 1:
+        fail("name what to hold with one of --pair, --seller, --buyer or --order-ref", as_json)
+    [(scope, value)] = chosen
+    with services_of(ctx, as_json) as services:
+        try:
+            with services.database.writing() as connection:
+                hold_id = retention.place_hold(
+                    connection, scope, str(value), reason, services.clock.now()
+                )
+        except retention.HoldError as error:
+            fail(str(error), as_json)
+    result = {"hold_id": hold_id, "scope": scope, "value": str(value)}
+    emit(result, as_json, lambda: out.print(f"hold {hold_id} placed on {scope} {value}"))
+
+
+@archive_app.command("release")
+def release(
+    ctx: typer.Context,
+    hold_id: Annotated[int, typer.Argument(help="The hold (archive holds).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it ends.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """End a legal hold: what it kept may be purged from then on."""
+    with services_of(ctx, as_json) as services:
+        try:
+            with services.database.writing() as connection:
+                retention.release_hold(connection, hold_id, reason, services.clock.now())
+        except retention.HoldError as error:
+            fail(str(error), as_json)
+    emit({"hold_id": hold_id, "released": True}, as_json, lambda: out.print("released"))
+
+
+@archive_app.command("holds")
+def list_holds(
+    ctx: typer.Context,
+    released: Annotated[bool, typer.Option("--released", help="Released ones too.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """The legal holds in force (and released ones with --released)."""
+    with services_of(ctx, as_json) as services, services.database.read_connection() as c:
+        found = retention.holds(c, include_released=released)
+    rows = [
+        {
+            "hold_id": h.id,
+            "scope": h.scope,
+            "value": h.value,
+            "reason": h.reason,
+            "placed_at": h.placed_at.isoformat(),
+            "released_at": h.released_at.isoformat() if h.released_at else None,
+            "release_reason": h.release_reason,
+        }
+        for h in found
+    ]
+
+    def human() -> None:
+        table = Table("hold", "scope", "value", "reason", "placed", "released")
+        for row in rows:
+            table.add_row(
+                str(row["hold_id"]), str(row["scope"]), str(row["value"]),
+                str(row["reason"]), str(row["placed_at"]), str(row["released_at"] or ""),
+            )  # fmt: skip
+        out.print(table)
+
+    emit({"holds": rows}, as_json, human)
+
+
+@archive_app.command("purge")
+def purge(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what may go; purge nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Purge the records past [archive] retention_days that no hold keeps and no queued
+    delivery needs: their bytes and addresses go, a tombstone keeps each leaf. Safe to
+    interrupt and run again."""
+    with services_of(ctx, as_json) as services:
+        purger = Purger(services.database, services.clock, services.settings.archive.retention_days)
+        due = purger.due()
+        if dry_run:
+            emit({"due": due, "purged": 0}, as_json, lambda: out.print(f"{due} may be purged"))
+            return
+        with Progress(console=err, disable=as_json) as bar:
+            task = bar.add_task("purging", total=due)
+            done = purger.run(lambda count: bar.advance(task, count))
+    result = {"due": due, "purged": done.records, "bodies": done.bodies, "batches": done.batches}
+    emit(
+        result,
+        as_json,
+        lambda: out.print(f"{done.records} records purged, {done.bodies} bodies deleted"),
+    )

@@ -192,7 +192,9 @@ def read_records(
     """The records selected by `which` (a condition on Message; all if None), oldest first."""
     received, delivered = _BODIES.alias("received_body"), _BODIES.alias("delivered_body")
     columns = [
-        c for c in _MESSAGES.c if c.name not in ("received_sha256", "delivered_sha256", "log_seq")
+        c
+        for c in _MESSAGES.c
+        if c.name not in ("received_sha256", "delivered_sha256", "log_seq", "purged_at")
     ]
     query = (
         select(*columns, received.c.data.label("received"), delivered.c.data.label("delivered"))

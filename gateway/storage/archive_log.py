@@ -10,16 +10,36 @@ lower id than others already appended is simply found the next time."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from gateway.core.merkle import Frontier, leaf_hash
 from gateway.core.records import SignedCheckpoint, record_bytes, timestamp
-from gateway.storage.schema import Checkpoint, LogHead, LogLeaf, Message, table_of
+from gateway.storage.schema import (
+    Checkpoint,
+    LegalHold,
+    LogHead,
+    LogLeaf,
+    Message,
+    Purge,
+    table_of,
+)
 
 APPEND_BATCH = 500  # records per transaction: the SQLite write lock is held only briefly
 
@@ -27,6 +47,8 @@ _LOG = table_of(LogLeaf)
 _HEAD = table_of(LogHead)
 _CHECKPOINTS = table_of(Checkpoint)
 _MESSAGES = table_of(Message)
+_HOLDS = table_of(LegalHold)
+_PURGES = table_of(Purge)
 HEAD_ID = 1
 
 # The message columns a leaf binds: all but its place in the log. The body columns are the
@@ -47,50 +69,110 @@ def message_record(row: Mapping[Any, Any]) -> bytes:
     return record_bytes("message", fields)
 
 
+def hold_record(row: Mapping[Any, Any]) -> bytes:
+    """A legal hold as placed."""
+    return record_bytes(
+        "hold",
+        {"id": row["id"], "scope": row["scope"], "value": row["value"],
+         "reason": row["reason"], "placed_at": timestamp(row["placed_at"])},
+    )  # fmt: skip
+
+
+def release_record(row: Mapping[Any, Any]) -> bytes:
+    """A legal hold's release."""
+    released_at = row["released_at"]
+    return record_bytes(
+        "release",
+        {"id": row["id"], "released_at": timestamp(released_at) if released_at else None,
+         "release_reason": row["release_reason"]},
+    )  # fmt: skip
+
+
+def purge_record(row: Mapping[Any, Any]) -> bytes:
+    """A batch of purged records: which, and when."""
+    return record_bytes(
+        "purge",
+        {"id": row["id"], "purged_at": timestamp(row["purged_at"]),
+         "message_ids": row["message_ids"]},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Records of one kind that wait for their leaf: those whose `place` column is NULL."""
+
+    kind: str
+    table: Table
+    place: str
+    record: Callable[[Mapping[Any, Any]], bytes]
+    ready: ColumnElement[bool] | None = None  # besides having no place yet
+
+    def waiting(self) -> ColumnElement[bool]:
+        unplaced = self.table.c[self.place].is_(None)
+        return unplaced if self.ready is None else and_(unplaced, self.ready)
+
+
+_RELEASED = _HOLDS.c.released_at.is_not(None)
+_SOURCES = (
+    _Source("message", _MESSAGES, "log_seq", message_record),
+    _Source("hold", _HOLDS, "log_seq", hold_record),
+    _Source("release", _HOLDS, "release_log_seq", release_record, _RELEASED),
+    _Source("purge", _PURGES, "log_seq", purge_record),
+)
+
+
 def append_committed(
     connection: Connection, now: datetime, limit: int = APPEND_BATCH
 ) -> tuple[Frontier, int]:
-    """Appends up to `limit` committed messages not yet in the log; the log's new right
-    edge, and how many were appended. Holds the head row until the transaction ends."""
+    """Appends up to `limit` committed records not yet in the log (messages, then holds,
+    releases and purges); the log's new right edge, and how many were appended. Holds the
+    head row until the transaction ends."""
     head = connection.execute(
         select(_HEAD.c.tree_size, _HEAD.c.frontier).where(_HEAD.c.id == HEAD_ID).with_for_update()
     ).one()
     frontier = Frontier.from_bytes(head.tree_size, head.frontier)
-    rows = (
+    appended = 0
+    for source in _SOURCES:
+        if appended < limit:
+            appended += _append(connection, source, frontier, now, limit - appended)
+    if appended:
         connection.execute(
-            select(*_MESSAGE_COLUMNS)
-            .where(_MESSAGES.c.log_seq.is_(None))
-            .order_by(_MESSAGES.c.id)
-            .limit(limit)
+            update(_HEAD)
+            .where(_HEAD.c.id == HEAD_ID)
+            .values(tree_size=frontier.size, frontier=frontier.to_bytes())
         )
+    return frontier, appended
+
+
+def _append(
+    connection: Connection, source: _Source, frontier: Frontier, now: datetime, limit: int
+) -> int:
+    table = source.table
+    rows = (
+        connection.execute(select(table).where(source.waiting()).order_by(table.c.id).limit(limit))
         .mappings()
         .all()
     )
     if not rows:
-        return frontier, 0
+        return 0
     leaves, places = [], []
     for row in rows:
         seq = frontier.size
-        leaf = leaf_hash(message_record(row))
+        leaf = leaf_hash(source.record(row))
         frontier.append(leaf)
         leaves.append(
-            {"seq": seq, "kind": "message", "ref_id": row["id"], "leaf_hash": leaf.hex(),
+            {"seq": seq, "kind": source.kind, "ref_id": row["id"], "leaf_hash": leaf.hex(),
              "appended_at": now}
         )  # fmt: skip
         places.append({"b_id": row["id"], "b_seq": seq})
     connection.execute(insert(_LOG), leaves)
     connection.execute(
-        update(_MESSAGES)
-        .where(_MESSAGES.c.id == bindparam("b_id"))
-        .values(log_seq=bindparam("b_seq")),
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values({source.place: bindparam("b_seq")}),
         places,
     )
-    connection.execute(
-        update(_HEAD)
-        .where(_HEAD.c.id == HEAD_ID)
-        .values(tree_size=frontier.size, frontier=frontier.to_bytes())
-    )
-    return frontier, len(rows)
+    return len(rows)
 
 
 def head(connection: Connection) -> Frontier:
@@ -101,11 +183,15 @@ def head(connection: Connection) -> Frontier:
 
 
 def unlogged(connection: Connection) -> int:
-    """Committed messages waiting for their place in the log."""
-    count = connection.execute(
-        select(func.count()).select_from(_MESSAGES).where(_MESSAGES.c.log_seq.is_(None))
-    ).scalar_one()
-    return int(count)
+    """Committed records waiting for their place in the log."""
+    return sum(
+        int(
+            connection.execute(
+                select(func.count()).select_from(source.table).where(source.waiting())
+            ).scalar_one()
+        )
+        for source in _SOURCES
+    )
 
 
 def add_checkpoint(connection: Connection, checkpoint: SignedCheckpoint) -> None:
@@ -171,6 +257,7 @@ def logged_records(connection: Connection, chunk: int = 5000) -> Iterator[Logged
                     _LOG.c.ref_id,
                     _LOG.c.leaf_hash,
                     _MESSAGES.c.log_seq,
+                    _MESSAGES.c.purged_at,
                     *_MESSAGE_COLUMNS,
                 )
                 .select_from(joined)
@@ -218,3 +305,24 @@ def logged_messages(connection: Connection, ids: Sequence[int], size: int) -> li
         .mappings()
         .all()
     )
+
+
+def other_records(connection: Connection) -> dict[tuple[str, int], bytes]:
+    """The records of every hold, release and purge as the log hashes them, by kind and id
+    (few: a batch of purged messages is one record)."""
+    found: dict[tuple[str, int], bytes] = {}
+    for source in _SOURCES[1:]:
+        query = select(source.table)
+        if source.ready is not None:
+            query = query.where(source.ready)
+        for row in connection.execute(query).mappings():
+            found[(source.kind, row["id"])] = source.record(row)
+    return found
+
+
+def purged_message_ids(connection: Connection) -> set[int]:
+    """Every message a purge batch names."""
+    ids: set[int] = set()
+    for listed in connection.execute(select(_PURGES.c.message_ids)).scalars():
+        ids.update(json.loads(listed))
+    return ids

@@ -182,6 +182,9 @@ class Message(Base):
     shadow_hits: Mapped[str] = mapped_column(Text, default="")  # rules in shadow mode that hit
     # Its leaf in the archive log; None until the checkpointer has appended it.
     log_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # Purged after its retention: the bodies and addresses are gone, the row stays as the
+    # tombstone of its leaf (archive_log keeps the leaf hash).
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Wait(Base):
@@ -243,6 +246,32 @@ class LogHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1
     tree_size: Mapped[int] = mapped_column(BigInteger)
     frontier: Mapped[bytes] = mapped_column(LargeBinary)  # core.merkle.Frontier.to_bytes()
+
+
+class LegalHold(Base):
+    """Records a dispute keeps past their retention: a pair's, a seller's, a buyer's or an
+    order's pair's, until released."""
+
+    __tablename__ = "legal_holds"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(20))  # pair | seller | buyer | order
+    value: Mapped[str] = mapped_column(String(320))  # the id, address or order reference
+    reason: Mapped[str] = mapped_column(Text)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    release_reason: Mapped[str | None] = mapped_column(Text)
+    log_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)  # its placing's leaf
+    release_log_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+
+
+class Purge(Base):
+    """One batch of records purged after their retention, itself a leaf of the log."""
+
+    __tablename__ = "archive_purges"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    message_ids: Mapped[str] = mapped_column(Text)  # JSON list, ascending
+    log_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
 
 class Checkpoint(Base):
