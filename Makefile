@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-policy bench-postfix bench-scaling clean
+.PHONY: run test lint unit bench bench-policy bench-postfix bench-scaling bench-archive clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench-postfix: $(BIN)/.installed
 # Throughput and latency over 1 to 100 concurrent sessions, memory of 1000 idle ones; ~4 min.
 bench-scaling: $(BIN)/.installed
 	$(BIN)/python -m bench.scaling
+
+# The archive log at scale: build 1,000,000 messages, append and sign them, verify them.
+bench-archive: $(BIN)/.installed
+	$(BIN)/python -m bench.archive
 
 clean:
 	rm -rf $(VENV) var

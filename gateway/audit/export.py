@@ -1,7 +1,8 @@
 """`archive export`: messages of a pair, an order or a list, as a zip that proves itself.
 Each message as received and as delivered (.eml), its record as the log hashed it, its
 place in the log with an inclusion proof (RFC 9162 2.1.3), and the signed checkpoint the
-proofs lead to. `audit/bundle.py` checks such a zip with nothing but it and the public key."""
+proofs lead to. `audit/bundle.py` checks such a zip with nothing but it and the public key.
+Purged messages are left out: their bytes are gone, their leaves prove only a tombstone."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def export_bundle(
         if checkpoint is None:
             raise ExportError("the archive log has no checkpoint yet")
         rows = archive_log.logged_messages(connection, ids, checkpoint.tree_size)
+        if not rows:
+            raise ExportError("every matching message has been purged")
         tree = Tree(archive_log.leaf_hashes(connection, checkpoint.tree_size))
         keys = {row[k] for row in rows for k in ("received_sha256", "delivered_sha256")}
         bodies = archive.bodies(connection, [k for k in keys if k])

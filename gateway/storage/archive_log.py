@@ -292,14 +292,18 @@ def leaf_hashes(connection: Connection, size: int) -> list[bytes]:
 
 
 def logged_messages(connection: Connection, ids: Sequence[int], size: int) -> list[RowMapping]:
-    """The messages of `ids` that are among the first `size` leaves: their fields and their
-    place (log_seq), by id."""
+    """The messages of `ids` that are among the first `size` leaves and not purged: their
+    fields and their place (log_seq), by id."""
     if not ids:
         return []
     return list(
         connection.execute(
             select(*_MESSAGE_COLUMNS, _MESSAGES.c.log_seq)
-            .where(_MESSAGES.c.id.in_(ids), _MESSAGES.c.log_seq < size)
+            .where(
+                _MESSAGES.c.id.in_(ids),
+                _MESSAGES.c.log_seq < size,
+                _MESSAGES.c.purged_at.is_(None),
+            )
             .order_by(_MESSAGES.c.id)
         )
         .mappings()

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from gateway.audit.bundle import verify_bundle
 from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.export import ExportError, Selection, export_bundle
 from gateway.audit.purge import Purger
 from gateway.audit.verify import verify_archive
 from gateway.core.clock import FrozenClock
@@ -196,3 +198,24 @@ def test_the_hold_and_purge_commands(tmp_path: Path, gw: RunningGateway) -> None
     cli_json(config, "archive", "release", str(placed["hold_id"]), "--reason", "closed")
     assert cli_json(config, "archive", "holds")["holds"] == []
     assert len(cli_json(config, "archive", "holds", "--released")["holds"]) == 1
+
+
+def test_an_export_leaves_purged_messages_out(tmp_path: Path, gw: RunningGateway) -> None:
+    first, second = two_pairs(gw)
+    log_everything(gw)
+    with gw.gateway.database.writing() as connection:
+        retention.place_hold(connection, "pair", str(first.pair_id), "case", datetime.now(UTC))
+    purger(gw).run()
+    key = gw.gateway.services.archive_keys.active()
+    assert key is not None
+    checkpointer = Checkpointer(gw.gateway.database, key, gw.gateway.clock)
+    with pytest.raises(ExportError, match="purged"):
+        export_bundle(
+            gw.gateway.database, checkpointer, Selection(pair_id=second.pair_id), tmp_path / "x.zip"
+        )
+    bundle = tmp_path / "kept.zip"
+    exported = export_bundle(
+        gw.gateway.database, checkpointer, Selection(pair_id=first.pair_id), bundle
+    )
+    assert exported.messages == 3
+    assert verify_bundle(bundle, key.public_key).ok
