@@ -264,7 +264,7 @@ class Gateway:
         if self.admin is not None:
             await self.admin.start()
         if self._keeps_archive_log:
-            self._start_checkpointer()
+            self._start_archive_tasks()
         metrics = self.settings.metrics
         if metrics.enabled and self._serves_metrics:
             self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
@@ -277,7 +277,8 @@ class Gateway:
             policy_version=self.intake.policy.version,
         )
 
-    def _start_checkpointer(self) -> None:
+    def _start_archive_tasks(self) -> None:
+        """The archive log's checkpointer and the daily purge, in one process of several."""
         key = self.services.archive_keys.active()
         assert key is not None, "prepare() made the archive log's key"
         self.checkpointer = Checkpointer(
@@ -290,7 +291,7 @@ class Gateway:
         purger = Purger(self.database, self.clock, self.settings.archive.retention_days)
         self._purges = asyncio.create_task(purger.run_daily(), name="purger")
 
-    async def _stop_checkpointer(self) -> None:
+    async def _stop_archive_tasks(self) -> None:
         """The daily purge stopped, and the last records of this run appended and signed
         before the process ends."""
         if self._checkpoints is None or self.checkpointer is None:
@@ -330,7 +331,7 @@ class Gateway:
         grace = self.settings.smtp.shutdown_grace
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         await self.workers.stop()
-        await self._stop_checkpointer()
+        await self._stop_archive_tasks()
         await self.watcher.stop()
         await self.committer.stop()
         self.directory.close()

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 
+from gateway.storage.queue import QueueState
 from gateway.storage.schema import (
     Body,
     Buyer,
@@ -135,7 +136,9 @@ def purgeable(
     connection: Connection, received_before: datetime, limit: int | None = None
 ) -> list[int]:
     """Records past their retention that may go now, oldest id first."""
-    queued = exists().where(_OUTBOUND.c.message_id == _MESSAGES.c.id, _OUTBOUND.c.state == "queued")
+    queued = exists().where(
+        _OUTBOUND.c.message_id == _MESSAGES.c.id, _OUTBOUND.c.state == QueueState.QUEUED
+    )
     joined = _MESSAGES.outerjoin(_PAIRS, _PAIRS.c.id == _MESSAGES.c.pair_id).outerjoin(
         _BUYERS, _BUYERS.c.id == _PAIRS.c.buyer_id
     )
