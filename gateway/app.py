@@ -16,6 +16,7 @@ from dns.exception import DNSException
 from gateway.admin.api import create_app
 from gateway.admin.server import AdminServer
 from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.indexer import Indexer
 from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
@@ -165,6 +166,7 @@ class Gateway:
         self.checkpointer: Checkpointer | None = None
         self._checkpoints: asyncio.Task[None] | None = None
         self._purges: asyncio.Task[None] | None = None
+        self._indexing: asyncio.Task[None] | None = None
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
         self.admin = self._build_admin() if serves_admin else None
@@ -278,7 +280,8 @@ class Gateway:
         )
 
     def _start_archive_tasks(self) -> None:
-        """The archive log's checkpointer and the daily purge, in one process of several."""
+        """The archive log's checkpointer, the search indexer that follows the log, and the
+        daily purge, in one process of several."""
         key = self.services.archive_keys.active()
         assert key is not None, "prepare() made the archive log's key"
         self.checkpointer = Checkpointer(
@@ -290,13 +293,15 @@ class Gateway:
         self._checkpoints = asyncio.create_task(self.checkpointer.run(), name="checkpointer")
         purger = Purger(self.database, self.clock, self.settings.archive.retention_days)
         self._purges = asyncio.create_task(purger.run_daily(), name="purger")
+        indexer = Indexer(self.database, interval=self.settings.archive.checkpoint_interval)
+        self._indexing = asyncio.create_task(indexer.run(), name="search indexer")
 
     async def _stop_archive_tasks(self) -> None:
         """The daily purge stopped, and the last records of this run appended and signed
         before the process ends."""
         if self._checkpoints is None or self.checkpointer is None:
             return
-        for task in (self._checkpoints, self._purges):
+        for task in (self._checkpoints, self._purges, self._indexing):
             if task is None:
                 continue
             task.cancel()

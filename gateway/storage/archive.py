@@ -184,6 +184,8 @@ class ArchivedMessage:
     size: int
     important: bool
     policy_version: str
+    log_seq: int | None = None  # its leaf; None until the checkpointer appends it
+    purged_at: datetime | None = None
 
 
 def read_records(
@@ -191,11 +193,7 @@ def read_records(
 ) -> list[ArchivedMessage]:
     """The records selected by `which` (a condition on Message; all if None), oldest first."""
     received, delivered = _BODIES.alias("received_body"), _BODIES.alias("delivered_body")
-    columns = [
-        c
-        for c in _MESSAGES.c
-        if c.name not in ("received_sha256", "delivered_sha256", "log_seq", "purged_at")
-    ]
+    columns = [c for c in _MESSAGES.c if c.name not in ("received_sha256", "delivered_sha256")]
     query = (
         select(*columns, received.c.data.label("received"), delivered.c.data.label("delivered"))
         .outerjoin(received, received.c.sha256 == _MESSAGES.c.received_sha256)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 
+from gateway.storage import search
 from gateway.storage.queue import QueueState
 from gateway.storage.schema import (
     Body,
@@ -160,7 +161,8 @@ def purgeable(
 
 def purge(connection: Connection, ids: Sequence[int], now: datetime) -> int:
     """Purges the records of `ids` in the caller's transaction: their bodies no other record
-    needs are deleted, their addresses blanked, and the batch recorded. Bodies deleted."""
+    needs are deleted, their addresses blanked, their words dropped from the search index,
+    and the batch recorded. Bodies deleted."""
     if not ids:
         return 0
     keys: set[str] = set()
@@ -171,6 +173,7 @@ def purge(connection: Connection, ids: Sequence[int], now: datetime) -> int:
     ):
         keys.update(k for k in (received, delivered) if k)
     connection.execute(insert(_PURGES).values(purged_at=now, message_ids=json.dumps(sorted(ids))))
+    search.forget(connection, ids)
     connection.execute(
         update(_MESSAGES)
         .where(_MESSAGES.c.id.in_(ids))

@@ -2,8 +2,10 @@
 
 Each table family has one owner module in gateway.storage that writes it: the archive
 (messages, bodies), the archive log (archive_log, archive_log_head, archive_checkpoints,
-archive_keys), the queue (outbound), the registry (sellers ... orders, registry_changes),
-quota (quota_usage), waits, credentials, dkim_keys."""
+auditor_access), archive_keys, search (search_head, message_text, message_rules), auditors
+(auditors, auditor_sessions), retention (legal_holds, archive_purges), the queue
+(outbound), the registry (sellers ... orders, registry_changes), quota (quota_usage),
+waits, credentials, dkim_keys."""
 
 from __future__ import annotations
 
@@ -296,6 +298,70 @@ class ArchiveKey(Base):
     public_key: Mapped[str] = mapped_column(String(64))  # base64 of the 32 raw bytes
     active: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SearchHead(Base):
+    """How far the search index has read the archive log: the next leaf to index."""
+
+    __tablename__ = "search_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1
+    next_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class MessageText(Base):
+    """A message's decoded subject, for search results. Its words are indexed beside it:
+    in the FTS5 table message_fts on SQLite, in a tsvector column `terms` on PostgreSQL
+    (made by the migration; neither is a model)."""
+
+    __tablename__ = "message_text"
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    subject: Mapped[str] = mapped_column(Text)
+
+
+class MessageRule(Base):
+    """A rule that refused a message, one row each: the archive's search by rule."""
+
+    __tablename__ = "message_rules"
+    rule_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class Auditor(Base):
+    """An account of the auditor console: an auditor reads the archive, an operator also
+    places and releases legal holds."""
+
+    __tablename__ = "auditors"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # auditor | operator
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditorSession(Base):
+    """A console login: the SHA-256 of its cookie's token, never the token itself."""
+
+    __tablename__ = "auditor_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    auditor_id: Mapped[int] = mapped_column(BigInteger)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditorAccess(Base):
+    """One request of an auditor: who, when, what was asked and which records it showed.
+    Each is a leaf of the archive log, so nobody can rewrite it unseen."""
+
+    __tablename__ = "auditor_access"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    auditor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    query: Mapped[str] = mapped_column(Text)  # JSON
+    records: Mapped[str] = mapped_column(Text)  # JSON list of message ids
+    log_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
 
 def table_of(model: type[Base]) -> Table:

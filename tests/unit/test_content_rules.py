@@ -2,7 +2,6 @@
 them, under a small policy and lexicon built here (never config/): each rule's hits and
 the near-misses that must pass, modes, and the one refusal the sender reads."""
 
-# ruff: noqa: RUF001
 # Full-width, look-alike and styled characters are what these rules are about.
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (full-width and look-alike characters are what the random texts are made of)
 """The scan (gateway.policy.scan) only says where the content rules' Python patterns need not
 run: with it every rule must judge exactly as without it, when everything may match
 anywhere. Held to that on every message of both policy corpora and of the real-world

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (full-width letters are what folding is for)
 """fold(): the one normalisation for matching. Its shortcut for ASCII text folds exactly as
 the general way does."""
 
