@@ -10,16 +10,19 @@ import signal
 import socket
 import ssl
 from collections.abc import Mapping
+from datetime import timedelta
 
 from dns.exception import DNSException
 
 from gateway.admin.api import create_app
+from gateway.admin.console import ConsoleConfig, create_console
 from gateway.admin.server import AdminServer
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.indexer import Indexer
 from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
+from gateway.core.throttle import FailureThrottle
 from gateway.delivery.dkim import SigningTransport, new_private_key
 from gateway.delivery.maildir import MaildirTransport
 from gateway.delivery.smtp import SmtpTransport
@@ -36,8 +39,8 @@ from gateway.settings import ConfigError, Settings
 from gateway.smtp.auth import SubmissionAuth
 from gateway.smtp.handler import HandlerLimits, SmtpHandler
 from gateway.smtp.server import Listener, SessionLimits
-from gateway.smtp.throttle import FailureThrottle
 from gateway.smtp.tls import make_self_signed, server_context
+from gateway.storage.auditors import AuditorStore
 from gateway.storage.changes import Change
 from gateway.storage.committer import Committer
 from gateway.storage.database import Database
@@ -170,6 +173,8 @@ class Gateway:
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
         self.admin = self._build_admin() if serves_admin else None
+        self._serves_console = serves_admin
+        self.console: AdminServer | None = None
 
     def _build_listeners(self) -> None:
         """The MX and the submission ports; their TLS needs the certificate files first."""
@@ -240,6 +245,35 @@ class Gateway:
         )
         return AdminServer(api, admin.host, admin.port)
 
+    def _build_console(self) -> AdminServer | None:
+        """The auditor console; it signs its exports with the archive log's key, which
+        prepare() has made by now."""
+        auditor = self.settings.auditor
+        if not auditor.enabled or not self._serves_console:
+            return None
+        key = self.services.archive_keys.active()
+        assert key is not None, "prepare() made the archive log's key"
+        console = create_console(
+            self.database,
+            AuditorStore(self.database, self.clock),
+            Checkpointer(self.database, key, self.clock),
+            FailureThrottle(
+                free=auditor.login_free_failures,
+                limit=auditor.login_failure_limit,
+                window=auditor.login_failure_window,
+                lockout=auditor.login_lockout,
+            ),
+            self.clock,
+            ConsoleConfig(
+                session_lifetime=timedelta(minutes=auditor.session_minutes),
+                secure_cookies=auditor.tls,
+                retention_days=self.settings.archive.retention_days,
+            ),
+        )
+        tls = self.settings.tls
+        files = (str(tls.certificate), str(tls.private_key)) if auditor.tls else None
+        return AdminServer(console, auditor.host, auditor.port, name="auditor console", tls=files)
+
     def _changed(self, change: Change) -> None:
         """A registry change made in this process (the admin API, a test): the directory
         drops what it touched before the next message, on the loop that owns it."""
@@ -265,6 +299,12 @@ class Gateway:
                 ) from None
         if self.admin is not None:
             await self.admin.start()
+        self.console = self._build_console()
+        if self.console is not None:
+            try:
+                await self.console.start()
+            except OSError as error:
+                raise ConfigError(f"config error: auditor: {error}") from None
         if self._keeps_archive_log:
             self._start_archive_tasks()
         metrics = self.settings.metrics
@@ -275,6 +315,7 @@ class Gateway:
             ports={name: listener.port for name, listener in self.listeners.items()},
             metrics_port=self.metrics_port,
             admin_port=self.admin.port if self.admin else None,
+            console_port=self.console.port if self.console else None,
             workers=self.settings.delivery.workers,
             policy_version=self.intake.policy.version,
         )
@@ -342,6 +383,8 @@ class Gateway:
         self.directory.close()
         if self.admin is not None:
             await self.admin.stop()
+        if self.console is not None:
+            await self.console.stop()
         self.metrics.close()
         _log.info("stopped")
 

@@ -130,6 +130,18 @@ class AdminSettings(_Section):
         return self
 
 
+class AuditorSettings(_Section):
+    enabled: bool
+    host: str
+    port: Port
+    tls: bool  # served over TLS with [tls]'s certificate; its cookies are then Secure
+    session_minutes: Annotated[int, Field(ge=1, le=24 * 60)]
+    login_free_failures: Annotated[int, Field(ge=0)]
+    login_failure_limit: Annotated[int, Field(ge=1)]
+    login_failure_window: Seconds
+    login_lockout: Seconds
+
+
 class MetricsSettings(_Section):
     enabled: bool
     host: str
@@ -251,6 +263,7 @@ class Settings(BaseSettings):
     log: LogSettings
     metrics: MetricsSettings
     admin: AdminSettings
+    auditor: AuditorSettings
 
     @classmethod
     def settings_customise_sources(

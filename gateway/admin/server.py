@@ -1,4 +1,5 @@
-"""The admin API's HTTP listener (uvicorn) on the gateway's own event loop."""
+"""An HTTP listener (uvicorn) on the gateway's own event loop: the admin API's, the
+auditor console's."""
 
 from __future__ import annotations
 
@@ -18,10 +19,28 @@ class _Server(uvicorn.Server):
 
 
 class AdminServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        *,
+        name: str = "admin API",
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """`tls`: the certificate and private key files, to serve HTTPS."""
+        self._name = name
         self._where = f"{host}:{port}"
+        certificate, private_key = tls or (None, None)
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=certificate,
+            ssl_keyfile=private_key,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -32,7 +51,7 @@ class AdminServer:
             if self._task.done():
                 with contextlib.suppress(SystemExit):  # uvicorn's answer to a busy port
                     await self._task
-                raise OSError(f"admin API: cannot listen on {self._where}")
+                raise OSError(f"{self._name}: cannot listen on {self._where}")
             await asyncio.sleep(0.01)
 
     @property

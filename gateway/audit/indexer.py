@@ -6,6 +6,7 @@ checks that no other indexer got there first."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.audit.checkpointer import Checkpointer
@@ -46,7 +47,7 @@ class Indexer:
         self._interval = interval
         self._batch = batch
 
-    def run_once(self) -> int:
+    def run_once(self, progress: Callable[[int], None] | None = None) -> int:
         """Indexes everything logged so far; how many messages it indexed."""
         indexed = 0
         while True:
@@ -63,8 +64,11 @@ class Indexer:
                     )
                 )
             with self._db.writing() as connection:
-                if search.add(connection, stretch, texts):
-                    indexed += len(texts)
+                if not search.add(connection, stretch, texts):
+                    continue  # another indexer did this stretch: read on from where it is
+            indexed += len(texts)
+            if progress is not None:
+                progress(len(texts))
 
     async def run(self) -> None:
         """Every `interval` seconds, until cancelled; a failed run is logged and retried."""

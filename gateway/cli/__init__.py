@@ -7,6 +7,7 @@ import sys
 from gateway.cli import (  # noqa: F401 (add commands)
     archive,
     archive_search,
+    auditors,
     keys,
     policy,
     registry,

@@ -37,6 +37,9 @@ archive_app = typer.Typer(
 )
 archive_key_app = typer.Typer(no_args_is_help=True, help="The key that signs the archive log.")
 archive_app.add_typer(archive_key_app, name="key")
+auditor_app = typer.Typer(
+    no_args_is_help=True, help="Accounts of the auditor console (auditors and operators)."
+)
 credential_app = typer.Typer(
     no_args_is_help=True, help="Submission logins (user name and app password) of a seller."
 )
@@ -51,6 +54,7 @@ for sub, name in (
     (message_app, "message"),
     (report_app, "report"),
     (archive_app, "archive"),
+    (auditor_app, "auditor"),
 ):
     app.add_typer(sub, name=name)
 

@@ -7,9 +7,9 @@ import asyncio
 from gateway.core import status
 from gateway.core.model import SellerLogin
 from gateway.core.status import Reply
+from gateway.core.throttle import FailureThrottle
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
-from gateway.smtp.throttle import FailureThrottle
 from gateway.storage.credentials import UNKNOWN_USER_HASH, CredentialStore, password_matches
 
 _log = get_logger("auth")

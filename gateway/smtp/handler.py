@@ -16,11 +16,11 @@ from aiosmtpd.smtp import Envelope, Session
 from gateway.core import status
 from gateway.core.addresses import AddressError, parse_mailbox
 from gateway.core.model import SellerLogin
+from gateway.core.throttle import backoff
 from gateway.intake.intake import Intake
 from gateway.intake.model import Arrival, Client, Recipient, Target
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
-from gateway.smtp.throttle import backoff
 
 _log = get_logger("smtp")
 

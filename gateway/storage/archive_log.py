@@ -32,6 +32,7 @@ from sqlalchemy import (
 from gateway.core.merkle import Frontier, leaf_hash
 from gateway.core.records import SignedCheckpoint, record_bytes, timestamp
 from gateway.storage.schema import (
+    AuditorAccess,
     Checkpoint,
     LegalHold,
     LogHead,
@@ -49,6 +50,7 @@ _CHECKPOINTS = table_of(Checkpoint)
 _MESSAGES = table_of(Message)
 _HOLDS = table_of(LegalHold)
 _PURGES = table_of(Purge)
+_ACCESS = table_of(AuditorAccess)
 HEAD_ID = 1
 
 # The message columns a leaf binds: all but its place in the log. The body columns are the
@@ -97,6 +99,15 @@ def purge_record(row: Mapping[Any, Any]) -> bytes:
     )  # fmt: skip
 
 
+def access_record(row: Mapping[Any, Any]) -> bytes:
+    """One request of an auditor: who, when, what was asked, which records it showed."""
+    return record_bytes(
+        "access",
+        {"id": row["id"], "auditor": row["auditor"], "at": timestamp(row["at"]),
+         "action": row["action"], "query": row["query"], "records": row["records"]},
+    )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class _Source:
     """Records of one kind that wait for their leaf: those whose `place` column is NULL."""
@@ -118,6 +129,7 @@ _SOURCES = (
     _Source("hold", _HOLDS, "log_seq", hold_record),
     _Source("release", _HOLDS, "release_log_seq", release_record, _RELEASED),
     _Source("purge", _PURGES, "log_seq", purge_record),
+    _Source("access", _ACCESS, "log_seq", access_record),
 )
 
 
@@ -125,8 +137,8 @@ def append_committed(
     connection: Connection, now: datetime, limit: int = APPEND_BATCH
 ) -> tuple[Frontier, int]:
     """Appends up to `limit` committed records not yet in the log (messages, then holds,
-    releases and purges); the log's new right edge, and how many were appended. Holds the
-    head row until the transaction ends."""
+    releases, purges and auditors' requests); the log's new right edge, and how many were
+    appended. Holds the head row until the transaction ends."""
     head = connection.execute(
         select(_HEAD.c.tree_size, _HEAD.c.frontier).where(_HEAD.c.id == HEAD_ID).with_for_update()
     ).one()
@@ -330,3 +342,46 @@ def purged_message_ids(connection: Connection) -> set[int]:
     for listed in connection.execute(select(_PURGES.c.message_ids)).scalars():
         ids.update(json.loads(listed))
     return ids
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """An auditor's request as the access log keeps it."""
+
+    id: int
+    auditor: str
+    at: datetime
+    action: str
+    query: dict[str, Any]
+    records: list[int]
+    log_seq: int | None  # None until the checkpointer appends it
+
+
+def record_access(
+    connection: Connection,
+    auditor: str,
+    at: datetime,
+    action: str,
+    query: Mapping[str, Any],
+    records: Sequence[int],
+) -> None:
+    """Keeps one auditor request; the checkpointer appends it to the log like a message."""
+    connection.execute(
+        insert(_ACCESS).values(
+            auditor=auditor, at=at, action=action,
+            query=json.dumps(dict(query), sort_keys=True, ensure_ascii=False),
+            records=json.dumps(list(records)),
+        )
+    )  # fmt: skip
+
+
+def accesses(connection: Connection, auditor: str | None = None, limit: int = 100) -> list[Access]:
+    """The newest requests first, of one auditor or of all."""
+    query = select(_ACCESS).order_by(_ACCESS.c.id.desc()).limit(limit)
+    if auditor is not None:
+        query = query.where(_ACCESS.c.auditor == auditor)
+    return [
+        Access(r["id"], r["auditor"], r["at"], r["action"], json.loads(r["query"]),
+               json.loads(r["records"]), r["log_seq"])
+        for r in connection.execute(query).mappings()
+    ]  # fmt: skip

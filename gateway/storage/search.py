@@ -16,14 +16,18 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    FromClause,
     Select,
+    TextClause,
     bindparam,
     column,
     delete,
+    exists,
     func,
     insert,
     or_,
     select,
+    table,
     text,
     update,
 )
@@ -56,6 +60,7 @@ _LOG_HEAD = table_of(LogHead)
 _PAIRS = table_of(Pair)
 _BUYERS = table_of(Buyer)
 _ORDERS = table_of(Order)
+_FTS = table("message_fts", column("rowid", BigInteger))  # SQLite's FTS5 table
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,12 +246,28 @@ class SearchResult:
 
 def search(connection: Connection, query: SearchQuery) -> SearchResult:
     """The records matching `query`, newest first (by archive id)."""
-    conditions = _conditions(connection, query)
-    matching = select(_MESSAGES.c.id).where(*conditions)
+    conditions = _conditions(query)
+    source: FromClause = _MESSAGES
+    newest_first = _MESSAGES.c.id.desc()
+    if query.phrases:
+        matched = _matches(connection.dialect.name, query.phrases)
+        if connection.dialect.name == "postgresql":
+            found = select(_TEXT.c.message_id).where(matched)
+            conditions.append(_MESSAGES.c.id.in_(found))
+        elif _pair_filter(query) is not None:
+            # Few records of a few pairs: check each against the index.
+            conditions.append(exists().where(_FTS.c.rowid == _MESSAGES.c.id, matched))
+        else:
+            # Read the index's matches newest first and stop at the page: a common word
+            # matches most of the archive.
+            source = _FTS.join(_MESSAGES, _MESSAGES.c.id == _FTS.c.rowid)
+            conditions.append(matched)
+            newest_first = _FTS.c.rowid.desc()
+    matching = select(_MESSAGES.c.id).select_from(source).where(*conditions)
     counted = connection.execute(
         select(func.count()).select_from(matching.limit(TOTAL_CAP + 1).subquery())
     ).scalar_one()
-    page: Select[tuple[int, int | None, str, datetime, str, str, str | None]] = (
+    page = (
         select(
             _MESSAGES.c.id,
             _MESSAGES.c.pair_id,
@@ -256,9 +277,9 @@ def search(connection: Connection, query: SearchQuery) -> SearchResult:
             _MESSAGES.c.rule_hits,
             _TEXT.c.subject,
         )
-        .outerjoin(_TEXT, _TEXT.c.message_id == _MESSAGES.c.id)
+        .select_from(source.outerjoin(_TEXT, _TEXT.c.message_id == _MESSAGES.c.id))
         .where(*conditions)
-        .order_by(_MESSAGES.c.id.desc())
+        .order_by(newest_first)
         .limit(query.limit)
         .offset(query.offset)
     )
@@ -277,9 +298,10 @@ def search(connection: Connection, query: SearchQuery) -> SearchResult:
     return SearchResult(min(counted, TOTAL_CAP), counted <= TOTAL_CAP, results)
 
 
-def _conditions(connection: Connection, query: SearchQuery) -> list[ColumnElement[bool]]:
+def _conditions(query: SearchQuery) -> list[ColumnElement[bool] | TextClause]:
+    """Every filter but the full text."""
     m = _MESSAGES.c
-    conditions: list[ColumnElement[bool]] = [m.purged_at.is_(None)]
+    conditions: list[ColumnElement[bool] | TextClause] = [m.purged_at.is_(None)]
     pairs = _pair_filter(query)
     if pairs is not None:
         conditions.append(m.pair_id.in_(pairs))
@@ -295,8 +317,6 @@ def _conditions(connection: Connection, query: SearchQuery) -> list[ColumnElemen
         conditions.append(
             m.id.in_(select(_RULES.c.message_id).where(_RULES.c.rule_id == query.rule))
         )
-    if query.phrases:
-        conditions.append(_matches(connection, query.phrases))
     return conditions
 
 
@@ -329,22 +349,19 @@ def _pair_filter(query: SearchQuery) -> Select[tuple[int]] | None:
     return pairs
 
 
-def _matches(connection: Connection, phrases: Sequence[Phrase]) -> ColumnElement[bool]:
-    """The messages whose words hold every phrase."""
-    if connection.dialect.name == "postgresql":
+def _matches(dialect: str, phrases: Sequence[Phrase]) -> TextClause:
+    """The condition that the index's words hold every phrase: on message_text's terms
+    (PostgreSQL) or on message_fts (SQLite). The words are letters and digits only
+    (core.terms), so quoting them is enough."""
+    if dialect == "postgresql":
         expression = " & ".join(
             "(" + " <-> ".join(f"'{w}'" for w in p.words) + (":*" if p.prefix else "") + ")"
             for p in phrases
         )
-        found = text(
-            "SELECT message_id FROM message_text WHERE terms @@ to_tsquery('simple', :terms)"
-        )
+        condition = text("message_text.terms @@ to_tsquery('simple', :terms)")
     else:
         expression = " AND ".join(
             '"' + " ".join(p.words) + '"' + ("*" if p.prefix else "") for p in phrases
         )
-        found = text("SELECT rowid FROM message_fts WHERE message_fts MATCH :terms")
-    # The words are letters and digits only (core.terms), so quoting them is enough.
-    return _MESSAGES.c.id.in_(
-        found.bindparams(terms=expression).columns(column("message_id", BigInteger))
-    )
+        condition = text("message_fts MATCH :terms")
+    return condition.bindparams(terms=expression)

@@ -53,6 +53,9 @@ port = 0
 enabled = true
 port = 0
 token = "{admin_token}"
+[auditor]
+port = 0
+{auditor_extra}
 [delivery]
 transport = "{transport}"
 retry_schedule = [0.2]
@@ -123,6 +126,7 @@ def write_config(
     dns_port: int | None = None,
     rules_extra: str = "",
     content_policy: Path | None = None,
+    auditor_extra: str = "",
 ) -> Path:
     """A test config: `extra` lands in [delivery], `smtp_extra` in [smtp], `submission_extra`
     in [submission], `rules_extra` in [rules]. The MX path checks no DKIM/SPF unless
@@ -142,6 +146,7 @@ def write_config(
             submission_extra=submission_extra,
             rules_extra=rules_extra,
             content_policy=content_policy,
+            auditor_extra=auditor_extra,
             sender_auth=sender_auth,
             dns=f'nameservers = ["127.0.0.1"]\nport = {dns_port}' if dns_port else "",
             admin_token=ADMIN_TOKEN,
@@ -293,6 +298,7 @@ def running_gateway(
     dns_port: int | None = None,
     rules_config: str = "",
     content_policy: Path | None = None,
+    auditor_config: str = "",
 ) -> Iterator[RunningGateway]:
     maildir = folder / "outbox"
     config = write_config(
@@ -306,6 +312,7 @@ def running_gateway(
         dns_port,
         rules_config,
         content_policy,
+        auditor_config,
     )
     settings = load_settings(config)
     database = open_database(settings.database_url)

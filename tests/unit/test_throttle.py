@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.smtp.throttle import MAX_DELAY, FailureThrottle, backoff
+from gateway.core.throttle import MAX_DELAY, FailureThrottle, backoff
 
 
 def test_first_failures_are_free_then_the_wait_doubles_up_to_a_cap() -> None:
