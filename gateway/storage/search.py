@@ -18,13 +18,14 @@ from sqlalchemy import (
     Connection,
     FromClause,
     Select,
+    Text,
     TextClause,
     bindparam,
     column,
     delete,
-    exists,
     func,
     insert,
+    literal,
     or_,
     select,
     table,
@@ -49,6 +50,7 @@ from gateway.storage.schema import (
 
 INDEX_BATCH = 500
 TOTAL_CAP = 10_000  # counted exactly up to here; past it the total says "at least"
+FEW = 5_000  # records the other filters leave, few enough to look at each one's words
 _HEAD_ID = 1
 
 _MESSAGES = table_of(Message)
@@ -60,7 +62,7 @@ _LOG_HEAD = table_of(LogHead)
 _PAIRS = table_of(Pair)
 _BUYERS = table_of(Buyer)
 _ORDERS = table_of(Order)
-_FTS = table("message_fts", column("rowid", BigInteger))  # SQLite's FTS5 table
+_FTS = table("message_fts", column("rowid", BigInteger), column("terms", Text))  # SQLite
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +98,16 @@ def pending(connection: Connection, limit: int = INDEX_BATCH) -> Pending:
         select(_SEARCH_HEAD.c.next_seq).where(_SEARCH_HEAD.c.id == _HEAD_ID)
     ).scalar_one()
     size = connection.execute(select(_LOG_HEAD.c.tree_size)).scalar_one()
+    # Leaves of every kind, by their place: a condition on the kind would have SQLite walk
+    # the (kind, ref_id) index over the whole log instead.
     leaves = connection.execute(
-        select(_LOG.c.seq, _LOG.c.ref_id)
-        .where(_LOG.c.seq >= start, _LOG.c.seq < size, _LOG.c.kind == "message")
+        select(_LOG.c.seq, _LOG.c.kind, _LOG.c.ref_id)
+        .where(_LOG.c.seq >= start, _LOG.c.seq < size)
         .order_by(_LOG.c.seq)
         .limit(limit)
     ).all()
     end = leaves[-1].seq + 1 if len(leaves) == limit else size
+    leaves = [leaf for leaf in leaves if leaf.kind == "message"]
     rows = connection.execute(
         select(
             _MESSAGES.c.id,
@@ -254,9 +259,12 @@ def search(connection: Connection, query: SearchQuery) -> SearchResult:
         if connection.dialect.name == "postgresql":
             found = select(_TEXT.c.message_id).where(matched)
             conditions.append(_MESSAGES.c.id.in_(found))
-        elif _pair_filter(query) is not None:
-            # Few records of a few pairs: check each against the index.
-            conditions.append(exists().where(_FTS.c.rowid == _MESSAGES.c.id, matched))
+        elif _pair_filter(query) is not None and _few(connection, conditions):
+            # The records of a few pairs: look in each one's words, read by its rowid
+            # (FTS5 would otherwise evaluate a common word over the whole archive).
+            words = select(_FTS.c.terms).where(_FTS.c.rowid == _MESSAGES.c.id)
+            spaced = literal(" ") + words.scalar_subquery() + literal(" ")
+            conditions.extend(func.instr(spaced, needle) > 0 for needle in _needles(query.phrases))
         else:
             # Read the index's matches newest first and stop at the page: a common word
             # matches most of the archive.
@@ -296,6 +304,17 @@ def search(connection: Connection, query: SearchQuery) -> SearchResult:
         for row in connection.execute(page)
     ]
     return SearchResult(min(counted, TOTAL_CAP), counted <= TOTAL_CAP, results)
+
+
+def _few(connection: Connection, conditions: Sequence[ColumnElement[bool] | TextClause]) -> bool:
+    """Whether the conditions leave few enough records to look in each one's words."""
+    some = select(_MESSAGES.c.id).where(*conditions).limit(FEW + 1).subquery()
+    return int(connection.execute(select(func.count()).select_from(some)).scalar_one()) <= FEW
+
+
+def _needles(phrases: Sequence[Phrase]) -> list[str]:
+    """Each phrase as it stands in a record's words between spaces (core.terms)."""
+    return [" " + " ".join(p.words) + ("" if p.prefix else " ") for p in phrases]
 
 
 def _conditions(query: SearchQuery) -> list[ColumnElement[bool] | TextClause]:

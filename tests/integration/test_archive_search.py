@@ -16,6 +16,7 @@ from gateway.audit.purge import Purger
 from gateway.core.clock import FrozenClock
 from gateway.core.terms import query_phrases
 from gateway.policyfile import embedded_policy_path
+from gateway.storage import search as search_module
 from gateway.storage.search import SearchQuery, search
 from tests.support.gateway import Parties, RunningGateway, running_gateway
 from tests.support.mail import data_reply, send, text_message
@@ -176,3 +177,22 @@ def test_a_message_logged_after_the_index_ran_is_indexed_on_the_next_run(
     assert subjects(gw, text="Lieferung") == []  # not in the log yet
     catch_up(gw)
     assert subjects(gw, text="lieferung") == ["Neue Lieferung"]
+
+
+@pytest.mark.parametrize("few", [0, search_module.FEW])
+def test_words_within_some_pairs_by_either_plan(
+    gw: RunningGateway,
+    archived: tuple[Parties, Parties],
+    monkeypatch: pytest.MonkeyPatch,
+    few: int,
+) -> None:
+    """SQLite looks in each record's words when the other filters leave few, and reads
+    the index otherwise: both find the same."""
+    monkeypatch.setattr(search_module, "FEW", few)
+    first, second = archived
+    assert subjects(gw, text="发货", seller_id=first.seller_id) == ["订单发货"]
+    assert subjects(gw, text="退款申请", pair_id=first.pair_id) == ["订单发货"]
+    assert subjects(gw, text="退款处理", pair_id=first.pair_id) == []
+    assert subjects(gw, text="发货", seller_id=second.seller_id) == []
+    assert subjects(gw, text="PARC", pair_id=second.pair_id) == ["Where is my parcel?", "Call me"]
+    assert subjects(gw, text="größe ausverk", buyer=first.buyer_address) == ["Ihre Rechnung"]
