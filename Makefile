@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-policy bench-postfix bench-scaling bench-archive clean
+.PHONY: run test lint unit bench bench-policy bench-postfix bench-scaling bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,14 @@ bench-postfix: $(BIN)/.installed
 bench-scaling: $(BIN)/.installed
 	$(BIN)/python -m bench.scaling
 
-# The archive log at scale: build 1,000,000 messages, append and sign them, verify them.
+# The archive at scale: build 1,000,000 messages, append and sign them, index them, time
+# each search, verify them (SQLite; add ARGS=--database=postgresql for PostgreSQL).
 bench-archive: $(BIN)/.installed
-	$(BIN)/python -m bench.archive
+	$(BIN)/python -m bench.archive $(ARGS)
+
+# Intake latency while 100,000 records past their retention are purged; ~2 min.
+bench-purge: $(BIN)/.installed
+	$(BIN)/python -m bench.purge $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -168,10 +168,11 @@ def register(database: Database, now: datetime) -> int:
     return pairs[0]
 
 
-def build(database: Database, records: int) -> float:
+def build(database: Database, records: int, ending: datetime | None = None) -> float:
+    """`records` messages received over the SPAN up to `ending` (now)."""
     now = datetime.now(UTC)
     first_pair = register(database, now)
-    began, start = now - SPAN, time.perf_counter()
+    began, start = (ending or now) - SPAN, time.perf_counter()
     step = SPAN / records
     with Progress(console=console) as bar:
         task = bar.add_task("building the archive", total=records)

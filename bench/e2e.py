@@ -110,6 +110,9 @@ quota_base = 1000000      # one seller sends the whole run: its daily quota is n
 [metrics]
 enabled = false
 
+[auditor]
+enabled = false
+
 [delivery]
 transport = {transport}
 workers = {workers}

@@ -44,14 +44,15 @@ class Purger:
             return len(retention.purgeable(connection, cutoff))
 
     def run(self, progress: Callable[[int], None] | None = None) -> Purged:
-        records = bodies = batches = 0
+        records = bodies = batches = after = 0
         while True:
             with self._db.writing() as connection:
                 now = self._clock.now()
-                ids = retention.purgeable(connection, now - self._retention, self._batch)
+                ids = retention.purgeable(connection, now - self._retention, self._batch, after)
                 if not ids:
                     return Purged(records, bodies, batches)
                 bodies += retention.purge(connection, ids, now)
+            after = ids[-1]
             records += len(ids)
             batches += 1
             if progress is not None:

@@ -176,8 +176,13 @@ class Message(Base):
     rule_hits: Mapped[str] = mapped_column(Text, default="")
     gateway_message_id: Mapped[str] = mapped_column(String(255), unique=True)
     original_message_id: Mapped[str | None] = mapped_column(String(998))
-    received_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("bodies.sha256"))
-    delivered_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("bodies.sha256"))
+    # Indexed: a purge asks whether any other record still names a body.
+    received_sha256: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("bodies.sha256"), index=True
+    )
+    delivered_sha256: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("bodies.sha256"), index=True
+    )
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     important: Mapped[bool] = mapped_column(default=False)  # a seller's "[Important]" message
     policy_version: Mapped[str] = mapped_column(String(64), default="")  # content policy hash

@@ -1,5 +1,5 @@
 """The archive's search index (its full text, its rule hits, how far the log is indexed),
-auditor accounts and sessions, and the auditors' access log.
+auditor accounts and sessions, the auditors' access log, and the indexes a purge needs.
 
 Revision ID: 0009
 Revises: 0008
@@ -76,9 +76,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("log_seq", name="uq_auditor_access_log_seq"),
     )
     op.create_index("ix_auditor_access_at", "auditor_access", ["at"])
+    # A purge asks whether any other record still names a body.
+    for column in ("received_sha256", "delivered_sha256"):
+        op.create_index(f"ix_messages_{column}", "messages", [column])
 
 
 def downgrade() -> None:
+    for column in ("received_sha256", "delivered_sha256"):
+        op.drop_index(f"ix_messages_{column}", "messages")
     for table in ("auditor_access", "auditor_sessions", "auditors", "message_rules"):
         op.drop_table(table)
     if op.get_bind().dialect.name != "postgresql":
