@@ -72,6 +72,9 @@ quota_base = 1000000           # one seller sends everything: the daily quota is
 [metrics]
 enabled = false
 
+[auditor]
+enabled = false
+
 [delivery]
 transport = {transport}
 workers = 4

@@ -105,9 +105,11 @@ def create_console(
         if not secrets.compare_digest(csrf_token.encode(), login.csrf_token.encode()):
             raise _Refused(403, "This form has expired: open the page again and resend it.")
 
-    def operator(login: Login, csrf_token: str) -> None:
+    def operator(login: Login, csrf_token: str, action: str) -> None:
+        """An operator's action; an auditor who asks for one is refused, and that is kept."""
         checked(login, csrf_token)
         if not login.account.is_operator:
+            accessed(login.account, "refused", {"asked": action}, [])
             raise _Refused(403, "Only an operator may do this.")
 
     def accessed(
@@ -279,7 +281,7 @@ def create_console(
         value: Annotated[str, Form()],
         reason: Annotated[str, Form()],
     ) -> Response:
-        operator(login, csrf_token)
+        operator(login, csrf_token, "hold")
         try:
             with database.writing() as connection:
                 hold_id = retention.place_hold(connection, scope, value, reason, clock.now())
@@ -296,7 +298,7 @@ def create_console(
         csrf_token: Annotated[str, Form()],
         reason: Annotated[str, Form()],
     ) -> Response:
-        operator(login, csrf_token)
+        operator(login, csrf_token, "release")
         try:
             with database.writing() as connection:
                 retention.release_hold(connection, hold_id, reason, clock.now())
@@ -307,7 +309,7 @@ def create_console(
 
     @app.post("/purge")
     def purge(login: Session, csrf_token: Annotated[str, Form()]) -> Response:
-        operator(login, csrf_token)
+        operator(login, csrf_token, "purge")
         done = Purger(database, clock, config.retention_days).run()
         accessed(login.account, "purge", {"purged": done.records}, [])
         notice = f"{done.records}+records+purged"

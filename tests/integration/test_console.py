@@ -112,6 +112,8 @@ def test_an_auditor_reads_but_may_not_hold_or_purge(
         assert refused.status_code == 403 and "Only an operator" in refused.text
     with gw.gateway.database.read_connection() as connection:
         assert retention.holds(connection) == []
+        refusals = [a.query for a in archive_log.accesses(connection) if a.action == "refused"]
+    assert refusals == [{"asked": "hold"}, {"asked": "purge"}]  # newest first
 
 
 def test_an_operator_holds_releases_and_purges(
