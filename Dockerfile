@@ -18,7 +18,7 @@ ENV BSM_CONFIG=/etc/bsm-gateway/gateway.toml \
 USER bsm
 WORKDIR /var/lib/bsm-gateway
 VOLUME ["/var/lib/bsm-gateway"]
-EXPOSE 2525 2587 2465 2590
+EXPOSE 2525 2587 2465 2590 2592
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["bsm-gateway", "check"]
 # SIGTERM: stop accepting, finish open transactions and deliveries in flight, exit 0.

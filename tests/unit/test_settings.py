@@ -18,12 +18,16 @@ def test_embedded_defaults() -> None:
     assert settings.submission.auth_require_tls
     assert settings.smtp.sender_auth == "aligned"
     assert settings.tls.self_signed and settings.tls.certificate == Path("var/tls/cert.pem")
+    auditor = settings.auditor
+    assert (auditor.enabled, auditor.host, auditor.port, auditor.tls) == (
+        True, "127.0.0.1", 2592, False,
+    )  # fmt: skip
 
 
 def test_the_container_config_is_valid() -> None:
     settings = load_settings(Path(__file__).parents[2] / "deploy" / "container.toml")
-    assert settings.smtp.host == settings.submission.host == "0.0.0.0"
-    assert not settings.tls.self_signed
+    assert settings.smtp.host == settings.submission.host == settings.auditor.host == "0.0.0.0"
+    assert not settings.tls.self_signed and settings.auditor.tls  # the console over HTTPS
 
 
 def test_file_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
