@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -163,6 +164,13 @@ class Message(Base):
     __table_args__ = (
         Index(None, "pair_id", "gateway_message_id"),
         Index(None, "pair_id", "original_message_id"),
+        # What the archive log's checkpointer appends next, oldest first.
+        Index(
+            "ix_messages_unlogged",
+            "id",
+            postgresql_where=text("log_seq IS NULL"),
+            sqlite_where=text("log_seq IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     pair_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("pairs.id"))
@@ -360,6 +368,14 @@ class AuditorAccess(Base):
     Each is a leaf of the archive log, so nobody can rewrite it unseen."""
 
     __tablename__ = "auditor_access"
+    __table_args__ = (
+        Index(
+            "ix_auditor_access_unlogged",
+            "id",
+            postgresql_where=text("log_seq IS NULL"),
+            sqlite_where=text("log_seq IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     auditor: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

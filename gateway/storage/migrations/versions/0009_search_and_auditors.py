@@ -1,5 +1,6 @@
 """The archive's search index (its full text, its rule hits, how far the log is indexed),
-auditor accounts and sessions, the auditors' access log, and the indexes a purge needs.
+auditor accounts and sessions, the auditors' access log, and the indexes the purge and
+the checkpointer need.
 
 Revision ID: 0009
 Revises: 0008
@@ -79,9 +80,18 @@ def upgrade() -> None:
     # A purge asks whether any other record still names a body.
     for column in ("received_sha256", "delivered_sha256"):
         op.create_index(f"ix_messages_{column}", "messages", [column])
+    # What the checkpointer appends next, oldest first: PostgreSQL would otherwise sort every
+    # record without a leaf for each batch.
+    for table in ("messages", "auditor_access"):
+        unlogged = sa.text("log_seq IS NULL")
+        op.create_index(
+            f"ix_{table}_unlogged", table, ["id"], postgresql_where=unlogged, sqlite_where=unlogged
+        )
 
 
 def downgrade() -> None:
+    for table in ("messages", "auditor_access"):
+        op.drop_index(f"ix_{table}_unlogged", table)
     for column in ("received_sha256", "delivered_sha256"):
         op.drop_index(f"ix_messages_{column}", "messages")
     for table in ("auditor_access", "auditor_sessions", "auditors", "message_rules"):
