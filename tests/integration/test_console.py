@@ -192,3 +192,14 @@ def test_served_over_tls_the_cookie_is_secure(tmp_path: Path, db_url: str) -> No
         cookie = next(v for k, v in response.headers.multi_items() if "bsm_session=" in v)
         assert "Secure" in cookie
     assert csrf_token('<input name="csrf_token" value="abc">') == "abc"
+
+
+def test_too_many_failed_logins_lock_the_name_out(tmp_path: Path, db_url: str) -> None:
+    limits = "login_free_failures = 3\nlogin_failure_limit = 4\nlogin_lockout = 600"
+    with running_gateway(tmp_path, db_url, auditor_config=limits) as gw:
+        password = account(gw, "ada", "auditor")
+        with httpx.Client(base_url=console_url(gw), timeout=30) as client:
+            wrong = [log_in(client, "ada", "guess").status_code for _ in range(4)]
+            assert wrong == [401, 401, 401, 401]  # the fourth waited a second, and locked
+            locked = log_in(client, "ada", password)
+            assert locked.status_code == 429 and "Too many failed logins" in locked.text
