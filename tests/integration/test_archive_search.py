@@ -196,3 +196,21 @@ def test_words_within_some_pairs_by_either_plan(
     assert subjects(gw, text="发货", seller_id=second.seller_id) == []
     assert subjects(gw, text="PARC", pair_id=second.pair_id) == ["Where is my parcel?", "Call me"]
     assert subjects(gw, text="größe ausverk", buyer=first.buyer_address) == ["Ihre Rechnung"]
+
+
+def test_past_the_cap_the_total_says_at_least_and_pages_still_come_newest_first(
+    gw: RunningGateway, archived: tuple[Parties, Parties], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_module, "TOTAL_CAP", 1)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    for asked, shown in (
+        (SearchQuery(limit=3), 3),
+        (SearchQuery(limit=3, since=since), 3),
+        (SearchQuery(limit=3, phrases=tuple(query_phrases("parcel"))), 2),
+    ):
+        with gw.gateway.database.read_connection() as connection:
+            result = search(connection, asked)
+        assert (result.total, result.exact) == (1, False)
+        ids = [found.message_id for found in result.results]
+        assert len(ids) == shown and ids == sorted(ids, reverse=True)
+    assert [f.subject for f in result.results] == ["Where is my parcel?", "Call me"]
