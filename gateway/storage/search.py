@@ -274,9 +274,13 @@ def search(connection: Connection, query: SearchQuery) -> SearchResult:
     # The matches, up to one past the cap, in whatever order the cheapest plan finds them.
     # Few: the page is taken from them by id. Many: they are dense enough that reading the
     # archive newest first finds a page at once, whatever the planner's estimates.
-    found_ids = connection.execute(
-        select(_MESSAGES.c.id).select_from(source).where(*conditions).limit(TOTAL_CAP + 1)
-    ).scalars()
+    found_ids = (
+        connection.execute(
+            select(_MESSAGES.c.id).select_from(source).where(*conditions).limit(TOTAL_CAP + 1)
+        )
+        .scalars()
+        .all()
+    )
     ids = sorted(found_ids, reverse=True)
     exact = len(ids) <= TOTAL_CAP
     shown = select(
@@ -387,15 +391,18 @@ def _matches(dialect: str, phrases: Sequence[Phrase]) -> TextClause:
     """The condition that the index's words hold every phrase: on message_text's terms
     (PostgreSQL) or on message_fts (SQLite). The words are letters and digits only
     (core.terms), so quoting them is enough."""
+    if any("'" in word or '"' in word for phrase in phrases for word in phrase.words):
+        raise ValueError("a search word with a quote in it")  # core.terms never makes one
     if dialect == "postgresql":
         expression = " & ".join(
-            "(" + " <-> ".join(f"'{w}'" for w in p.words) + (":*" if p.prefix else "") + ")"
+            "(" + " <-> ".join(f"''{w}''" for w in p.words) + (":*" if p.prefix else "") + ")"
             for p in phrases
         )
-        condition = text("message_text.terms @@ to_tsquery('simple', :terms)")
-    else:
-        expression = " AND ".join(
-            '"' + " ".join(p.words) + '"' + ("*" if p.prefix else "") for p in phrases
-        )
-        condition = text("message_fts MATCH :terms")
-    return condition.bindparams(terms=expression)
+        # The words are written into the statement: a statement psycopg has prepared keeps
+        # the plan of the first words it ran with, and a rare word's plan (the GIN index)
+        # is slow for a common one. These are distinct statements, each planned for its own.
+        return text(f"message_text.terms @@ to_tsquery('simple', '{expression}')")
+    expression = " AND ".join(
+        '"' + " ".join(p.words) + '"' + ("*" if p.prefix else "") for p in phrases
+    )
+    return text("message_fts MATCH :terms").bindparams(terms=expression)
