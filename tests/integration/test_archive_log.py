@@ -251,9 +251,11 @@ def test_two_gateways_on_one_postgresql_keep_one_whole_log(tmp_path: Path) -> No
             with ThreadPoolExecutor(max_workers=20) as pool:
                 assert sum(pool.map(send_one, enumerate(subjects))) == 0
             assert [gateway.stop() for gateway in gateways] == [0, 0]
-            for gateway in gateways:  # each took messages in, and appended to the log
-                events = [r.get("event") for r in json_log_lines(gateway.stderr())]
-                assert "received" in events and "archive_checkpoint" in events
+            events = [[r.get("event") for r in json_log_lines(g.stderr())] for g in gateways]
+            assert all("received" in own for own in events)  # each took messages in
+            # Both checkpointers ran all along; which of them found records still waiting
+            # is a race, so at least one appended (usually both).
+            assert any("archive_checkpoint" in own for own in events)
         finally:
             for gateway in gateways:
                 gateway.close()
