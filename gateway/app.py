@@ -40,6 +40,7 @@ from gateway.smtp.auth import SubmissionAuth
 from gateway.smtp.handler import HandlerLimits, SmtpHandler
 from gateway.smtp.server import Listener, SessionLimits
 from gateway.smtp.tls import make_self_signed, server_context
+from gateway.storage.archive_keys import ArchiveKeyStore
 from gateway.storage.auditors import AuditorStore
 from gateway.storage.changes import Change
 from gateway.storage.committer import Committer
@@ -96,6 +97,61 @@ def prepare(services: Services) -> None:
         raise ConfigError(f"config error: tls: {missing} not found (tls.self_signed is off)")
     make_self_signed(tls.certificate, tls.private_key, settings.smtp.hostname)
     _log.warning("self_signed_certificate_made", path=str(tls.certificate))
+
+
+class ArchiveTasks:
+    """The archive log's checkpointer, the search indexer that follows the log, and the
+    daily purge: in the gateway's one process, or in a process of their own beside several
+    workers (keep_archive)."""
+
+    def __init__(self, settings: Settings, database: Database, clock: Clock) -> None:
+        key = ArchiveKeyStore(database, clock).active()
+        assert key is not None, "prepare() made the archive log's key"
+        interval = settings.archive.checkpoint_interval
+        self.checkpointer = Checkpointer(database, key, clock, interval=interval)
+        self._indexer = Indexer(database, interval=interval)
+        self._purger = Purger(database, clock, settings.archive.retention_days)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.checkpointer.run(), name="checkpointer"),
+            asyncio.create_task(self._indexer.run(), name="search indexer"),
+            asyncio.create_task(self._purger.run_daily(), name="purger"),
+        ]
+
+    async def stop(self) -> None:
+        """The tasks stopped, and the last records appended and signed before the end."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        try:
+            await asyncio.to_thread(self.checkpointer.run_once)
+        except Exception as error:  # the next start appends them
+            _log.error("archive_checkpoint_failed", exc_info=error)
+
+
+async def keep_archive(settings: Settings, database: Database) -> None:
+    """The archive's process beside several workers, until SIGTERM or SIGINT. It runs at a
+    lower CPU priority than they do (the supervisor nices it): decoding every message for the
+    search index takes CPU that intake would otherwise lose, so it takes what is idle."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # a reload concerns the workers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    tasks = ArchiveTasks(settings, database, SystemClock())
+    tasks.start()
+    _log.info("archive_keeper_started")
+    try:
+        await stop.wait()
+    finally:
+        await tasks.stop()
+        database.dispose()
+        _log.info("stopped")
 
 
 class Gateway:
@@ -166,10 +222,7 @@ class Gateway:
         self._sockets = dict(sockets or {})
         self._serves_metrics = serves_metrics
         self._keeps_archive_log = keeps_archive_log
-        self.checkpointer: Checkpointer | None = None
-        self._checkpoints: asyncio.Task[None] | None = None
-        self._purges: asyncio.Task[None] | None = None
-        self._indexing: asyncio.Task[None] | None = None
+        self.archive_tasks: ArchiveTasks | None = None
         self.listeners: dict[str, Listener] = {}
         self.metrics_port: int | None = None
         self.admin = self._build_admin() if serves_admin else None
@@ -306,7 +359,8 @@ class Gateway:
             except OSError as error:
                 raise ConfigError(f"config error: auditor: {error}") from None
         if self._keeps_archive_log:
-            self._start_archive_tasks()
+            self.archive_tasks = ArchiveTasks(self.settings, self.database, self.clock)
+            self.archive_tasks.start()
         metrics = self.settings.metrics
         if metrics.enabled and self._serves_metrics:
             self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
@@ -319,39 +373,6 @@ class Gateway:
             workers=self.settings.delivery.workers,
             policy_version=self.intake.policy.version,
         )
-
-    def _start_archive_tasks(self) -> None:
-        """The archive log's checkpointer, the search indexer that follows the log, and the
-        daily purge, in one process of several."""
-        key = self.services.archive_keys.active()
-        assert key is not None, "prepare() made the archive log's key"
-        self.checkpointer = Checkpointer(
-            self.database,
-            key,
-            self.clock,
-            interval=self.settings.archive.checkpoint_interval,
-        )
-        self._checkpoints = asyncio.create_task(self.checkpointer.run(), name="checkpointer")
-        purger = Purger(self.database, self.clock, self.settings.archive.retention_days)
-        self._purges = asyncio.create_task(purger.run_daily(), name="purger")
-        indexer = Indexer(self.database, interval=self.settings.archive.checkpoint_interval)
-        self._indexing = asyncio.create_task(indexer.run(), name="search indexer")
-
-    async def _stop_archive_tasks(self) -> None:
-        """The daily purge stopped, and the last records of this run appended and signed
-        before the process ends."""
-        if self._checkpoints is None or self.checkpointer is None:
-            return
-        for task in (self._checkpoints, self._purges, self._indexing):
-            if task is None:
-                continue
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        try:
-            await asyncio.to_thread(self.checkpointer.run_once)
-        except Exception as error:  # the next start appends them
-            _log.error("archive_checkpoint_failed", exc_info=error)
 
     def reload_policy(self) -> bool:
         """SIGHUP (in a worker thread): read the content policy again. An invalid one is
@@ -377,7 +398,8 @@ class Gateway:
         grace = self.settings.smtp.shutdown_grace
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         await self.workers.stop()
-        await self._stop_archive_tasks()
+        if self.archive_tasks is not None:
+            await self.archive_tasks.stop()
         await self.watcher.stop()
         await self.committer.stop()
         self.directory.close()

@@ -4,7 +4,9 @@ process, so the gateway uses every core by running one process per core.
 The parent binds the ports, one socket per process and port (SO_REUSEPORT: the kernel
 spreads new connections over them), compiles the policy, prepares the database, and forks
 the workers; each worker runs a whole gateway (listeners, intake, committer, delivery) on
-its own event loop. The parent then only waits: it restarts a worker that died (on the same
+its own event loop. One more process keeps the archive (its log's checkpointer, the search
+indexer, the daily purge) at a lower CPU priority, so that intake keeps the CPU it needs.
+The parent then only waits: it restarts a worker that died (on the same
 sockets, so no connection is refused meanwhile), passes SIGHUP on (and reloads the policy
 for workers it starts later), and on SIGTERM passes it on and waits for every worker to
 drain. A worker dies with its parent (PR_SET_PDEATHSIG), as a single process would.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import structlog
 
-from gateway.app import Gateway, prepare
+from gateway.app import Gateway, keep_archive, prepare
 from gateway.intake.policy import Policy
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import process_gone, share_between_processes
@@ -44,6 +46,8 @@ BACKLOG = 1024  # connections a listening socket queues
 QUICK_DEATH = 60.0  # a worker dying sooner after its start is restarted ever more slowly
 MAX_RESTART_DELAY = 30.0
 STOP_MARGIN = 30.0  # past shutdown_grace, the seconds a worker has to exit before SIGKILL
+# The archive's process (checkpointer, search indexer, purge) yields the CPU to the workers.
+ARCHIVE_NICENESS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,8 @@ class Supervisor:
         self._policy = policy
         self._count = settings.server.process_count
         self._sockets: list[dict[str, socket.socket]] = []
-        self._workers = [_Worker(slot) for slot in range(self._count)]
+        # The workers, then the archive's own process (slot = the worker count).
+        self._workers = [_Worker(slot) for slot in range(self._count + 1)]
         self._stopping = False
         self._stop_deadline = 0.0
         self._failed = False
@@ -122,7 +127,8 @@ class Supervisor:
                 "started",
                 ports={name: s.getsockname()[1] for name, s in self._sockets[0].items()},
                 processes=self._count,
-                workers=[w.pid for w in self._workers],
+                workers=[w.pid for w in self._workers[: self._count]],
+                archive_keeper=self._workers[self._count].pid,
                 policy_version=self._policy.version,
             )
             self._watch()
@@ -257,6 +263,12 @@ class Supervisor:
                     for listening in sockets.values():
                         listening.close()
             structlog.contextvars.bind_contextvars(worker=slot)
+            if slot == self._count:  # the archive's process: it listens on nothing
+                os.nice(ARCHIVE_NICENESS)
+                asyncio.run(
+                    keep_archive(self._settings, Database.from_url(self._settings.database_url))
+                )
+                return 0
             gateway = Gateway(
                 self._settings,
                 database=Database.from_url(self._settings.database_url),
@@ -264,7 +276,7 @@ class Supervisor:
                 sockets=self._sockets[slot],
                 serves_admin=slot == 0,
                 serves_metrics=slot == 0,
-                keeps_archive_log=slot == 0,
+                keeps_archive_log=False,  # the archive's own process keeps it
             )
             asyncio.run(gateway.run_until_signalled())
             return 0
