@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from gateway.pipeline.content import read_content
-from gateway.pipeline.parse import MessageFormatError, header_text, parse_message, parse_tree
+from gateway.pipeline.parse import MessageFormatError, header_text, parse_message
 from gateway.storage import archive
 from gateway.storage.archive import ArchivedMessage
 from gateway.storage.schema import Message
@@ -59,12 +59,14 @@ class RecordView:
 
 
 def read_version(raw: bytes | None) -> Version | None:
+    """One version's headers (decoded) and text, from one parse of its bytes."""
     if raw is None:
         return None
     try:
-        tree = parse_tree(raw)
+        parsed = parse_message(raw)
     except (MessageFormatError, ValueError, LookupError):
         return Version([], "", raw.decode("utf-8", "replace"), len(raw))
+    tree = parsed.message
     headers = []
     for name, value in tree.raw_items():
         try:
@@ -72,7 +74,7 @@ def read_version(raw: bytes | None) -> Version | None:
         except Exception:  # an undecodable header is shown as it was written
             headers.append((name, header_text(str(value))))
     try:
-        content = read_content(parse_message(raw))
+        content = read_content(parsed)
     except (MessageFormatError, ValueError, LookupError):
         return Version(headers, "", "", len(raw))
     text = "\n\n".join(
