@@ -472,7 +472,9 @@ class Bench:
         ruled = time.perf_counter()
         cleaned: float | None = None
         if case.html is not None:
-            unwrap = frozenset(link.target.strip() for link in facts.links if rules.unwraps(link))
+            unwrap = frozenset(
+                link.target.strip() for link in facts.links if rules.rules.unwraps(link)
+            )
             sanitize_html(case.html, self.cleaning.with_unwrapped(unwrap))
             cleaned = time.perf_counter() - ruled
         seconds = {"read": read - began, "rules": ruled - read, "sanitize": cleaned}

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
-from gateway.cli.common import JsonFlag, app, emit, fail, out, settings_of
+from gateway.cli.common import JsonFlag, app, emit, err, fail, out, settings_of
 from gateway.core.model import Direction, Violation
 from gateway.services import compile_policy
 from gateway.settings import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.intake.score import Case
 
 policy_app = typer.Typer(no_args_is_help=True, help="The content policy.")
 app.add_typer(policy_app, name="policy")
@@ -122,3 +126,93 @@ def validate(
         as_json,
         lambda: out.print(f"policy {policy.version}: valid ({len(modes)} rules)"),
     )
+
+
+@policy_app.command("score")
+def score(
+    ctx: typer.Context,
+    corpus: Annotated[list[Path], typer.Argument(help="Labelled .eml files, or folders of them.")],
+    policy_path: PolicyOption = None,
+    misses: Annotated[
+        bool, typer.Option("--misses", help="List each message judged otherwise than labelled.")
+    ] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the tables as Markdown.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Precision and recall of each content rule over a labelled corpus (X-Policy-Expect,
+    X-Policy-Direction and X-Policy-Language fields), overall and per language."""
+    settings = settings_of(ctx)
+    from gateway.intake.score import (
+        LabelError,
+        judge_all,
+        labelled_files,
+        markdown_tables,
+        misjudged,
+        score_report,
+    )
+    from gateway.pipeline.parse import MessageFormatError
+
+    files = labelled_files(corpus)
+    try:
+        policy = compile_policy(settings, policy_path)
+        with Progress(console=err, disable=as_json, transient=True) as bar:
+            task = bar.add_task("judging", total=len(files))
+            cases = judge_all(files, policy, settings.alias_domain, lambda: bar.advance(task))
+    except ConfigError as error:
+        fail(str(error), as_json, ERROR_EXIT)
+    except OSError as error:
+        fail(f"{error.filename}: {error.strerror or error}", as_json, ERROR_EXIT)
+    except (LabelError, MessageFormatError) as error:
+        fail(str(error), as_json, ERROR_EXIT)
+    report = score_report(cases, policy.content.rule_ids, policy.content.version)
+    wrong = misjudged(cases) if misses else []
+    if markdown and not as_json:
+        print("\n".join(markdown_tables(report)))
+        return
+    emit(report, as_json, lambda: print_scores(report, wrong))
+
+
+def print_scores(report: dict[str, Any], wrong: list[Case]) -> None:
+    out.print(
+        f"policy {report['policy_version']}: {report['messages']} messages, "
+        f"{report['exact']} judged exactly as labelled, "
+        f"{report['clean_passed']} of {report['clean']} clean ones passed"
+    )
+    rules = Table(title="per rule")
+    for column in ("rule", "positives", "found", "precision", "recall"):
+        rules.add_column(column, justify="left" if column == "rule" else "right")
+    for row in [*report["rules"], report["overall"]]:
+        rules.add_row(
+            row["rule"],
+            str(row["positives"]),
+            str(row["found"]),
+            f"{row['precision']:.2f}",
+            f"{row['recall']:.2f}",
+        )
+    out.print(rules)
+    by_language = Table(title="per language: precision recall")
+    by_language.add_column("rule")
+    for language in report["languages"]:
+        by_language.add_column(language, justify="right")
+    rule_ids = [row["rule"] for row in report["rules"]]
+    for rule_id in [*rule_ids, "all"]:
+        cells = []
+        for block in report["languages"].values():
+            found = [r for r in [*block["rules"], block["overall"]] if r["rule"] == rule_id]
+            cells.append(f"{found[0]['precision']:.2f}/{found[0]['recall']:.2f}" if found else "-")
+        by_language.add_row(rule_id.removeprefix("content."), *cells)
+    by_language.add_row(
+        "clean passed",
+        *(f"{b['clean_passed']}/{b['clean']}" for b in report["languages"].values()),
+    )
+    out.print(by_language)
+    for case in wrong:
+        said = "; ".join(f"{rule} {matched}" for rule, matched in case.matched) or "-"
+        out.print(
+            f"{case.name}: expected {sorted(case.expected) or 'none'}, "
+            f"found {sorted(case.found) or 'none'}: {said}",
+            markup=False,
+            highlight=False,
+        )

@@ -222,3 +222,37 @@ def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     config = _config(tmp_path, f"sqlite:///{database}")
     assert cli_json(config, "db", "upgrade") == {"from": None, "to": migrate.head_revision()}
     assert database.is_file()
+
+
+# -- policy score ------------------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "policy"
+
+
+def test_policy_score_counts_each_rule_and_language(tmp_path: Path, config: Path) -> None:
+    corpus = tmp_path / "labelled"
+    corpus.mkdir()
+    for name in ("001-en-clean-delay-ups-tracking.eml", "125-ja-phone-mobile.eml"):
+        (corpus / name).write_bytes((CORPUS / name).read_bytes())
+    # A clean message labelled as a phone: one false negative of the labels' own making.
+    wrong = (CORPUS / "002-en-clean-address-missing-apartment.eml").read_bytes()
+    (corpus / "900-en-phone-mislabelled.eml").write_bytes(
+        wrong.replace(b"X-Policy-Expect: none", b"X-Policy-Expect: content.phone")
+    )
+    report = cli_json(config, "policy", "score", str(corpus))
+    assert (report["messages"], report["clean"], report["clean_passed"]) == (3, 1, 1)
+    [phone] = [r for r in report["rules"] if r["rule"] == "content.phone"]
+    assert (phone["positives"], phone["found"], phone["true_positives"]) == (2, 1, 1)
+    assert (phone["precision"], phone["recall"]) == (1.0, 0.5)
+    assert set(report["languages"]) == {"en", "ja"}
+    assert report["languages"]["ja"]["overall"]["recall"] == 1.0
+
+    shown = run_cli(config, "policy", "score", "--misses", str(corpus))
+    assert shown.returncode == 0, shown.stderr
+    assert "900-en-phone-mislabelled.eml: expected ['content.phone'], found none" in shown.stdout
+    table = run_cli(config, "policy", "score", "--markdown", str(corpus))
+    assert "| `content.phone` | 2 | 1 | 1.00 | 0.50 |" in table.stdout
+
+    (corpus / "901-en-unlabelled.eml").write_bytes(b"Subject: hi\r\n\r\nhello\r\n")
+    error = _failed_json(run_cli(config, "policy", "score", "--json", str(corpus)))
+    assert "901-en-unlabelled.eml: no X-Policy-Expect" in str(error["error"])

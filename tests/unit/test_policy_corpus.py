@@ -9,18 +9,15 @@ scores must be the one computed here.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-from gateway.core.model import PARTY_DIRECTIONS, Direction
-from gateway.intake.check import check_message
-from gateway.intake.decide import ContentVerdict
+from gateway.core.model import PARTY_DIRECTIONS
 from gateway.intake.policy import Policy
+from gateway.intake.score import Case, Score, judge_all, labelled_files
+from gateway.intake.score import scores as score_rules
 from gateway.policy.config import Mode
 from gateway.policyfile import load_policy
 
@@ -33,71 +30,14 @@ PRECISION_AIM = 0.97
 RECALL_AIM = 0.95
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    direction: Direction
-    expected: frozenset[str]
-    found: frozenset[str]
-
-
 @cache
 def judged(corpus: Path = TUNING) -> tuple[Case, ...]:
     policy = Policy.compile(load_policy())
-    cases = []
-    for path in sorted(corpus.glob("*.eml")):
-        raw = path.read_bytes()
-        labels = BytesHeaderParser().parsebytes(raw)
-        expect = str(labels["X-Policy-Expect"]).strip()
-        direction = Direction(str(labels["X-Policy-Direction"]).strip().replace("-", "_"))
-        verdict: ContentVerdict = check_message(raw, policy, direction, ALIAS_DOMAIN)
-        cases.append(
-            Case(
-                path.name,
-                direction,
-                frozenset() if expect == "none" else frozenset(map(str.strip, expect.split(","))),
-                frozenset(v.rule_id for v in (*verdict.refused, *verdict.shadowed)),
-            )
-        )
-    return tuple(cases)
-
-
-@dataclass(frozen=True)
-class Score:
-    rule_id: str
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-
-    @property
-    def precision(self) -> float:
-        found = self.true_positives + self.false_positives
-        return self.true_positives / found if found else 1.0
-
-    @property
-    def recall(self) -> float:
-        labelled = self.true_positives + self.false_negatives
-        return self.true_positives / labelled if labelled else 1.0
-
-    @property
-    def positives(self) -> int:
-        return self.true_positives + self.false_negatives
-
-    @property
-    def found(self) -> int:
-        return self.true_positives + self.false_positives
+    return tuple(judge_all(labelled_files([corpus]), policy, ALIAS_DOMAIN))
 
 
 def scores(corpus: Path = TUNING) -> list[Score]:
-    tp: Counter[str] = Counter()
-    fp: Counter[str] = Counter()
-    fn: Counter[str] = Counter()
-    for case in judged(corpus):
-        tp.update(case.found & case.expected)
-        fp.update(case.found - case.expected)
-        fn.update(case.expected - case.found)
-    rules = load_policy().rule_ids
-    return [Score(r, tp[r], fp[r], fn[r]) for r in rules]
+    return score_rules(judged(corpus), load_policy().rule_ids)
 
 
 def test_corpus_is_large_and_labelled() -> None:
