@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-policy bench-postfix bench-scaling bench-archive bench-purge clean
+.PHONY: run test lint unit bench bench-policy train-classifier score-policy bench-postfix bench-scaling bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ bench: $(BIN)/.installed
 
 bench-policy: $(BIN)/.installed
 	$(BIN)/python -m bench.policy
+
+# The content policy's learned component, trained on the corpus's train split (dev picks
+# its thresholds); writes config/classifier/content.npz.
+train-classifier: $(BIN)/.installed
+	$(BIN)/python -m tools.train_classifier $(ARGS)
+
+# Precision and recall per rule and per language on the blind corpus's test split.
+score-policy: $(BIN)/.installed
+	$(BIN)/bsm-gateway policy score tests/corpus/blind/test $(ARGS)
 
 # Next to Postfix (smtp-source, smtp-sink and a private Postfix, started as root); about 20 min.
 bench-postfix: $(BIN)/.installed

@@ -12,6 +12,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from gateway.policy.config import ContentPolicy, Lexicon, LexiconFile, PolicyFile
+from gateway.policy.learned import ModelError, SentenceModel, load_model
 from gateway.settings import describe_validation_error
 
 LEXICON_DIR = "lexicon"
@@ -31,9 +32,10 @@ def embedded_policy_path() -> Path:
     return Path(__file__).resolve().parent.parent / "config" / "policy.toml"
 
 
-def load_policy(path: Path | str | None = None) -> ContentPolicy:
+def load_policy(path: Path | str | None = None, model: bool = True) -> ContentPolicy:
     """The policy at `path` (a policy.toml; its lexicons in lexicon/ beside it), or the
-    embedded one. Raises PolicyError, leaving whatever policy is in force untouched."""
+    embedded one. Raises PolicyError, leaving whatever policy is in force untouched.
+    `model=False`: without the learned component it names (what training compares with)."""
     policy_path = Path(path) if path else embedded_policy_path()
     digest = hashlib.sha256()
     settings = _validated(PolicyFile, policy_path, digest)
@@ -47,7 +49,24 @@ def load_policy(path: Path | str | None = None) -> ContentPolicy:
         lexicon = Lexicon(lexicons)
     except Exception as error:  # a pattern valid alone but not in the merged expression
         raise PolicyError(f"policy error: lexicons: {error}") from None
-    return ContentPolicy(settings, lexicon, digest.hexdigest()[:16])
+    name = settings.classifier.model if model else ""
+    learned = _model(policy_path.parent, name, digest)
+    return ContentPolicy(settings, lexicon, digest.hexdigest()[:16], learned)
+
+
+def _model(folder: Path, name: str, digest: hashlib._Hash) -> SentenceModel | None:
+    if not name:
+        return None
+    path = folder / name
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise PolicyError(f"policy error: {path}: {error.strerror or error}") from None
+    digest.update(path.name.encode() + b"\0" + data + b"\0")
+    try:
+        return load_model(data, hashlib.sha256(data).hexdigest()[:16])
+    except ModelError as error:
+        raise PolicyError(f"policy error: {path}: {error}") from None
 
 
 def _validated(model: type[_File], path: Path, digest: hashlib._Hash) -> _File:

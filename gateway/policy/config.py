@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.core.model import Direction
 from gateway.core.text import fold
+from gateway.policy.learned import SentenceModel
 from gateway.policy.phrases import patterns_pattern, phrases_pattern
 
 
@@ -131,11 +132,18 @@ class HtmlSettings(_Strict):
     url_schemes: tuple[str, ...] = ("http", "https", "mailto", "cid")
 
 
+class ClassifierSettings(_Strict):
+    """The learned component (gateway.policy.learned) beside the lexicons."""
+
+    model: str = ""  # its .npz file, relative to policy.toml; "" for the lexicons alone
+
+
 class PolicyFile(_Strict):
     """config/policy.toml."""
 
     help_url: str = ""
     languages: tuple[str, ...] = ()  # lexicon/<language>.toml files to load
+    classifier: ClassifierSettings = ClassifierSettings()
     html: HtmlSettings = HtmlSettings()
     rules: ContentRules = Field(default_factory=lambda: ContentRules.model_validate({}))
 
@@ -265,6 +273,7 @@ class ContentPolicy:
     settings: PolicyFile
     lexicon: Lexicon
     version: str
+    model: SentenceModel | None = None  # the learned component, if the policy names one
 
     @property
     def rule_ids(self) -> tuple[str, ...]:

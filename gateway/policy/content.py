@@ -20,6 +20,7 @@ from gateway.policy.rules.content.links import OffMarketplaceLink
 from gateway.policy.rules.content.only import ConfirmationOnly, Sentences, ThanksOnly
 from gateway.policy.rules.content.phone import PhoneNumber
 from gateway.policy.rules.content.phrases import CancelReason, FeedbackRequest, Marketing
+from gateway.policy.rules.content.sentences import LearnedSentences
 from gateway.policy.rules.content.social import SocialContact
 from gateway.policy.rules.content.spelled import unmask_steps
 from gateway.policy.scan import TextScan
@@ -38,6 +39,7 @@ class ContentRuleSet:
         steps = unmask_steps(lexicon, rules.link)
         scan = TextScan(database(lexicon, steps) if scanned else None)
         scanner = ContactScanner(steps, rules.link, rules.phone, lexicon.pattern("reference"), scan)
+        learned = LearnedSentences(policy.model)
         sentences = Sentences(
             lexicon.pattern("thanks"),
             lexicon.pattern("confirmation"),
@@ -50,11 +52,11 @@ class ContentRuleSet:
             EmailAddress(scanner),
             PhoneNumber(scanner),
             SocialContact(scanner, rules.social, lexicon.pattern("social"), scan),
-            Marketing(lexicon.pattern("marketing"), scan),
-            FeedbackRequest(lexicon.pattern("feedback_request"), scan),
-            ThanksOnly(sentences),
-            ConfirmationOnly(sentences),
-            CancelReason(lexicon.pattern("cancel_reason"), scan),
+            Marketing(lexicon.pattern("marketing"), scan, learned),
+            FeedbackRequest(lexicon.pattern("feedback_request"), scan, learned),
+            ThanksOnly(sentences, learned),
+            ConfirmationOnly(sentences, learned),
+            CancelReason(lexicon.pattern("cancel_reason"), scan, learned),
             BusinessName(rules.business_name),
             Emoji(),
             StyledText(rules.styled_text),

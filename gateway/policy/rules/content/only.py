@@ -14,13 +14,10 @@ from gateway.core.content import QUOTE_MARK, ContentFacts
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import OWN_WORDS, blocks, hit
+from gateway.policy.rules.content.sentences import LearnedSentences
+from gateway.policy.rules.content.split import sentences_of
 from gateway.policy.scan import TextScan, Window, search, substitute
 
-# Paragraphs are apart by an empty line; within one, hard-wrapped lines are one text again.
-_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
-# A sentence ends at . ! ? before a space ("$34.99" and "e.g." do not end one), and at
-# the CJK full stops wherever they stand.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _KINDS = ("thanks", "confirmation", "courtesy")  # their lexicon categories too
 _SAYS_ONLY = ("thanks", "confirmation")  # the kinds either rule refuses a message for
 _SCANNED_TOGETHER = 4  # sentences in one scan: most messages say something by then
@@ -105,21 +102,9 @@ def _sentences(texts: Iterable[str]) -> Iterator[str]:
     """The sentences of the seller's own text (not the subject, not quoted lines), one at a
     time: the sort stops at the first that says something."""
     for folded in texts:
-        for paragraph in _paragraphs(folded):
-            joined = " ".join(line.strip() for line in paragraph.splitlines())
-            for sentence in _SENTENCE_END.split(joined):
-                sentence = sentence.strip(" \t-–—*_=~•·,;:")
-                if sentence and sentence != QUOTE_MARK:
-                    yield sentence
-
-
-def _paragraphs(text: str) -> Iterator[str]:
-    """_PARAGRAPH_BREAK.split(text), one paragraph at a time."""
-    begin = 0
-    for found in _PARAGRAPH_BREAK.finditer(text):
-        yield text[begin : found.start()]
-        begin = found.end()
-    yield text[begin:]
+        for sentence in sentences_of(folded):
+            if sentence != QUOTE_MARK:
+                yield sentence
 
 
 def _signature_and_greeting(kinds: list[str]) -> list[str]:
@@ -149,29 +134,53 @@ def word_count(text: str) -> int:
     return len(_LATIN_WORD.findall(text)) + (len(_CJK.findall(text)) + 1) // 2
 
 
-class ThanksOnly:
+def _asks(ctx: MessageContext) -> bool:
+    """A question anywhere in the seller's own body: the message is more than thanks."""
+    return any(_QUESTION.search(b.folded) for b in blocks(ctx, OWN_WORDS) if b.source != "subject")
+
+
+class _OnlyRule:
+    """A message that only does one thing: by the lexicons' sort of its sentences, or, when
+    the sort finds something else in it, by the learned model reading the seller's words as
+    one text (never a body that asks a question)."""
+
+    id = ""
+    description = ""
+    kind = ""  # "thanks" or "confirmation": the sort's kind and the model's category
+
+    def __init__(self, sentences: Sentences, learned: LearnedSentences) -> None:
+        self._sentences = sentences
+        self._learned = learned
+
+    def holds(self, counts: Counter[str]) -> bool:
+        raise NotImplementedError
+
+    def check(self, ctx: MessageContext) -> list[Violation]:
+        counts, first = self._sentences.sort(ctx)
+        if self.holds(counts):
+            return [hit(self.id, first)]
+        if self.kind == "thanks" and counts["confirmation"]:
+            return []  # thanks beside a confirmation: the confirmation is what it says
+        if self._learned.enabled and not _asks(ctx):
+            strongest = self._learned.strongest(ctx, self.kind)
+            if strongest is not None:
+                return [hit(self.id, strongest[1], strongest[0])]
+        return []
+
+
+class ThanksOnly(_OnlyRule):
     id = "content.thanks_only"
     description = "no messages that only thank the buyer for the order"
+    kind = "thanks"
 
-    def __init__(self, sentences: Sentences) -> None:
-        self._sentences = sentences
-
-    def check(self, ctx: MessageContext) -> list[Violation]:
-        counts, first = self._sentences.sort(ctx)
-        if counts["thanks"] and not counts["other"] and not counts["confirmation"]:
-            return [hit(self.id, first)]
-        return []
+    def holds(self, counts: Counter[str]) -> bool:
+        return bool(counts["thanks"] and not counts["other"] and not counts["confirmation"])
 
 
-class ConfirmationOnly:
+class ConfirmationOnly(_OnlyRule):
     id = "content.confirmation_only"
     description = "no messages that only confirm an order, shipment, delivery or refund"
+    kind = "confirmation"
 
-    def __init__(self, sentences: Sentences) -> None:
-        self._sentences = sentences
-
-    def check(self, ctx: MessageContext) -> list[Violation]:
-        counts, first = self._sentences.sort(ctx)
-        if counts["confirmation"] and not counts["other"]:
-            return [hit(self.id, first)]
-        return []
+    def holds(self, counts: Counter[str]) -> bool:
+        return bool(counts["confirmation"] and not counts["other"])
