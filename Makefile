@@ -31,8 +31,8 @@ bench: $(BIN)/.installed
 bench-policy: $(BIN)/.installed
 	$(BIN)/python -m bench.policy
 
-# The content policy's learned component, trained on the corpus's train split (dev picks
-# its thresholds); writes config/classifier/content.npz.
+# The content policy's learned component, trained on the blind corpus's train and dev splits
+# (thresholds by cross-validation); writes config/classifier/content.npz.
 train-classifier: $(BIN)/.installed
 	$(BIN)/python -m tools.train_classifier $(ARGS)
 

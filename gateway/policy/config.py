@@ -47,8 +47,13 @@ class LinkSettings(RuleSettings):
     bare_domain_ignore_suffixes: tuple[str, ...] = ()
     # Suffixes recognised when spelled out: "shop dot com", "yandex точка ru".
     spelled_out_suffixes: tuple[str, ...] = ("com", "net", "org")
+    # Suffixes a host may end in beyond the Public Suffix List: the deployment's own, such
+    # as the reserved "example" (RFC 2606) its marketplace and test mail are named under.
+    extra_suffixes: tuple[str, ...] = ()
 
-    @field_validator("allow_domains", "bare_domain_ignore_suffixes", "spelled_out_suffixes")
+    @field_validator(
+        "allow_domains", "bare_domain_ignore_suffixes", "spelled_out_suffixes", "extra_suffixes"
+    )
     @classmethod
     def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(v.strip().lower().strip(".") for v in values)
@@ -69,10 +74,36 @@ class PhoneSettings(RuleSettings):
 
 class SocialSettings(RuleSettings):
     domains: tuple[str, ...] = ()  # the networks' own domains, e.g. "t.me", "line.me"
+    # Words that, in the sentence around a messenger's name, turn it into a refusal ("we
+    # can't use WhatsApp", "微信不用加"): regular expressions over folded text. A match
+    # that names a handle ("@shop") counts all the same.
+    negations: tuple[str, ...] = ()
+
+    @field_validator("negations")
+    @classmethod
+    def _negations_compile(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in values:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"negation {pattern!r}: {error}") from None
+            if _UNANCHORED_START.match(pattern):
+                raise ValueError(f"negation {pattern!r} starts with an open-ended repeat")
+        return values
 
 
 class BusinessNameSettings(RuleSettings):
     suffixes: tuple[str, ...] = ("com", "net", "biz")
+    # The countries' two-letter codes too ("Technik-Welt.de", "Speakers.co.uk"), after a
+    # name of three letters or more written against the dot.
+    country_suffixes: bool = True
+    # Words before a dot that abbreviate, never a domain's name: "Co. Shop", "Ltd.UK".
+    abbreviations: tuple[str, ...] = ("co", "inc", "ltd", "corp", "bros", "dr", "st")
+
+    @field_validator("suffixes", "abbreviations")
+    @classmethod
+    def _folded(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(fold(v).strip().strip(".") for v in values if v.strip().strip("."))
 
 
 class StyledTextSettings(RuleSettings):
@@ -187,6 +218,14 @@ class LexiconFile(_Strict):
     reference: PhraseList = PhraseList()  # words before an order or tracking number
     at_words: tuple[str, ...] = ()  # "(at)", "собака": an obfuscated "@"
     dot_words: tuple[str, ...] = ()  # "dot", "точка": an obfuscated "."
+    # Words of prose that spell "@" or "." only inside the shape of a whole address or host
+    # ("at", "punto"): bare, they count where that shape says so; in brackets, always.
+    address_at_words: tuple[str, ...] = ()
+    address_dot_words: tuple[str, ...] = ()
+    slash_words: tuple[str, ...] = ()  # "slash", "barra": an obfuscated "/" after a host
+    # Suffixes that are words of this language ("es", "de", "io"): after one of its bare
+    # address dot-words ("el punto es") they count only with www, a path or an at-word.
+    suffix_words: tuple[str, ...] = ()
 
 
 _CATEGORIES = (
@@ -250,6 +289,19 @@ class Lexicon:
             self._words[category] = CategoryWords(tuple(w for w in folded if w), patterns)
         self.at_words = SpelledWords.of(w for f in files.values() for w in f.at_words)
         self.dot_words = SpelledWords.of(w for f in files.values() for w in f.dot_words)
+        self.address_at_words = SpelledWords.of(
+            w for f in files.values() for w in f.address_at_words
+        )
+        self.address_dot_words = SpelledWords.of(
+            w for f in files.values() for w in f.address_dot_words
+        )
+        self.slash_words = SpelledWords.of(w for f in files.values() for w in f.slash_words)
+        # Each bare address dot-word, and the suffixes that are words in its languages.
+        prose: dict[str, set[str]] = {}
+        for file in files.values():
+            for word in SpelledWords.of(file.address_dot_words).bare:
+                prose.setdefault(word, set()).update(fold(w).strip() for w in file.suffix_words)
+        self.prose_suffixes = tuple((w, tuple(sorted(s))) for w, s in sorted(prose.items()))
 
     def pattern(self, category: str) -> re.Pattern[str] | None:
         return self._patterns[category]

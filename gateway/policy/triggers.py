@@ -18,6 +18,8 @@ from gateway.policy.prefilter import (
     spaced,
 )
 from gateway.policy.rules.content.contacts import EMAIL_KEY, LINK_KEY, PHONE_KEY
+from gateway.policy.rules.content.numerals import KEY as NUMERALS_KEY
+from gateway.policy.rules.content.numerals import TRIGGER as NUMERALS_TRIGGER
 from gateway.policy.rules.content.shapes import EMAIL_TOKEN, LINK_TOKEN, PHONE_RUN
 from gateway.policy.rules.content.spelled import Step
 from gateway.policy.scan import ONCE, Expression, ScanDatabase, guards
@@ -54,6 +56,7 @@ def database(lexicon: Lexicon, steps: tuple[Step, ...]) -> ScanDatabase:
         (EMAIL_KEY, EMAIL_TOKEN, 0, 0),
         (LINK_KEY, LINK_TOKEN, 0, 0),
         (PHONE_KEY, PHONE_RUN, 0, 1),
+        (NUMERALS_KEY, NUMERALS_TRIGGER.pattern, ONCE, 0),  # numbers in words, CJK digits
         *((step.key, step.pattern.pattern, ONCE, 0) for step in steps),
     ]
     for key, pattern, flags, shift in sources:

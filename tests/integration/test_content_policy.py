@@ -31,10 +31,13 @@ HELP_URL = load_policy(SHIPPED).settings.help_url
 
 
 def policy_copy(folder: Path, **modes: str) -> Path:
-    """The shipped policy and its lexicons copied to `folder`, with some rules' modes set
-    (`content_link="shadow"` sets [rules."content.link"] mode)."""
+    """The shipped policy, its lexicons and its model copied to `folder`, with some rules'
+    modes set (`content_link="shadow"` sets [rules."content.link"] mode)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(SHIPPED.parent / LEXICON_DIR, folder / LEXICON_DIR, dirs_exist_ok=True)
+    model = Path(load_policy(SHIPPED).settings.classifier.model)
+    (folder / model).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHIPPED.parent / model, folder / model)
     text = SHIPPED.read_text(encoding="utf-8")
     for key, mode in modes.items():
         rule_id = key.replace("_", ".", 1)

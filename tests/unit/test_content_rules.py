@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from functools import cache
 from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway.core import status
@@ -32,6 +35,10 @@ from gateway.policy.config import (
     PolicyFile,
 )
 from gateway.policy.rule import MessageContext
+from gateway.policy.rules.content import numerals
+from gateway.policy.rules.content.spelled import unmask_steps
+from gateway.policy.triggers import database
+from gateway.policyfile import load_policy
 from tests.support.media import (
     EXE,
     POLICY_CORPUS,
@@ -384,6 +391,174 @@ def test_address_on_the_senders_alias_domain_is_not_counted() -> None:
     ]
 
 
+# -- addresses and hosts spelled out, in every language ------------------------------------
+
+SPELLED_LEXICONS: dict[str, dict[str, Any]] = {
+    "en": {
+        "at_words": ["(at)", "[at]"],
+        "dot_words": ["dot", "(dot)", "[.]"],
+        "address_at_words": ["at"],
+        "address_dot_words": ["point"],
+        "slash_words": ["slash"],
+        "suffix_words": ["it", "me", "us", "at", "be", "by", "in", "so", "to", "on", "net"],
+    },
+    "de": {
+        "at_words": ["ät", "(at)"],
+        "dot_words": ["(punkt)"],
+        "address_at_words": ["at", "bei"],
+        "address_dot_words": ["punkt"],
+        "slash_words": ["schrägstrich"],
+        "suffix_words": ["es", "so", "in"],
+    },
+    "es": {
+        "at_words": ["arroba"],
+        "dot_words": ["(punto)"],
+        "address_dot_words": ["punto"],
+        "slash_words": ["barra"],
+        "suffix_words": ["de", "es", "me", "su"],
+    },
+    "fr": {
+        "at_words": ["arobase"],
+        "dot_words": ["(point)"],
+        "address_at_words": ["chez"],
+        "address_dot_words": ["point"],
+        "suffix_words": ["de", "es", "me", "net"],
+    },
+    "it": {
+        "at_words": ["chiocciola"],
+        "address_dot_words": ["punto"],
+        "suffix_words": ["io", "su", "me"],
+    },
+    "ru": {"at_words": ["собака"], "dot_words": ["точка"], "slash_words": ["слэш"]},
+    "zh": {
+        "at_words": ["艾特", "圈a"],
+        "dot_words": ["点", "點"],
+        "address_at_words": ["#"],
+        "slash_words": ["斜杠"],
+    },
+    "ja": {"at_words": ["アット", "★"], "dot_words": ["ドット"], "slash_words": ["スラッシュ"]},
+}
+
+
+def _spelled_policy(scanned: bool = True) -> Policy:
+    link = {
+        **RULES_SETTINGS["content.link"],
+        "spelled_out_suffixes": ["com", "net", "de", "es", "fr", "it", "ru", "cn", "jp", "shop"],
+        "extra_suffixes": ["example"],
+    }
+    settings = {**RULES_SETTINGS, "content.link": link}
+    policy = PolicyFile.model_validate({"help_url": HELP, "rules": settings})
+    lexicon = Lexicon(
+        {lang: LexiconFile.model_validate(words) for lang, words in SPELLED_LEXICONS.items()}
+    )
+    return Policy.compile(ContentPolicy(policy, lexicon, "test"), scanned=scanned)
+
+
+SPELLED, SPELLED_UNSCANNED = _spelled_policy(), _spelled_policy(scanned=False)
+
+
+def _spelled(body: str) -> list[str]:
+    """The link and e-mail findings of a body, the same with the scan and without."""
+    found = _details(message(body), SPELLED)
+    assert found == _details(message(body), SPELLED_UNSCANNED)
+    return [d for d in found if d.startswith(("content.link", "content.email"))]
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("mail me: jo.hart77 at mailbox dot com", "jo.hart77@mailbox.com"),
+        ("mail me: jo_hart at mailbox.net", "jo_hart@mailbox.net"),
+        ("Write to sales (at) lamp-shop . com today", "sales@lamp-shop.com"),
+        ("Write to sales [at] lamp-shop [.] com", "sales@lamp-shop.com"),
+        ("Write to sales @ lamp-shop . com", "sales@lamp-shop.com"),
+        ("schreib an lena punkt berg at postfach punkt de", "lena.berg@postfach.de"),
+        ("schreib an tom.k bei postfach punkt de bitte", "tom.k@postfach.de"),
+        ("Dateien an service(ät)fotoladen.de senden", "service@fotoladen.de"),
+        ("escribe a ventas arroba tienda punto es", "ventas@tienda.es"),
+        ("escribe a ventas arroba tienda puntocom", "ventas@tienda.com"),
+        ("écrivez à marc.roy92 chez boite point fr", "marc.roy92@boite.fr"),
+        ("écrivez à marc (chez) boite.fr", "marc@boite.fr"),
+        ("scrivi a info chiocciola negozio punto it", "info@negozio.it"),
+        ("пишите: zakaz собака pochta точка ru", "zakaz@pochta.ru"),
+        ("邮箱 xiaomei88 艾特 qq 点 com 谢谢", "xiaomei88@qq.com"),
+        ("邮箱：kefu圈amall點cn", "kefu@mall.cn"),
+        ("メールは info アット kobo ドット jp まで", "info@kobo.jp"),
+        ("ｓａｋｕｒａ＠ｍａｉｌ．ｊｐ まで", "sakura@mail.jp"),
+        ("お問い合わせは info★kobo.jp まで（★を@に）", "info@kobo.jp"),
+        ("邮箱 wangxm88#mail.cn 谢谢", "wangxm88@mail.cn"),
+        ("write to s a l e s @ l a m p s . c o m and ask", "sales@lamps.com"),
+        ("escríbeme: v e n t a s @ t i e n d a . c o m y te respondo", "ventas@tienda.com"),
+        ("reversed: moc.liamkoob@anna", "anna@bookmail.com"),
+        ("the name is our shop, then an arroba and lamps.com", "arroba@lamps.com"),
+        ("write to orders@lamp-shop.example", "orders@lamp-shop.example"),
+    ],
+)
+def test_spelled_addresses_are_addresses(body: str, found: str) -> None:
+    assert _spelled(body) == [f'content.email: "{found}"']
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("the guide is on lamp-shop dot com slash guide", "lamp-shop.com/guide"),
+        ("the guide is on lamp-shop . com / guide", "lamp-shop.com/guide"),
+        ("see h t t p s : / / lamp-shop [.] com / guide", "https://lamp-shop.com/guide"),
+        ("see w w w . l a m p s . c o m", "www.lamps.com"),
+        ("Anleitung unter www punkt gartenhaus punkt de", "www.gartenhaus.de"),
+        ("Anleitung unter gartenhaus punkt de schrägstrich rosen", "gartenhaus.de/rosen"),
+        ("la guía en modaninos [punto] es [barra] tallas", "modaninos.es/tallas"),
+        ("la guía en modaninos punto com", "modaninos.com"),
+        ("Anleitung auf gartenhaus punkt de, danke", "gartenhaus.de"),
+        ("visita negozio punto it per le offerte", "negozio.it"),
+        ("le guide sur velo-notices point fr", "velo-notices.fr"),
+        ("il video su videomontaggi punto com", "videomontaggi.com"),
+        ("каталог: podarki точка ru слэш katalog", "podarki.ru/katalog"),
+        ("网址 www点haowu点cn 看看", "www.haowu.cn"),
+        ("サイトは kagu ドット jp スラッシュ sofa です", "kagu.jp/sofa"),
+        ("サイトは\nかぐや家具.jp\nです", "かぐや家具.jp"),
+        ("album: photos-share.example/a/8kx2", "photos-share.example/a/8kx2"),
+        ("наша собака любит сайт zoo-shop.ru", "zoo-shop.ru"),  # a dog, not an "@"
+        ("our catalogue is at lamp-shop.com today", "lamp-shop.com"),
+    ],
+)
+def test_spelled_hosts_are_links(body: str, found: str) -> None:
+    assert _spelled(body) == [f'content.link: "{found}"']
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "The point is, we are at booth 12 at the fair; meet at 5 pm at the store.",
+        "I bought it at 3.50 at the shop, the 2nd at the latest. Flashed fine. By the way, no.",
+        "at the point it breaks, the dot is red; please point it out",
+        "este punto es: importante; el último punto de venta",
+        "el punto es que el punto de recogida abre a las 10, p.ej. mañana. La burbuja puntocom.",
+        "Treffpunkt ist um 10, Punkt 3 der Anleitung, z.B. bei uns oder bei DHL.",
+        "au point relais, au point de retrait, chez nous; le point net est clair.",
+        "facciamo il punto su tutto, a quel punto io ho detto: punto vendita.",
+        "точка выдачи, точка зрения, наша собака гуляет.",
+        "一点点,点击这里,晚上8点。ドット柄のシャツ、アットホームな雰囲気。",
+        "taille 38 . fr 38 . Model X200 . De luxe . Net weight 3 kg . Com",
+        "S O S, A B C D E, P . S . thanks; item # 5 . 5; price @ 12.99; 10 ml @ €11.50",
+        "follow us: Instagram @lamp.shop.fr",
+        "On Monday, Anna <anna.berg-x9@relay.example.test> wrote:",
+        "Photos: IMG_1234.JPG, manual.zip, foto.jpeg, 3.5 kg, v2.0, 12.03.2024 at 10.30",
+    ],
+)
+def test_prose_around_spelling_words_passes(body: str) -> None:
+    assert _spelled(body) == []
+
+
+def test_an_address_at_a_reserved_suffix_counts_only_where_configured() -> None:
+    """The reserved "example" is no public suffix: a host under it counts only as the
+    policy's extra suffix (the marketplace and the corpora are named under it)."""
+    assert _refused("write to orders@lamp-shop.example") == []
+    assert _spelled("write to orders@lamp-shop.example") == [
+        'content.email: "orders@lamp-shop.example"'
+    ]
+
+
 # -- content.phone -----------------------------------------------------------------------
 
 
@@ -471,6 +646,104 @@ def test_contact_details_in_quoted_lines_still_count() -> None:
     ]
 
 
+# Numbers written to get past a filter are read as digits: words of the eight languages,
+# CJK digits, letters for digits, digits split by letters, told in turn, over lines.
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("Call me: four one five, five five five, two six seven one", "4 1 5 5 5 5 2 6 7 1"),
+        ("Ruf an: null eins fünf eins, zwei drei vier fünf sechs sieben acht neun", None),
+        ("Meine Nummer: 0151 dreiundzwanzig fünfundvierzig siebenundsechzig neunundachtzig", None),
+        ("Llámame: cuatro uno cinco - cinco cinco cinco - dos seis siete uno", None),
+        ("Chiamami: quattro uno cinque, cinque cinque cinque, due sei sette uno", None),
+        ("Appelle: plus trente-trois six douze trente-quatre cinquante-six soixante-dix", None),
+        ("Звоните: плюс один четыре один пять 555 два шесть семь один", None),
+        ("電話:〇九〇 一二三四 五六七八", "090 1234 5678"),
+        ("お電話は ぜろきゅうぜろ の いちにさんよん の ごろくななはち まで", "090 1234 5678"),
+        ("Call 4l5 555 267l", "415 555 2671"),
+        ("Call o9o-l234-5678", "090 1234 5678"),
+        ("Text 415a555b2671, drop the letters", "4155552671"),
+        ("The number starts 0151, then 2345, then 6789", "0151 2345 6789"),
+        ("番号は090、次が1234、最後が5678です", "090 1234 5678"),
+        ("有事打090-1234-5678找我", "090-1234-5678"),
+        ("My number:\n+1 415\n555\n2671\nThanks", "+1 415 555 2671"),
+        ("Chat on wa.me/4915123456789", "wa.me/4915123456789"),
+        ("WhatsApp +44 7700 900461", "+44 7700 900461"),  # a range kept for films
+    ],
+)
+def test_phone_written_otherwise_hits(body: str, found: str | None) -> None:
+    details = _details(message(body))
+    assert [d.partition(":")[0] for d in details if "phone" in d] == ["content.phone"], details
+    if found is not None:
+        assert f'content.phone: "{found}"' in details
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # IBAN, EAN-13, UPC-A, ISBN-10: by their check digits, with no word before them
+        "Please pay to BE71 0961 2345 6769, thanks",
+        "Pay to GB82 WEST 1234 5698 7654 32",
+        "The black one is 4006381333931, the white one 036000291452",
+        "Barcode on the box: 0 36000 29145 2",
+        "The book is 0-306-40615-2 (first edition)",
+        # dates and times, also in a quote's header
+        "On 12/05/2024 16:40, Shop <x@alias.invalid> wrote:",
+        "Delivery between 09.–11.04.2024, please be home",
+        "Sent 2024-05-09 21:14 from my phone",
+        # numbers in links and in codes
+        "Refund: https://shop.example/orders/4155552671/refund",
+        "See https://shop.example/track?parcel=4155552671",
+        "Invoice inv-2024-00318 and part v12-2309-004418",
+        "UID che-415.555.267 and certificate ab12.c.04567/23",
+        "Postcode 〒150-0002 Tokyo",
+        "RUT 17.654.321-5 and CUIT 30-71234567-9",
+        # valid only with a trunk prefix the writer did not write (JP 0123-45-6789)
+        "The code is 123456789",
+        # number words in prose
+        "Two or three days; one box of 12 and two of 6, twenty three in all",
+        "In zwei bis drei Tagen, vier Pakete zu je 12 Stück",
+        "Tra tre o quattro giorni, sei articoli: due da 12 e uno da 6",
+        "Il 02.03.2024 una pentola, il 06.03 due coperchi",
+        "Son dos o tres días, cuatro cajas de 12 unidades y una de 6",
+        "Посылка придёт через два-три дня, четыре коробки по 12 штук",
+        "我们一共发了三四个包裹,每个12件,预计5月3日到",
+        "いちごを二つ、さんこで500円です",
+        "Sizes 36, 37, 38, 39, 40 then 41 next week",
+        "Item 6oo series, 1l bottle, 2 o 3 piezas, 10 o 12 giorni",
+    ],
+)
+def test_reference_numbers_and_prose_are_no_phones(body: str) -> None:
+    assert "content.phone" not in _refused(body)
+
+
+def test_a_phone_beside_a_reference_still_counts() -> None:
+    assert _refused("IBAN BE71 0961 2345 6769, or call +1 415 555 2671") == ["content.phone"]
+    assert _refused("On 12/05/2024 call 415-555-2671") == ["content.phone"]
+
+
+_NUMBER_PIECES = [
+    *sorted(numerals.WORDS)[::5],
+    *"un una double plus più o l i then 次が の 0 12 345 3o o6 9i2 135a2207b6618 +7".split(),  # noqa: SIM905
+    *"〇 一 幺 捌 ○ いち ななな し を 我 sigue".split(),  # noqa: SIM905
+    *(" ", ", ", "-", " - ", ".", "/", "、", "(", "\n", " y ", "  ", " con "),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_NUMBER_PIECES), max_size=16).map("".join))
+def test_the_scan_says_where_numbers_may_be_written_otherwise(text: str) -> None:
+    """Writing numbers as digits runs only on a text the scan says may hold one: it must
+    change no other text."""
+    if numerals.digits_written(text).text != text:
+        assert _NUMERALS_SCAN.scan(text).may(numerals.KEY)
+
+
+_NUMERALS_SCAN = database(
+    _policy().lexicon, unmask_steps(_policy().lexicon, _policy().settings.rules.link)
+)
+
+
 # -- content.social ----------------------------------------------------------------------
 
 
@@ -520,6 +793,124 @@ def test_social_html_link() -> None:
 def test_social_link_on_an_allowed_domain_is_still_social() -> None:
     rules = Policy.compile(_policy({"content.link": {"allow_domains": ["t.me"]}}))
     assert _ids(message("Chat on https://t.me/shop_abc"), rules) == ["content.social"]
+
+
+# A test lexicon of constructions: a messenger's name after "on"/"加", or before a number.
+SOCIAL_CONSTRUCTIONS = {
+    **LEXICON,
+    "social": {
+        "phrases": ["加微信"],
+        "patterns": [r"\bon\swhatsapp\b", r"\bwhatsapp\s\+?\d{6,}", r"@[a-z_]{3,}"],
+    },
+}
+SOCIAL_NEGATIONS = [r"\b(?:not|cannot|no)\b", r"n't\b", "不|勿"]
+
+
+def _social_rules() -> Policy:
+    settings = {**RULES_SETTINGS, "content.social": {"negations": SOCIAL_NEGATIONS}}
+    policy = PolicyFile.model_validate({"help_url": HELP, "rules": settings})
+    lexicon = Lexicon({"en": LexiconFile.model_validate(SOCIAL_CONSTRUCTIONS)})
+    return Policy.compile(ContentPolicy(policy, lexicon, "test"))
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("Write to us on WhatsApp, it is quicker.", True),
+        ("Sorry, we can't help on WhatsApp.", False),  # the clause refuses
+        ("People ask to talk on WhatsApp - we cannot, sorry.", False),  # the clause after
+        ("If the lid does not fit, write to us on WhatsApp.", True),  # a clause before
+        ("We do not answer here. Write on WhatsApp.", True),  # another sentence
+        ("We don't use WhatsApp, only @shop_help.", True),  # a handle counts anyway
+        ("请勿加微信。", False),
+        ("客服不在线。加微信吧。", True),
+    ],
+)
+def test_social_negation_in_the_clause_or_the_next(body: str, found: bool) -> None:
+    assert ("content.social" in _ids(message(body), _social_rules())) is found
+
+
+def test_social_a_refused_match_does_not_hide_the_next_one() -> None:
+    # "on whatsapp" (refused in a reply's subject) overlaps "whatsapp 491…", which counts
+    rules = _social_rules()
+    built = message("See below.", subject="Re: on whatsapp 4915123456789")
+    assert "content.social" in _ids(built, rules)
+    assert "content.social" not in _ids(message("x", subject="Re: on whatsapp"), rules)
+
+
+def test_social_in_a_reply_subject_or_quoted_lines_needs_a_handle() -> None:
+    rules = _social_rules()
+    quoted = "Sure, here is the size chart.\n\n> can we talk on whatsapp?\n"
+    assert _ids(message("See below.", subject="Re: on WhatsApp?"), rules) == []
+    assert _ids(message(quoted), rules) == []
+    handle = message("See below.", subject="Re: whatsapp 4915123456789")
+    assert "content.social" in _ids(handle, rules)
+    assert _ids(message("Ok.\n\n> add @shop_help\n"), rules) == ["content.social"]
+    assert _ids(message("x", subject="On WhatsApp?"), rules) == ["content.social"]
+
+
+@cache
+def _shipped() -> Policy:
+    return Policy.compile(load_policy())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Add me on WhatsApp, it is quicker.",
+        "We are also on Viber if that helps.",
+        "Do you have Telegram?",
+        "My discord is tina_b#2231 if that is easier.",
+        "Signal: +44 7700 900123",
+        "W h a t s A p p me please",
+        "Schreib mir einfach über Signal, dort heißt der Laden Eulenhof.",
+        "Folgt uns auf Insta, da gibt es mehr Bilder.",
+        "¿Tienes Telegram? Te paso el vídeo por ahí.",
+        "Agrégame en face, salgo como Lola Ruiz.",
+        "Vous êtes sur Messenger ? Cherchez Atelier Lune.",
+        "Rejoignez notre groupe Facebook des jardiniers.",
+        "Ci trovi su Facebook come Cartoleria Viola.",
+        "Hai WhatsApp? Ti mando le foto.",
+        "Скиньте фото в вайбер, пожалуйста.",
+        "Мы есть в одноклассниках, заходите в группу.",
+        "有问题直接上微信找我，回复快。",
+        "你有QQ吗？我QQ是 40028922。",
+        "抖音搜我们店名，私信我们就行。",
+        "詳しくはインスタをご覧ください。",
+        "LINEで友だち追加してください。",
+        "僕も微信（WeChat）を使っています。",
+    ],
+)
+def test_social_constructions_of_the_shipped_lexicons(body: str) -> None:
+    verdict = check_content(_facts(message(body)), _shipped(), TO_SELLER, ALIAS_DOMAIN)
+    assert "content.social" in [v.rule_id for v in verdict.refused]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "I saw this lamp on Instagram. Is it still available?",
+        "Sorry, we don't do WhatsApp; please keep writing here.",
+        "The watch shows WhatsApp and Telegram notifications.",
+        "The Wi-Fi signal is weak, and the product line ends in May.",
+        "2 x heatsink @ $12.99, please use the message center.",
+        "Leider können wir nicht per WhatsApp schreiben, bitte hier.",
+        "Ich habe das Kleid auf Instagram gesehen.",
+        "No atendemos por WhatsApp ni por teléfono, escríbanos aquí.",
+        "Je l'ai vu sur Instagram, existe-t-il en bleu ?",
+        "Purtroppo non usiamo WhatsApp né Telegram: scriva qui.",
+        "Posso usare WhatsApp con due sim?",
+        "К сожалению, мы не переписываемся в WhatsApp.",
+        "Часы показывают уведомления из Telegram.",
+        "我用微信支付的，发票怎么开？",
+        "近期有人冒充客服要求加微信，请勿相信。",
+        "LINEやWhatsAppでのやり取りはお受けできません。",
+        "DM便で発送しました。",
+    ],
+)
+def test_social_mentions_that_invite_nothing_pass_the_shipped_lexicons(body: str) -> None:
+    verdict = check_content(_facts(message(body)), _shipped(), TO_SELLER, ALIAS_DOMAIN)
+    assert "content.social" not in [v.rule_id for v in verdict.refused]
 
 
 # -- the phrase rules --------------------------------------------------------------------
@@ -606,6 +997,228 @@ def test_thanks_in_the_subject_alone_is_not_the_whole_message() -> None:
     assert _ids(built) == []
 
 
+@pytest.mark.parametrize(
+    ("body", "ids"),
+    [
+        (  # below "-- ": the signature, whatever it says
+            "Hi Anna,\n\nThank you for your order!\n\nBest regards,\nSarah\n-- \n"
+            "Harbor Home Goods\nOpen Monday to Friday, 9 to 5\nPortland, Oregon",
+            ["content.thanks_only"],
+        ),
+        (  # a few short lines between rules: a signature block
+            "Thank you for your order!\n\n――――――――――\nHarbor Home Goods\n"
+            "Opening hours: Monday to Friday, 9 to 5\n――――――――――",
+            ["content.thanks_only"],
+        ),
+        ("Hello Mr. K. Tanaka,\nYour order has shipped.", ["content.confirmation_only"]),
+    ],
+    ids=["signature-delimiter", "rule", "abbreviations"],
+)
+def test_signature_and_abbreviations_are_courtesy(body: str, ids: list[str]) -> None:
+    assert _refused(body) == ids
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # below a rule, a request or a question is more text, not a signature
+        "Thank you for your order!\n\n--------\nEngraving: please send us the name you want",
+        "Thank you for your order!\n--\nWhich colour would you like? Blue or green",
+        # and so is a long block
+        "Thank you for your order!\n\n--------\n"
+        + "\n".join(f"Part {n} ships on day {n}" for n in "ABCDEFGH"),
+        "Thank you for your order!\n\n--------\nThe engraving takes two more days and then it "
+        "ships from Portland",
+        # an abbreviation in the middle of a sentence that says something
+        "Your order has shipped. Dr. Smith signs for it at the front desk.",
+    ],
+)
+def test_what_follows_a_rule_may_say_something(body: str) -> None:
+    assert _refused(body) == []
+
+
+def test_plain_and_html_texts_each_have_their_greeting_and_signature() -> None:
+    body = "Hi Anna,\n\nThank you for your order!\n\nSarah"
+    html = "<p>Hi Anna,</p><p>Thank you for your order!</p><p>Sarah</p>"
+    assert _ids(message(body, html=html)) == ["content.thanks_only"]
+
+
+# -- the shipped lexicons: what a seller writes in plain words, in each language ---------
+# (these read config/lexicon through the shipped policy, without its learned model)
+
+
+@cache
+def _shipped_lexicons() -> Policy:
+    return Policy.compile(load_policy(model=False))
+
+
+def _shipped_ids(body: str) -> set[str]:
+    return {v.rule_id for v in _verdict(message(body), _shipped_lexicons()).refused}
+
+
+MARKETING = "content.marketing"
+FEEDBACK = "content.feedback_request"
+CANCEL_REASON = "content.cancel_reason"
+THANKS_ONLY = "content.thanks_only"
+CONFIRMATION_ONLY = "content.confirmation_only"
+PHRASE_RULES = {MARKETING, FEEDBACK, CANCEL_REASON, THANKS_ONLY, CONFIRMATION_ONLY}
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "body"),
+    [
+        # why an order was cancelled, asked once the cancellation is named
+        (
+            CANCEL_REASON,
+            "Hi Tom,\nWe noticed your order for the lamp was cancelled. Just out of interest, "
+            "what was the reason?",
+        ),
+        (CANCEL_REASON, "Hey Sam, saw you cancelled the headphones. Did something go wrong?"),
+        (CANCEL_REASON, "Hallo Jan, schade, dass du die Jacke abbestellt hast. Was war los?"),
+        (
+            CANCEL_REASON,
+            "Guten Tag Frau Klein, Sie haben die Bestellung storniert. Dürfen wir fragen, warum?",
+        ),
+        (CANCEL_REASON, "Hola Marta, vimos que anuló su pedido. ¿Nos podría decir el motivo?"),
+        (
+            CANCEL_REASON,
+            "Salut Léa, tu as annulé ta commande. C'était une question de prix, de délai, "
+            "autre chose ?",
+        ),
+        (CANCEL_REASON, "Ciao Luca, hai annullato l'ordine delle cuffie: come mai?"),
+        (CANCEL_REASON, "Игорь, вы отменили заказ на куртку. Что-то не устроило?"),
+        (CANCEL_REASON, "你好，看到你取消了耳机的订单，是不是觉得太贵了？"),
+        (
+            CANCEL_REASON,
+            "鈴木様\nご注文のキャンセルを承りました。差し支えなければ、キャンセルの理由をお聞かせください。",
+        ),
+        # feedback asked for in other words: sharing the experience, telling other buyers
+        (
+            FEEDBACK,
+            "Hi Ann, if the kettle works well, we'd love it if you could share your honest "
+            "experience with other buyers.",
+        ),
+        (FEEDBACK, "A couple of lines on the product page would help other cooks a lot."),
+        (FEEDBACK, "We'll send you a free sample pack in exchange for an honest review."),
+        (
+            FEEDBACK,
+            "Liebe Frau Berg, wir freuen uns, wenn Sie Ihre Erfahrung mit der Pfanne auf der "
+            "Produktseite teilen.",
+        ),
+        (
+            FEEDBACK,
+            "Hola Luis, si le gustó la mochila, cuénteles a otros compradores qué le pareció.",
+        ),
+        (FEEDBACK, "Bonjour, un petit commentaire sur la fiche produit nous aiderait beaucoup."),
+        (FEEDBACK, "Ciao Marco, se ti va racconta la tua esperienza agli altri acquirenti."),
+        (FEEDBACK, "Здравствуйте! Поделитесь, пожалуйста, впечатлениями о покупке."),
+        (FEEDBACK, "亲，收到后如果满意，麻烦在商品页面分享一下您的使用感受哦"),
+        (FEEDBACK, "佐藤様\nよろしければ、使い心地を商品ページにお寄せいただけますと幸いです。"),
+        # promotion in plain words: the store's other goods, a new line, an offer that ends
+        (
+            MARKETING,
+            "Your mug ships today. Our new range of teapots is in our store at trade prices.",
+        ),
+        (
+            MARKETING,
+            "Your scarf is on its way. This week only, our winter hats are $15 instead of $25.",
+        ),
+        (
+            MARKETING,
+            "Ihre Tasse ist unterwegs. Passend dazu gibt es bei uns im Shop die Untersetzer.",
+        ),
+        (MARKETING, "Votre bougie est partie. Parrainez une amie et recevez 5 € chacune."),
+        (MARKETING, "Su pedido salió hoy. Le dejamos un cupón del 10 % para su próxima compra."),
+        (MARKETING, "Il suo ordine è partito. Abbiamo appena lanciato una nuova linea di tazze."),
+        (MARKETING, "Заказ отправлен. Кстати, у нас на сайте цены ниже, чем на площадке."),
+        (MARKETING, "您的订单已发货。我们下周推出新款限量系列，老客户可以提前购买哦。"),
+        (MARKETING, "ご注文の品は本日発送しました。なお、姉妹店でもお茶菓子を販売しております。"),
+        # only thanks, or only a confirmation, in plain words around a greeting and a signature
+        (THANKS_ONLY, "Hi Kim,\n\nThanks a bunch for buying from us!\n\nCheers,\nRoss"),
+        (
+            THANKS_ONLY,
+            "Hallo Eva,\nwir freuen uns sehr, dass du dich für unseren Tee entschieden "
+            "hast!\nLiebe Grüße",
+        ),
+        (
+            THANKS_ONLY,
+            "Estimada Sra. Ruiz:\n\nLe agradecemos la confianza depositada en nosotros.\n\nUn "
+            "cordial saludo",
+        ),
+        (
+            THANKS_ONLY,
+            "Gentile Sig. Neri,\n\ndesideriamo ringraziarla per aver scelto i nostri "
+            "prodotti.\n\nCordiali saluti",
+        ),
+        (THANKS_ONLY, "王先生您好：\n\n感谢您在小店购买茶具！\n\n祝您生活愉快"),
+        (
+            CONFIRMATION_ONLY,
+            "Hi Lee,\n\nYour new garden chairs have been delivered.\n\nBest,\nPine & Co",
+        ),
+        (
+            CONFIRMATION_ONLY,
+            "Guten Tag Herr Roth,\n\nIhre Bestellung vom 04.05. wurde heute versandt.\n\nMit "
+            "freundlichen Grüßen",
+        ),
+        (
+            CONFIRMATION_ONLY,
+            "Bonjour M. Petit,\n\nvotre remboursement de 19,90 € a été effectué.\n\nCordialement",
+        ),
+        (CONFIRMATION_ONLY, "Pedido enviado.\nSaludos"),
+        (CONFIRMATION_ONLY, "Здравствуйте!\nЗаказ № 4411 доставлен в пункт выдачи.\nС уважением"),
+        (CONFIRMATION_ONLY, "田中様\n\nご注文の商品が配達完了となりました。\n\nみどり商店"),
+    ],
+)
+def test_shipped_lexicons_catch_plain_wordings(rule_id: str, body: str) -> None:
+    assert rule_id in _shipped_ids(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # the seller cancels, confirms a cancellation the buyer asked for, or offers one
+        "Hi Tom,\nWe've cancelled your order as you asked. The refund of $24.90 reaches your "
+        "card within 5 days.",
+        "We had to cancel your order: the last lamp was damaged. Would you like us to tell you "
+        "when it is back?",
+        "You asked why your order was cancelled: the bank declined the card payment.",
+        "If you'd rather not wait, please cancel and we'll refund you in full. Would you "
+        "prefer that?",
+        "Leider mussten wir Ihre Bestellung stornieren, der Artikel war beschädigt. Möchten "
+        "Sie das Modell in Blau?",
+        "Nous avons dû annuler la commande, le produit était en rupture. Souhaitez-vous un "
+        "autre coloris ?",
+        "Вы спрашивали, почему мы отменили заказ: товара не оказалось на складе. Хотите другой "
+        "цвет?",
+        "很抱歉，商品缺货，我们取消了订单。请问您需要换成其他颜色吗？",
+        "キャンセルの理由は在庫切れでございます。ご期待に沿えず申し訳ございません。",
+        # a review received, thanked for, or cited
+        "Thank you for sharing your experience with the kettle - we've passed it on to our "
+        "workshop. Is the new lid all right?",
+        "Several reviews mention that the boots run small, so I'd go one size up. Shall I swap "
+        "them?",
+        "Laut einer Bewertung auf der Produktseite fällt der Schuh klein aus. Sollen wir Größe "
+        "42 schicken?",
+        "Merci pour votre avis. Voulez-vous que nous échangions la taille ?",
+        "Le opinioni nella pagina del prodotto dicono che veste piccolo: vuole la taglia 29?",
+        "先日はレビューを書いていただきありがとうございました。サイズの交換はご希望ですか？",
+        # the store named in plain service, and compensation
+        "The other half of your order ships from our store in Leeds on Monday, is that all right?",
+        "Sie können die Ware auch in unserem Laden in Köln abholen. Passt Ihnen Samstag?",
+        "También puede recoger su pedido en nuestra tienda de Sevilla. ¿Le va bien el jueves?",
+        "Рекомендуем отслеживать посылку на сайте нашего партнёра СДЭК. Адрес верный?",
+        "We offer 10% off as an apology for the late delivery; would you like it on your card?",
+        # thanks or a confirmation with something useful
+        "Thanks a bunch for buying from us! The engraving takes two more days, then it ships.",
+        "Guten Tag,\n\nIhre Bestellung wurde heute versandt. Leider fehlt der Deckel, den "
+        "schicken wir nächste Woche separat.",
+        "您的包裹已寄出。因为海关检查，可能会晚两三天到，请谅解。",
+    ],
+)
+def test_shipped_lexicons_leave_hard_negatives_clean(body: str) -> None:
+    assert _shipped_ids(body) & PHRASE_RULES == set()
+
+
 # -- content.business_name ---------------------------------------------------------------
 
 
@@ -652,6 +1265,51 @@ def test_business_name_of_the_registered_party() -> None:
     assert [v.detail for v in _rule("content.business_name").check(ctx)] == [
         '"BestDeals.com Store" in sender name'
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Spielwaren-Welt.de",
+        "Sound Speakers.co.uk",
+        "Casa-Bimbi.it Outlet",
+        "Libros.es",
+        "Dom-Uyut.ru",
+        "家居馆.cn 官方店",
+        "雑貨ショップ。com",
+        "Ｚａｋｋａ．ｊｐ",
+        "BestDeals .com",
+        "Trendy Tech. net",
+    ],
+)
+def test_business_name_country_and_spaced_suffixes(name: str) -> None:
+    built = message("The mug ships Monday.", sender=f'"{name}" <s@shop.example>')
+    assert _ids(built) == ["content.business_name"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Harbour Candle Co.",
+        "Müller GmbH & Co.KG",
+        "Schreibwaren Lindner e.K.",
+        "Suministros Prado S.L.",
+        "Informatica Rossi S.r.l.",
+        "ИП Соколова А.В.",
+        "Acme Inc. Shop",
+        "Anna K. Net Designs",
+        "Foto .de Luca",
+        "St.Petersburg Gifts",
+    ],
+)
+def test_business_name_abbreviations_and_initials_pass(name: str) -> None:
+    assert _ids(message("The mug ships Monday.", sender=f'"{name}" <s@shop.example>')) == []
+
+
+def test_business_name_country_suffixes_can_be_off() -> None:
+    rules = Policy.compile(_policy({"content.business_name": {"country_suffixes": False}}))
+    built = message("The mug ships Monday.", sender='"Spielwaren-Welt.de" <s@shop.example>')
+    assert _ids(built, rules) == []
 
 
 # -- form.emoji and form.styled_text -----------------------------------------------------

@@ -57,29 +57,28 @@ def dequantised(m: SentenceModel) -> np.ndarray:
     return m.weights.astype(np.float64) * m.scale[:, None].astype(np.float64)
 
 
-def test_run_time_reads_sentences_as_training_fitted_them() -> None:
+def test_run_time_reads_a_text_as_training_fitted_it() -> None:
     m = model()
     weights = dequantised(m).T
-    scores = m.read(SENTENCES)
-    # The sentences read as one text, as training reads a message.
-    fitted = features(SENTENCES, BITS) @ weights + m.bias.astype(np.float64)
-    for category in range(len(CATEGORIES)):
-        assert scores.whole(category) == pytest.approx(float(fitted[0, category]), abs=1e-4)
-    # Each sentence alone is the same text read alone.
+    for text in [*SENTENCES, "\n\n".join(SENTENCES)]:
+        fitted = features(text, BITS) @ weights + m.bias.astype(np.float64)
+        assert np.allclose(m.logits(text), fitted[0], atol=1e-4)
+    # Sentences read apart, to quote one: a sentence read alone is that text.
     for sentence in SENTENCES:
-        alone = features([sentence], BITS) @ weights + m.bias.astype(np.float64)
-        assert np.allclose(m.read([sentence]).logits()[0], alone[0], atol=1e-4)
+        assert np.allclose(m.read([sentence]).logits()[0], m.logits(sentence), atol=1e-4)
+    assert m.read(SENTENCES).logits().shape == (len(SENTENCES), len(CATEGORIES))
 
 
 def test_numbers_do_not_change_what_a_sentence_does() -> None:
     m = model()
-    one = m.read(["order 1234 shipped"]).logits()
-    assert np.allclose(one, m.read(["order 9876 shipped"]).logits())
-    assert not np.allclose(one, m.read(["order abcd shipped"]).logits())
+    one = m.logits("order 1234 shipped")
+    assert np.allclose(one, m.logits("order 9876 shipped"))
+    assert not np.allclose(one, m.logits("order abcd shipped"))
 
 
 def test_no_sentences_and_empty_ones() -> None:
     m = model()
+    assert np.allclose(m.logits(""), m.bias)
     assert m.read([]).logits().shape == (0, len(CATEGORIES))
     assert m.read(["", ""]).logits().shape == (2, len(CATEGORIES))
 
@@ -103,7 +102,7 @@ def saved(**changes: object) -> bytes:
 
 def test_a_model_file_is_checked_when_it_loads() -> None:
     loaded = load_model(saved(), "d")
-    assert np.allclose(loaded.read(SENTENCES).logits(), model().read(SENTENCES).logits())
+    assert np.allclose(loaded.logits("zqx"), model().logits("zqx"))
     for bad, says in (
         (b"not a zip", "not a model file"),
         (saved(format=np.array(FORMAT + 1)), "format"),
@@ -152,7 +151,7 @@ def message(body: str, subject: str = "Your order") -> bytes:
 def steering(category: str, sentence: str, threshold: float = 1.0) -> SentenceModel:
     """A model that takes exactly the n-grams of `sentence` to do `category`."""
     weights = np.zeros((len(CATEGORIES), 1 << BITS), dtype=np.int8)
-    weights[index(category), features([sentence], BITS).indices] = 127
+    weights[index(category), features(sentence, BITS).indices] = 127
     return SentenceModel(
         BITS,
         weights,

@@ -1,9 +1,13 @@
-"""content.business_name: a seller's name that carries an e-mail suffix ("BestDeals.com
-Store", "好物优选.com旗舰店"), read from the From display name and the registered shop name."""
+"""content.business_name: a seller's name that carries an e-mail or web suffix ("BestDeals.com
+Store", "好物优选.com旗舰店", "Technik-Welt.de"), read from the From display name and the
+registered shop name. Abbreviations and initials are no suffix: "Harbour Candle Co.",
+"Suministros S.L.", "ИП Соколова А.В.", "Dr. Green Garden"."""
 
 from __future__ import annotations
 
 import re
+
+import phonenumbers
 
 from gateway.core.model import Violation
 from gateway.core.text import fold
@@ -11,17 +15,50 @@ from gateway.policy.config import BusinessNameSettings
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import hit
 
+# A dot between a name and a suffix, written against both ("Shop.com"), with a space
+# before it ("Shop .com") or after it ("Shop. com"). "。" is the CJK full stop; "．" and
+# "｡" fold to "." and "。". A name is letters or digits of any script, "-" and "&" inside.
+_DOTTED = re.compile(
+    r"(?P<name>[^\W_](?:[\w&-]{0,62}[^\W_])?)?(?P<before> ?)[.。](?P<after> ?)"
+    r"(?P<suffix>[a-z]+|[а-яё]+)(?![a-z0-9а-яё])"
+)
+_LETTER = re.compile(r"[^\W\d_]")
+# The countries' codes: the regions phone numbers know, and the codes of domains only.
+COUNTRY_CODES = frozenset(
+    {code.lower() for code in phonenumbers.SUPPORTED_REGIONS} | {"uk", "eu", "su"}
+)
+
 
 class BusinessName:
     id = "content.business_name"
     description = "no business names containing an e-mail suffix such as .com, .net or .biz"
 
     def __init__(self, settings: BusinessNameSettings) -> None:
-        suffixes = "|".join(re.escape(fold(s)) for s in settings.suffixes) or "(?!)"
-        self._suffix = re.compile(rf"\.(?:{suffixes})(?![0-9a-z])")
+        self._suffixes = frozenset(settings.suffixes)
+        self._countries = settings.country_suffixes
+        self._abbreviations = frozenset(settings.abbreviations)
 
     def check(self, ctx: MessageContext) -> list[Violation]:
         for name in (ctx.content.sender_name, ctx.conversation.sender.display_name):
-            if name and self._suffix.search(fold(name)):
+            if name and self._suffixed(fold(name)):
                 return [hit(self.id, name, "sender name")]
         return []
+
+    def _suffixed(self, name: str) -> bool:
+        return any(self._is_suffix(found) for found in _DOTTED.finditer(name))
+
+    def _is_suffix(self, found: re.Match[str]) -> bool:
+        name, suffix = found["name"] or "", found["suffix"]
+        if len(name) < 2 or name in self._abbreviations or not _LETTER.search(name):
+            return False
+        if suffix in self._suffixes:
+            # "Co. Shop" is an abbreviation before a word; "Sakura Zakka. shop" a suffix
+            return not found["after"] or bool(found["before"]) or len(name) >= 3
+        # a country's code: "Spielwaren.de", not "Müller GmbH.Co" nor "Foto .de Luca"
+        return (
+            self._countries
+            and suffix in COUNTRY_CODES
+            and len(name) >= 3
+            and not found["before"]
+            and not found["after"]
+        )

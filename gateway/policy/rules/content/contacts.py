@@ -14,14 +14,18 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from gateway.policy.config import LinkSettings, PhoneSettings
-from gateway.policy.domains import registrable, within
+from gateway.policy.domains import within
+from gateway.policy.rules.content.numerals import KEY as NUMERALS_KEY
+from gateway.policy.rules.content.numerals import digits_written
+from gateway.policy.rules.content.references import is_iban, is_reference_shape
 from gateway.policy.rules.content.shapes import CJK_DOMAIN, EMAIL, PHONE_CANDIDATE, TRAILING, URL
-from gateway.policy.rules.content.spelled import Step
+from gateway.policy.rules.content.spelled import Step, known_host
 from gateway.policy.scan import TextScan, finditer
 
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 _DECIMAL = re.compile(r"^\d{1,3}(?:[ .]\d{3})*[.,]\d{1,2}$")
 _ZIP_PLUS_4 = re.compile(r"^\d{5}-\d{4}$")
+_INTERNATIONAL = ("+", "00", "wa.me/", "phone=")  # WhatsApp's links: the number without "+"
 # A national number written without "+" either starts with its trunk prefix "0" or has
 # 9 to 11 digits (US, CN and IT mobiles, ES); other runs are references, serials, codes.
 NATIONAL_DIGITS = range(9, 12)
@@ -30,6 +34,7 @@ NATIONAL_DIGITS = range(9, 12)
 EMAIL_KEY = "contact.email"  # the white space before a token that may hold an address
 LINK_KEY = "contact.link"  # the same for a link
 PHONE_KEY = "contact.phone"  # where a phone-like run of digits may start
+# NUMERALS_KEY: whether a text may hold a number written in words, CJK digits or letters
 _SPACE = re.compile(r"\s")
 
 
@@ -60,11 +65,13 @@ class ContactScanner:
         self.links = lru_cache(maxsize=8)(self._links)
 
     def _unmask(self, folded: str) -> str:
-        """The text with spelled-out "@" and "." written as characters again: each step
-        runs only on a text its pattern may match."""
+        """The text with spelled-out "@", "." and "/" written as characters again: each
+        step runs only on a text its pattern may match (and its guard finds)."""
         text = folded
         for step in self._steps:
-            if self._scan.found(text).may(step.key):
+            if not self._scan.found(text).may(step.key):
+                continue
+            if step.guard is None or step.guard.search(text):
                 text = step.pattern.sub(step.replacement, text)
         return text
 
@@ -72,7 +79,7 @@ class ContactScanner:
         for begin, end in self._tokens(text, EMAIL_KEY):
             for found in EMAIL.finditer(text[begin:end]):
                 host = found.group("host")
-                if registrable(host):
+                if known_host(host, self._link.extra_suffixes):
                     yield Match(found.group(0), host)
 
     def _tokens(self, text: str, key: str) -> list[tuple[int, int]]:
@@ -108,48 +115,97 @@ class ContactScanner:
                     continue
             else:
                 host = host_of(written)
-            if host and registrable(host):
+            if host and known_host(host, self._link.extra_suffixes):
                 yield Match(written, host)
 
     def allowed(self, host: str) -> bool:
         return within(host, self._link.allow_domains)
 
     def phones(self, text: str) -> Iterator[Match]:
+        """Runs of digits that are phone numbers, once numbers written in words, CJK
+        digits or letters are written as digits (where the scan says a text may hold one)."""
+        numbers = digits_written(text) if self._scan.found(text).may(NUMERALS_KEY) else None
+        text = numbers.text if numbers else text
         # Tried only where the scan says a run may start: as a search of the whole text.
         for found in finditer(PHONE_CANDIDATE, text, self._scan.found(text).at(PHONE_KEY)):
-            written = found.group(0).strip()
-            digits = sum(map(str.isdigit, written))
-            if not self._phone.min_digits <= digits <= 15 or _DATE.match(written):
-                continue
-            international = written.startswith(("+", "00"))
-            if not international and not (
-                written.lstrip("(").startswith("0") or digits in NATIONAL_DIGITS
-            ):
-                continue
-            if _ZIP_PLUS_4.match(written):
-                continue
-            if _DECIMAL.match(written) or self._introduced_as_reference(text, found.start()):
-                continue
-            if self._is_phone(written):
-                yield Match(written)
+            spelled = numbers is not None and numbers.spelled(found.start(), found.end())
+            for start, written in _pieces(found):
+                if self._is_phone_at(text, start, written, spelled):
+                    yield Match(written)
+                    break
+
+    def _is_phone_at(self, text: str, start: int, written: str, spelled: bool) -> bool:
+        """`spelled`: written in words, CJK digits or letters, as no reference number is;
+        so a national number of 8 digits without its trunk prefix counts too (HK, SG)."""
+        international = written.startswith(_INTERNATIONAL)
+        digits = "".join(filter(str.isdigit, written))
+        if not self._phone.min_digits <= len(digits) <= 15 or _DATE.match(written):
+            return False
+        national = range(8, 12) if spelled else NATIONAL_DIGITS
+        if not international and not (
+            written.lstrip("(").startswith("0") or len(digits) in national
+        ):
+            return False
+        if _ZIP_PLUS_4.match(written) or _DECIMAL.match(written):
+            return False
+        if self._introduced_as_reference(text, start) or is_iban(text, start):
+            return False
+        if not international and is_reference_shape(written, digits):
+            return False
+        return self._is_phone(written, spelled)
 
     def _introduced_as_reference(self, text: str, start: int) -> bool:
-        """An order, tracking or invoice number: the words just before it say so."""
+        """An order, tracking or invoice number, a tax or bank account number: the words
+        just before it say so."""
         if self._reference is None:
             return False
         return self._reference.search(text[max(0, start - 40) : start]) is not None
 
-    def _is_phone(self, written: str) -> bool:
-        regions = ("ZZ",) if written.startswith(("+", "00")) else self._phone.regions
-        number = "+" + written[2:] if written.startswith("00") else written
+    def _is_phone(self, written: str, spelled: bool = False) -> bool:
+        """Valid for a configured region as written (`spelled`: with or without its trunk
+        prefix), or with "+" or "00" for its country."""
+        regions = ("ZZ",) if written.startswith(_INTERNATIONAL) else self._phone.regions
+        number = " ".join(written.split())  # a number over lines: its parts on one
+        if written.startswith("00"):
+            number = "+" + number[2:]
+        elif written.startswith(_INTERNATIONAL[2:]):  # "wa.me/", "phone=": six characters
+            number = "+" + number[6:].lstrip("+")
         for region in regions:
             try:
                 parsed = phonenumbers.parse(number, region)
             except phonenumbers.NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(parsed):
+            if phonenumbers.is_valid_number(parsed) and (spelled or _as_written(parsed, number)):
                 return True
+            # Written with "+" and a country's code: a number of a length that country's
+            # numbers have is one, even in a range not given out yet (or kept for films:
+            # "+44 7700 900461"). Not after "00", which opens many reference numbers.
+            if number.startswith("+") and not written.startswith("00"):
+                country = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+                return country != "ZZ" and phonenumbers.is_possible_number(parsed)
         return False
+
+
+def _as_written(parsed: phonenumbers.PhoneNumber, written: str) -> bool:
+    """Whether the number is written as its country writes it at home: with the trunk
+    prefix where it has one ("01 23 45 67 89" in France, never "123456789"; a reference
+    number that is a valid number once a "0" is put before it is no phone number)."""
+    if written.startswith("+"):
+        return True
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return sum(map(str.isdigit, written)) >= sum(map(str.isdigit, national))
+
+
+def _pieces(found: re.Match[str]) -> Iterator[tuple[int, str]]:
+    """A run as found, and (a number on one line of a run over several) each line of it."""
+    written = found.group(0)
+    yield found.start() + len(written) - len(written.lstrip()), written.strip()
+    if "\n" in written.strip():
+        offset = found.start()
+        for line in written.split("\n"):
+            if line.strip():
+                yield offset + len(line) - len(line.lstrip()), line.strip()
+            offset += len(line) + 1
 
 
 def host_of(url: str) -> str:

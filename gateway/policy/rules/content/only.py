@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import groupby, islice
+from operator import itemgetter
 
 from gateway.core.content import QUOTE_MARK, ContentFacts
 from gateway.core.model import Violation
@@ -59,19 +60,24 @@ class Sentences:
         scans = [self._scan.found(text) for text in texts]
         if not any(found.may(kind) for found in scans for kind in _SAYS_ONLY):
             return Counter(), ""  # no sentence can be thanks or a confirmation
-        sorted_sentences = []
+        sorted_sentences: list[tuple[int, str, str]] = []  # (text, kind, sentence)
         pending = _sentences(texts)
         while batch := list(islice(pending, _SCANNED_TOGETHER)):
-            for sentence, found in zip(batch, self._scan.scan_each(batch), strict=True):
+            found_in = self._scan.scan_each([sentence for _, sentence in batch])
+            for (text, sentence), found in zip(batch, found_in, strict=True):
                 kind = self._kind(sentence, found)
                 if kind == "other":  # the message says something: neither rule can hold
                     return Counter(other=1), ""
-                sorted_sentences.append((kind, sentence))
-        kinds = _signature_and_greeting([kind for kind, _ in sorted_sentences])
+                sorted_sentences.append((text, kind, sentence))
+        kinds = [
+            kind
+            for _, group in groupby(sorted_sentences, key=itemgetter(0))
+            for kind in _signature_and_greeting([kind for _, kind, _ in group])
+        ]
         first = next(
             (
                 text
-                for kind, (_, text) in zip(kinds, sorted_sentences, strict=True)
+                for kind, (_, _, text) in zip(kinds, sorted_sentences, strict=True)
                 if kind in ("thanks", "confirmation")
             ),
             "",
@@ -98,19 +104,64 @@ class Sentences:
         return "other"
 
 
-def _sentences(texts: Iterable[str]) -> Iterator[str]:
-    """The sentences of the seller's own text (not the subject, not quoted lines), one at a
-    time: the sort stops at the first that says something."""
-    for folded in texts:
-        for sentence in sentences_of(folded):
-            if sentence != QUOTE_MARK:
-                yield sentence
+def _sentences(texts: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """The sentences of the seller's own texts (not the subject, not quoted lines, not the
+    signature), one at a time with the number of the text they stand in: the sort stops at
+    the first that says something. A sentence cut after an abbreviation ("Sig.", "n.",
+    "vom 12.03.") goes on in the next."""
+    for number, folded in enumerate(texts):
+        pending = ""
+        for sentence in sentences_of(_without_signature(folded)):
+            if sentence == QUOTE_MARK:
+                continue
+            sentence = f"{pending} {sentence}" if pending else sentence
+            if _ABBREVIATION_END.search(sentence) and len(pending) < _JOINED_AT_MOST:
+                pending = sentence
+                continue
+            pending = ""
+            yield number, sentence
+        if pending:
+            yield number, pending
+
+
+# The end of a sentence that is an abbreviation, not the end: a title or "n." before a name
+# or a number, one letter ("M. Côté"), a day and month ("vom 12.03.").
+_ABBREVIATION_END = re.compile(
+    r"(?:^|[\s(])(?:[^\W\d_]|sig|sigg|sr|sra|srta|dr|dra|mr|mrs|ms|mme|mlle|prof|dott|ing|avv"
+    r"|hr|fr|nr|no|num|núm|art|tel|ref|ca|bzw|inkl|ggf|evtl|\d{1,2}\.\d{1,2})\.$"
+)
+_JOINED_AT_MOST = 200  # characters of pending sentence: a run of abbreviations ends somewhere
+# The signature delimiter "-- " (RFC 3676), or a rule of dashes, bars or underscores.
+_SIGNATURE_RULE = re.compile(r"^[ \t]*(?:--|[-_=~*―─━—–]{3,})[ \t]*$", re.MULTILINE)
+SIGNATURE_LINES = 6  # below a rule, a signature: a name, a shop, an address, opening hours
+SIGNATURE_LINE_WORDS = 10
+# Below a rule, what a signature never says: a question, or a request.
+_ASKS = re.compile(
+    r"[?？]|\b(?:please|pls|bitte|merci\s+de|veuillez|por\s+favor|per\s+favore|пожалуйста)\b"
+    r"|请|請|ください|下さい"
+)
+
+
+def _without_signature(folded: str) -> str:
+    """The text without its signature: from the first rule below which stand only short
+    lines, at most SIGNATURE_LINES (a closing rule among them), none asking anything."""
+    for rule in _SIGNATURE_RULE.finditer(folded):
+        below = folded[rule.end() :]
+        lines = [line for line in below.splitlines() if line.strip()]
+        if (
+            len(lines) <= SIGNATURE_LINES
+            and all(word_count(line) <= SIGNATURE_LINE_WORDS for line in lines)
+            and not _ASKS.search(below)
+        ):
+            return folded[: rule.start()]
+    return folded
 
 
 def _signature_and_greeting(kinds: list[str]) -> list[str]:
     """Short sentences are courtesy where a greeting or a signature stands: first, or in
-    the run of short and courtesy lines that ends the message. Elsewhere they say
-    something ("It ships Monday.")."""
+    the run of short and courtesy lines that ends the text (each text of a message, the
+    plain and the HTML one, has its own). Elsewhere they say something ("It ships
+    Monday.")."""
     ending = len(kinds)
     while ending > 0 and kinds[ending - 1] in (_SHORT, "courtesy"):
         ending -= 1

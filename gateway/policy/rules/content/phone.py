@@ -1,5 +1,8 @@
-"""content.phone: phone numbers, read by phonenumbers for the configured regions (or any,
-with "+"); order, tracking and invoice numbers, dates and prices are not phone numbers."""
+"""content.phone: phone numbers, read by phonenumbers for the configured regions as they
+are written there (or any, with "+" or "00"), also once written as digits when spelled out
+in words, CJK digits or letters, split by letters or words or over lines (numerals.py).
+Order, tracking, invoice, tax and bank account numbers (by the words before them, or by
+their own shape and check digits: references.py), dates and prices are not phone numbers."""
 
 from __future__ import annotations
 

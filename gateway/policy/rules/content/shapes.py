@@ -25,11 +25,35 @@ URL = re.compile(
 )
 TRAILING = ".,;:!?)]}'\"»。、，"
 _CJK_SUFFIXES = "中国|中國|公司|网络|網絡|在线|商城|香港|台湾|台灣|日本|コム|한국|닷컴"
-CJK_DOMAIN = re.compile(rf"(?<![\w.])(?P<bare>[\w-]{{1,30}}\.(?:{_CJK_SUFFIXES}))(?![\w.])")
+# Kana, ideographs and Hangul: a label of an internationalised name ("かぐや家具.jp").
+CJK_LETTER = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+# A name under a CJK suffix, or a CJK name under a Latin one, standing apart from the text
+# around it (CJK text runs into a name without spaces: a name is read only where it starts
+# after a space or a sign).
+CJK_DOMAIN = re.compile(
+    rf"(?<![\w.])(?P<bare>[\w-]{{1,30}}\.(?:{_CJK_SUFFIXES})"
+    rf"|[\w-]{{0,29}}[{CJK_LETTER}][\w-]{{0,29}}\.[a-z]{{2,6}})(?![\w.])"
+)
 
-# A run of digits and the separators phone numbers are written with, not inside a word.
-_PHONE_RUN = r"(?:\+|00)?\(?\d[\d \t().\-/\u2010-\u2015\u2212\u30fc]{4,24}\d"
-PHONE_CANDIDATE = re.compile(rf"(?<![\w+]){_PHONE_RUN}(?!\w)")
+# A run of digits and the separators phone numbers are written with (a line's end too: a
+# number split over lines), not inside a word or a code ("fa-2024/00318", "che-123.456.789"),
+# a link's path or query, or a postcode ("〒150-0002"); CJK text may touch it. "wa.me/" and
+# "phone=" (WhatsApp's links) open a number in international form without its "+".
+_PHONE_RUN = r"(?:\+|00|wa\.me/\+?|phone=\+?)?\(?\d[\d \t\n().\-/\u2010-\u2015\u2212\u30fc]{4,30}\d"
+_GLUED = r"[^\W\u2e80-\U0010ffff]"  # a word character of a script written with spaces
+# Words that say a phone number follows, also run into it ("whatsapp07700 900461").
+_PHONE_WORDS = (
+    "whatsapp", "watsapp", "wasap", "wa", "tel", "tél", "telf", "tlf", "phone", "ph", "mob",
+    "mobile", "cell", "cel", "handy", "fon", "telefon", "telefono", "teléfono", "téléphone",
+    "тел", "телефон", "моб", "ватсап", "вотсап",
+)  # fmt: skip
+_AFTER_WORD = "|".join(
+    f"(?<=(?<!{_GLUED}){re.escape(w)}{dot})" for w in _PHONE_WORDS for dot in ("", r"\.")
+)
+PHONE_CANDIDATE = re.compile(
+    rf"(?:(?<!{_GLUED})(?<![+=\u3012])(?<!{_GLUED}[-/.])|(?<=[^\W\d_.]|\.)(?:{_AFTER_WORD}))"
+    rf"{_PHONE_RUN}(?!{_GLUED})"
+)
 
 # For the scan. None of the matches above holds white space, so each lies in one token.
 # What a token holding one contains, from the white space (or the text's start) before it:
@@ -38,5 +62,5 @@ PHONE_CANDIDATE = re.compile(rf"(?<![\w+]){_PHONE_RUN}(?!\w)")
 # it (one character before the run's start).
 _TOKEN = rf"[\s{MARK}][^\s{MARK}]*"
 EMAIL_TOKEN = rf"{_TOKEN}@"
-LINK_TOKEN = rf"{_TOKEN}(?:://|[{LETTER}]\.[a-z\u0400-\u04ff]|\.(?:{_CJK_SUFFIXES}))"
-PHONE_RUN = rf"[^\w+]{_PHONE_RUN}"
+LINK_TOKEN = rf"{_TOKEN}(?:://|[{LETTER}{CJK_LETTER}]\.[a-z\u0400-\u04ff]|\.(?:{_CJK_SUFFIXES}))"
+PHONE_RUN = rf"[^0-9_+=]{_PHONE_RUN}"  # a letter before it too: a word run into it
