@@ -38,7 +38,7 @@ from gateway.intake.check import check_message
 from gateway.intake.policy import Policy
 from gateway.pipeline.content import read_content
 from gateway.pipeline.parse import canonical_line_ends, parse_message
-from gateway.policy.learned import CATEGORIES, FORMAT, ngram_hashes
+from gateway.policy.learned import CATEGORIES, FORMAT, MIN_NGRAMS, ngram_hashes
 from gateway.policy.rules.content.sentences import own_blocks, own_words
 from gateway.policyfile import load_policy
 
@@ -91,15 +91,21 @@ def read(folders: Iterable[Path], lexicons_only: Policy) -> list[Message]:
 
 
 def features(text: str, bits: int) -> sparse.csr_matrix:
-    """One row: the text's n-grams' buckets, 1/sqrt(its n-gram count) each, as the model
-    reads a text at run time."""
+    """One row: the text's n-gram counts in their buckets, scaled to unit length, as the
+    model reads a text at run time."""
     buckets = ngram_hashes(text, bits)
     column = np.concatenate(buckets).astype(np.int64) if buckets else np.zeros(0, np.int64)
-    values = np.full(len(column), 1.0 / np.sqrt(max(len(column), 1)))
     row = np.zeros(len(column), dtype=np.int64)
+    values = np.ones(len(column))
     matrix = sparse.csr_matrix((values, (row, column)), shape=(1, 1 << bits))
     matrix.sum_duplicates()
-    return matrix
+    norm = float(np.sqrt(matrix.multiply(matrix).sum()))
+    return matrix / norm if norm else matrix
+
+
+def judged_by_model(text: str, bits: int) -> bool:
+    """Whether run time gives the model a say on this text (long enough)."""
+    return sum(len(b) for b in ngram_hashes(text, bits)) >= MIN_NGRAMS
 
 
 def matrix(messages: list[Message], bits: int) -> sparse.csr_matrix:
@@ -178,6 +184,7 @@ def main() -> None:
     lexicons_only = Policy.compile(load_policy(model=False))
     messages = read(TRAIN, lexicons_only) + read(DEV, lexicons_only)
     x = matrix(messages, args.bits)
+    judged = np.array([judged_by_model(m.text, args.bits) for m in messages])
     print(f"{len(messages)} seller messages of train and dev")
     weights = np.zeros((len(CATEGORIES), 1 << args.bits))
     bias = np.zeros(len(CATEGORIES))
@@ -186,6 +193,7 @@ def main() -> None:
         rule = RULE_OF[category]
         labelled = np.array([rule in m.rules for m in messages])
         scores = out_of_fold(messages, x, category, args.c, args.bits)
+        scores[~judged] = -np.inf  # too short: run time asks the model nothing
         limits[row] = threshold(scores, labelled)
         rows, y, sample = with_phrases(category, x, labelled.astype(np.int64), args.bits)
         weights[row], bias[row] = fit(rows, y, args.c, sample)

@@ -9,8 +9,9 @@ at once. It is trained on the labelled corpus (`tools/train_classifier.py`) and 
 one file of weights with the policy; nothing is downloaded or learned at run time.
 
 Featurising is numpy over the text's code points, with no Python loop per character or per
-word: each n-gram length's weights are read with one `take` and summed, so a 5 KB message
-costs well under a tenth of a millisecond. Sentences are read apart only to quote one.
+word: the n-grams' weights are read with one `take` and summed, and their counts give the
+text's length, so a 5 KB message costs about a tenth of a millisecond. Sentences are read
+apart only to quote one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ _SPREAD = np.uint32(0x9E3779B1)  # Fibonacci hashing: the top bits of the produc
 _SEPARATOR = "\x1f"  # between sentences; never in folded text
 _ZERO = ord("0")
 FORMAT = 1  # the file's layout; a model of another format is refused
+# Code points read: what a message does shows in its first pages, and memory stays bounded
+# (numpy holds a few dozen bytes per code point) however large the body.
+MAX_TEXT = 20_000
+MIN_NGRAMS = 60  # fewer (a subject alone, "hello world"): too little to say what a text does
 
 
 class ModelError(ValueError):
@@ -43,7 +48,8 @@ def ngram_hashes(text: str, bits: int) -> list[Hashes]:
     """For each n-gram length in ORDERS, the bucket of the n-gram starting at each position
     of `text`. Digits are one digit: what a sentence does does not depend on its numbers."""
     # Undecodable bytes stand in text as lone surrogates (surrogateescape): kept as codes.
-    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    data = text[:MAX_TEXT].encode("utf-32-le", "surrogatepass")
+    codes = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     codes[(codes >= _ZERO) & (codes <= _ZERO + 9)] = _ZERO
     count = len(codes)
     shift = np.uint32(32 - bits)
@@ -61,8 +67,7 @@ def ngram_hashes(text: str, bits: int) -> list[Hashes]:
 
 def sentence_bounds(sentences: Sequence[str]) -> tuple[str, npt.NDArray[np.int64]]:
     """The sentences joined, and where each begins in the joined text (and where the
-    last ends). An n-gram belongs to the sentence it starts in: training and scoring both
-    read sentences so."""
+    last ends). An n-gram belongs to the sentence it starts in (for the quote only)."""
     lengths = np.fromiter((len(s) + 1 for s in sentences), dtype=np.int64, count=len(sentences))
     bounds = np.zeros(len(sentences) + 1, dtype=np.int64)
     np.cumsum(lengths, out=bounds[1:])
@@ -72,7 +77,7 @@ def sentence_bounds(sentences: Sequence[str]) -> tuple[str, npt.NDArray[np.int64
 @dataclass(frozen=True, eq=False)
 class SentenceModel:
     """Weights as int8 with one scale per category (rows: CATEGORIES), a bias and the
-    decision threshold of each (on the logit), chosen on the dev split for precision."""
+    decision threshold of each (on the logit), chosen by cross-validation for precision."""
 
     bits: int
     weights: npt.NDArray[np.int8]  # (categories, 2**bits)
@@ -81,18 +86,18 @@ class SentenceModel:
     threshold: npt.NDArray[np.float32]  # on the logit
     digest: str  # of the file, for the policy's version
 
-    def logits(self, text: str) -> npt.NDArray[np.float64]:
-        """(categories,): the logit of one text for each category."""
+    def logits(self, text: str) -> npt.NDArray[np.float64] | None:
+        """(categories,): the logit of one text for each category; None for a text too
+        short to judge. Features are n-gram counts scaled to unit length (L2), so a long
+        text scores by what it says, not by how long it is."""
         buckets = ngram_hashes(text, self.bits)
-        if not buckets:
-            return np.asarray(self.bias, dtype=np.float64)
-        # One gather for every n-gram (intp indices: take converts any other kind first).
-        every = np.concatenate(buckets).astype(np.intp)
-        # |weight| <= 127: an int32 sum cannot overflow below 2**24 n-grams (16 MB of text).
-        wide = np.int32 if len(every) < 1 << 24 else np.int64
-        total = self.weights.take(every, axis=1).sum(axis=1, dtype=wide)
-        scaled = total * self.scale.astype(np.float64) / np.sqrt(len(every))
-        return np.asarray(scaled + self.bias, dtype=np.float64)
+        every = np.concatenate(buckets).astype(np.intp) if buckets else None
+        if every is None or len(every) < MIN_NGRAMS:
+            return None
+        counts = np.bincount(every)
+        norm = float(np.sqrt(np.dot(counts, counts)))
+        total = self.weights.take(every, axis=1).sum(axis=1, dtype=np.int64)
+        return np.asarray(total * self.scale.astype(np.float64) / norm + self.bias)
 
     def takes(self, logits: npt.NDArray[np.float64], category: int) -> bool:
         return bool(logits[category] >= self.threshold[category])
@@ -105,9 +110,9 @@ class SentenceModel:
             joined, bounds = sentence_bounds(sentences)
             for buckets in ngram_hashes(joined, self.bits):
                 # Prefix sums over positions: a sentence's sum is two reads, however long.
-                prefix = np.zeros((len(CATEGORIES), len(buckets) + 1), dtype=np.int32)
+                prefix = np.zeros((len(CATEGORIES), len(buckets) + 1), dtype=np.int64)
                 np.cumsum(
-                    self.weights.take(buckets, axis=1), axis=1, dtype=np.int32, out=prefix[:, 1:]
+                    self.weights.take(buckets, axis=1), axis=1, dtype=np.int64, out=prefix[:, 1:]
                 )
                 clipped = np.minimum(bounds, len(buckets))
                 sums += prefix[:, clipped[1:]] - prefix[:, clipped[:-1]]

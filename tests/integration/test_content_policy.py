@@ -35,9 +35,10 @@ def policy_copy(folder: Path, **modes: str) -> Path:
     modes set (`content_link="shadow"` sets [rules."content.link"] mode)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(SHIPPED.parent / LEXICON_DIR, folder / LEXICON_DIR, dirs_exist_ok=True)
-    model = Path(load_policy(SHIPPED).settings.classifier.model)
-    (folder / model).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SHIPPED.parent / model, folder / model)
+    model = load_policy(SHIPPED).settings.classifier.model
+    if model:
+        (folder / model).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHIPPED.parent / model, folder / model)
     text = SHIPPED.read_text(encoding="utf-8")
     for key, mode in modes.items():
         rule_id = key.replace("_", ".", 1)

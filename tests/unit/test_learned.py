@@ -57,28 +57,40 @@ def dequantised(m: SentenceModel) -> np.ndarray:
     return m.weights.astype(np.float64) * m.scale[:, None].astype(np.float64)
 
 
+LONG = "\n\n".join(SENTENCES)
+
+
 def test_run_time_reads_a_text_as_training_fitted_it() -> None:
     m = model()
     weights = dequantised(m).T
-    for text in [*SENTENCES, "\n\n".join(SENTENCES)]:
+    for text in (LONG, LONG * 40, "order 113-1234567 shipped today, thank you " * 3):
         fitted = features(text, BITS) @ weights + m.bias.astype(np.float64)
-        assert np.allclose(m.logits(text), fitted[0], atol=1e-4)
-    # Sentences read apart, to quote one: a sentence read alone is that text.
-    for sentence in SENTENCES:
-        assert np.allclose(m.read([sentence]).logits()[0], m.logits(sentence), atol=1e-4)
+        logits = m.logits(text)
+        assert logits is not None and np.allclose(logits, fitted[0], atol=1e-4)
+    # Sentences read apart, to quote one.
     assert m.read(SENTENCES).logits().shape == (len(SENTENCES), len(CATEGORIES))
 
 
-def test_numbers_do_not_change_what_a_sentence_does() -> None:
+def test_a_long_text_scores_by_what_it_says_not_by_its_length() -> None:
     m = model()
-    one = m.logits("order 1234 shipped")
-    assert np.allclose(one, m.logits("order 9876 shipped"))
-    assert not np.allclose(one, m.logits("order abcd shipped"))
+    once, many = m.logits(LONG), m.logits(LONG * 200)
+    assert once is not None and many is not None
+    assert np.allclose(once, many, atol=0.15)  # the joins between copies add a few n-grams
 
 
-def test_no_sentences_and_empty_ones() -> None:
+def test_numbers_do_not_change_what_a_text_does() -> None:
     m = model()
-    assert np.allclose(m.logits(""), m.bias)
+    one = m.logits("order 1234 shipped to the warehouse in the north yesterday evening")
+    other = m.logits("order 9876 shipped to the warehouse in the north yesterday evening")
+    letters = m.logits("order abcd shipped to the warehouse in the north yesterday evening")
+    assert one is not None and other is not None and letters is not None
+    assert np.allclose(one, other) and not np.allclose(one, letters)
+
+
+def test_too_short_a_text_gets_no_verdict() -> None:
+    m = model()
+    for short in ("", "hello", "hello world", "Your order", "caf\udce9"):
+        assert m.logits(short) is None
     assert m.read([]).logits().shape == (0, len(CATEGORIES))
     assert m.read(["", ""]).logits().shape == (2, len(CATEGORIES))
 
@@ -102,7 +114,7 @@ def saved(**changes: object) -> bytes:
 
 def test_a_model_file_is_checked_when_it_loads() -> None:
     loaded = load_model(saved(), "d")
-    assert np.allclose(loaded.logits("zqx"), model().logits("zqx"))
+    assert np.allclose(loaded.read(["zqx"]).logits(), model().read(["zqx"]).logits())
     for bad, says in (
         (b"not a zip", "not a model file"),
         (saved(format=np.array(FORMAT + 1)), "format"),
@@ -133,10 +145,12 @@ def test_a_policy_names_its_model_and_its_version_covers_it(tmp_path: Path) -> N
     assert load_policy(path).version != first.version
 
 
-def test_the_shipped_policy_carries_a_model() -> None:
-    shipped = load_policy()
-    assert shipped.model is not None
-    assert shipped.model.bits >= 16
+def test_the_shipped_model_loads(tmp_path: Path) -> None:
+    """config/classifier/content.npz, as `[classifier] model` names it when turned on."""
+    shipped = Path(__file__).resolve().parents[2] / "config" / "classifier" / "content.npz"
+    model = load_model(shipped.read_bytes(), "shipped")
+    assert model.bits >= 16
+    assert model.logits("thank you so much for your order, we hope you enjoy it! " * 3) is not None
 
 
 def message(body: str, subject: str = "Your order") -> bytes:

@@ -147,9 +147,9 @@ def test_readme_reports_the_scores() -> None:
     assert table in readme, "README.md's table of scores is not the computed one:\n" + table
 
 
-# What the blind splits score today (README), as floors: a change may not make them worse.
-# Dev is what the lexicons were reworked against; test is scored blind (its SCORES.md).
-BLIND_FLOORS = {"dev": (0.98, 0.95, 1.0), "test": (0.94, 0.82, 0.98)}
+# What dev scores today, as a floor: a change may not make it worse. The test split has
+# none: it is scored blind, once per design change (its SCORES.md), never tuned towards.
+BLIND_FLOORS = {"dev": (0.98, 0.95, 1.0)}
 
 
 @pytest.mark.parametrize("split", sorted(BLIND_FLOORS))
@@ -187,4 +187,5 @@ def readme_blind_scores() -> list[str]:
 def test_readme_reports_the_blind_scores() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     tables = "\n".join(readme_blind_scores())
-    assert tables in readme, "README.md's blind scores are not the computed ones:\n" + tables
+    # The tables are not printed: a failure here must not show the test split's scores.
+    assert tables in readme, "README.md's blind scores are stale: run `make score-policy`"

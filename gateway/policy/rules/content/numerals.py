@@ -191,12 +191,16 @@ _SUBSTITUTE_VALUES = str.maketrans("oliо", "0110")
 _WORD = rf"(?<!{_GLUED})(?:{_alternatives(WORDS)})(?!{_GLUED})"
 _OPENING_WORD = rf"(?<!{_GLUED})(?:{_alternatives(set(WORDS) - _ARTICLES)})(?!{_GLUED})"
 _REPEAT = rf"(?<!{_GLUED})(?:{_alternatives(_REPEATS)})(?!{_GLUED})"
-_LETTERED = (  # digits with o, l or i among them: "6oo", "l8", "9i2"
-    rf"(?<!{_GLUED})[0-9{_SUBSTITUTES}]{{0,15}}(?:\d[{_SUBSTITUTES}]|[{_SUBSTITUTES}]\d)"
-    rf"[0-9{_SUBSTITUTES}]{{0,15}}(?!{_GLUED})"
+# Digits with o, l or i among them: "6oo", "9i2", "o9o-l2o4". An "l" or "i" only between
+# digits ("5l" is five litres), an "o" also at either end.
+_LETTERED = (
+    rf"(?<!{_GLUED})[0-9{_SUBSTITUTES}]{{0,15}}"
+    rf"(?:\d[{_SUBSTITUTES}]{{1,4}}\d|\d[oо]|[oо]\d)"
+    rf"[0-9{_SUBSTITUTES}]{{0,15}}(?<![0-9][li])(?!{_GLUED})"
 )
 _SPLIT = rf"(?<!{_GLUED})\d{{3,6}}(?:[a-hj-kmnp-z]\d{{3,6}}){{1,3}}(?!{_GLUED})"  # "135a2207b6618"
-_LETTER = rf"(?<!{_GLUED})[{_SUBSTITUTES}](?!{_GLUED})"  # one alone: only between digits
+# One alone is never a digit: "38, 40, 42 o 44" is a list of sizes ("o": "or").
+_LETTER = r"(?!)"
 _CJK = rf"(?<![{_CJK_CLASS}])[{_CJK_CLASS}]{{1,20}}"
 _KANA_RUN = rf"(?<![{_KANA_CHARS}])(?:{_alternatives(_KANA_WORDS)}){{1,12}}(?![{_KANA_CHARS}])"
 _DIGITS = rf"(?<!{_GLUED})\d{{1,15}}(?!{_GLUED})"

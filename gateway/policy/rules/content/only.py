@@ -134,7 +134,7 @@ _JOINED_AT_MOST = 200  # characters of pending sentence: a run of abbreviations 
 # The signature delimiter "-- " (RFC 3676), or a rule of dashes, bars or underscores.
 _SIGNATURE_RULE = re.compile(r"^[ \t]*(?:--|[-_=~*―─━—–]{3,})[ \t]*$", re.MULTILINE)
 SIGNATURE_LINES = 6  # below a rule, a signature: a name, a shop, an address, opening hours
-SIGNATURE_LINE_WORDS = 10
+SIGNATURE_LINE_WORDS = 6  # a name, a shop, an address line; a sentence is longer
 # Below a rule, what a signature never says: a question, or a request.
 _ASKS = re.compile(
     r"[?？]|\b(?:please|pls|bitte|merci\s+de|veuillez|por\s+favor|per\s+favore|пожалуйста)\b"
@@ -144,8 +144,9 @@ _ASKS = re.compile(
 
 def _without_signature(folded: str) -> str:
     """The text without its signature: from the first rule below which stand only short
-    lines, at most SIGNATURE_LINES (a closing rule among them), none asking anything."""
-    for rule in _SIGNATURE_RULE.finditer(folded):
+    lines, at most SIGNATURE_LINES (a closing rule among them), none asking anything. Only
+    the text's last lines are looked at, so a text of many rules costs no more than one."""
+    for rule in _SIGNATURE_RULE.finditer(folded, _last_lines(folded, SIGNATURE_LINES + 1)):
         below = folded[rule.end() :]
         lines = [line for line in below.splitlines() if line.strip()]
         if (
@@ -155,6 +156,19 @@ def _without_signature(folded: str) -> str:
         ):
             return folded[: rule.start()]
     return folded
+
+
+def _last_lines(text: str, count: int) -> int:
+    """Where the last `count` lines that are not empty begin (0 for a shorter text)."""
+    end = len(text)
+    while count > 0:
+        newline = text.rfind("\n", 0, end)
+        if newline < 0:
+            return 0
+        if text[newline + 1 : end].strip():
+            count -= 1
+        end = newline
+    return end
 
 
 def _signature_and_greeting(kinds: list[str]) -> list[str]:

@@ -30,14 +30,15 @@ def own_blocks(candidates: Iterable[TextBlock]) -> list[TextBlock]:
 
 
 def own_words(chosen: Sequence[TextBlock]) -> str:
-    return _BLOCKS_APART.join(b.folded for b in chosen)
+    return _BLOCKS_APART.join(b.folded for b in chosen if b.folded.strip())
 
 
 class LearnedSentences:
     def __init__(self, model: SentenceModel | None) -> None:
         self._model = model
         # Several rules ask about the same message in turn: the last answer is kept.
-        self._last: tuple[ContentFacts, list[TextBlock], npt.NDArray[np.float64]] | None = None
+        self._last: tuple[ContentFacts, list[TextBlock], npt.NDArray[np.float64] | None] | None
+        self._last = None
 
     @property
     def enabled(self) -> bool:
@@ -45,7 +46,7 @@ class LearnedSentences:
 
     def _read(
         self, ctx: MessageContext, model: SentenceModel
-    ) -> tuple[list[TextBlock], npt.NDArray[np.float64]]:
+    ) -> tuple[list[TextBlock], npt.NDArray[np.float64] | None]:
         last = self._last
         if last is not None and last[0] is ctx.content:
             return last[1], last[2]
@@ -61,7 +62,7 @@ class LearnedSentences:
             return None
         chosen, logits = self._read(ctx, self._model)
         column = index(category)
-        if not chosen or not self._model.takes(logits, column):
+        if logits is None or not self._model.takes(logits, column):
             return None
         placed = [
             (block.source, sentence)
