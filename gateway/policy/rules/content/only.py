@@ -206,8 +206,8 @@ def _asks(ctx: MessageContext) -> bool:
 
 class _OnlyRule:
     """A message that only does one thing: by the lexicons' sort of its sentences, or, when
-    the sort finds something else in it, by the learned model reading the seller's words as
-    one text (never a body that asks a question)."""
+    the sort does not hold, by the learned model (if the policy names one) reading the
+    seller's words as one text; never a body that asks a question."""
 
     id = ""
     description = ""
