@@ -139,6 +139,15 @@ def score(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the tables as Markdown.")
     ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            metavar="PREFIX",
+            help="Score only the rules whose ids start with PREFIX (repeatable), e.g. "
+            "'content.': the families the corpus labels.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Precision and recall of each content rule over a labelled corpus (X-Policy-Expect,
@@ -151,6 +160,7 @@ def score(
         markdown_tables,
         misjudged,
         score_report,
+        within,
     )
     from gateway.pipeline.parse import MessageFormatError
 
@@ -166,7 +176,11 @@ def score(
         fail(f"{error.filename}: {error.strerror or error}", as_json, ERROR_EXIT)
     except (LabelError, MessageFormatError) as error:
         fail(str(error), as_json, ERROR_EXIT)
-    report = score_report(cases, policy.content.rule_ids, policy.content.version)
+    rule_ids = policy.content.rule_ids
+    if only:
+        cases = within(cases, only)
+        rule_ids = tuple(r for r in rule_ids if r.startswith(tuple(only)))
+    report = score_report(cases, rule_ids, policy.content.version)
     wrong = misjudged(cases) if misses else []
     if markdown and not as_json:
         print("\n".join(markdown_tables(report)))

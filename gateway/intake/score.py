@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from functools import partial
 from pathlib import Path
@@ -127,6 +127,25 @@ def judge_all(
         cases.append(judge(path, path.read_bytes(), policy, alias_domain))
         progress()
     return cases
+
+
+def within(cases: Iterable[Case], prefixes: Iterable[str]) -> list[Case]:
+    """The cases as judged by the rules whose ids start with one of `prefixes` only: the
+    families a corpus labels (its writers were told of no other rule)."""
+    kept = tuple(prefixes)
+
+    def scored(rule_id: str) -> bool:
+        return rule_id.startswith(kept)
+
+    return [
+        replace(
+            case,
+            expected=frozenset(filter(scored, case.expected)),
+            found=frozenset(filter(scored, case.found)),
+            matched=tuple(m for m in case.matched if scored(m[0])),
+        )
+        for case in cases
+    ]
 
 
 def _in_language(case: Case, language: str) -> bool:

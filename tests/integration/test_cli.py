@@ -253,6 +253,17 @@ def test_policy_score_counts_each_rule_and_language(tmp_path: Path, config: Path
     table = run_cli(config, "policy", "score", "--markdown", str(corpus))
     assert "| `content.phone` | 2 | 1 | 1.00 | 0.50 |" in table.stdout
 
+    # A corpus that labels the content rules only is scored by them alone: an emoji its
+    # writers were never asked about is no false alarm there.
+    (corpus / "056-en-emoji-party-grin.eml").write_bytes(
+        (CORPUS / "056-en-emoji-party-grin.eml").read_bytes()
+    )
+    every = cli_json(config, "policy", "score", str(corpus))
+    assert "form.emoji" in {r["rule"] for r in every["rules"]}
+    content = cli_json(config, "policy", "score", "--only", "content.", str(corpus))
+    assert {r["rule"] for r in content["rules"]} == {"content.phone"}
+    assert (content["clean"], content["clean_passed"]) == (2, 2)
+
     (corpus / "901-en-unlabelled.eml").write_bytes(b"Subject: hi\r\n\r\nhello\r\n")
     error = _failed_json(run_cli(config, "policy", "score", "--json", str(corpus)))
     assert "901-en-unlabelled.eml: no X-Policy-Expect" in str(error["error"])

@@ -2,11 +2,17 @@
 and test.
 
     python tests/corpus/blind/render.py [SOURCE_DIR]
+    python tests/corpus/blind/render.py --into FOLDER SOURCE_DIR
 
 SOURCE_DIR (default: source/ beside this file) holds one `<lang>.jsonl` per language, as
 the writers wrote them (the fields are in README.md). Every choice below (charset, transfer
 encoding, structure, split) comes from the SHA-256 of the message's id, so a run writes the
-same bytes again. Existing .eml files under train/, dev/ and test/ are replaced.
+same bytes again. Existing .eml files under train/, dev/ and test/ are replaced; with
+`--into`, every message goes to FOLDER (beside this file), unsplit: a later blind set.
+
+A writer's HTML message is its text as typed when that is markup (the later sets), else its
+text made into paragraphs; its plain-text alternative is the markup read as a mail client
+writes one (links as "text <url>").
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr
+from html.parser import HTMLParser
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +56,9 @@ CHARSETS = {
     "it": ["iso-8859-1", "iso-8859-15", "windows-1252", "utf-8"],
 }
 _URL = re.compile(r"https?://[^\s<>\"]+")
+_MARKUP = re.compile(
+    r"<(?:p|br|a|div|b|i|u|table|span|html|body|strong|em|ul|ol|li|img|h[1-6])\b", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,69 @@ def as_html(text: str) -> str:
     )
 
 
+class _PlainText(HTMLParser):
+    """Markup as a mail client writes its plain-text alternative: block ends as line ends,
+    list items with a dash, a link as its text and "<url>" after it (the URL alone when the
+    text is the URL), images by their alt text."""
+
+    _BLOCKS = frozenset("p div br tr li h1 h2 h3 h4 h5 h6 table ul ol blockquote".split())  # noqa: SIM905
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._href: list[str | None] = []
+        self._link_start = 0
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip += 1
+        elif tag == "a":
+            self._href.append(dict(attrs).get("href"))
+            self._link_start = len(self.parts)
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag == "img" and dict(attrs).get("alt"):
+            self.parts.append(f"[{dict(attrs)['alt']}]")
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "a" and self._href:
+            href = self._href.pop()
+            label = "".join(self.parts[self._link_start :]).strip()
+            if href and not href.startswith("#") and href.removeprefix("mailto:") != label:
+                self.parts.append(f" <{href}>")
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+    def text(self) -> str:
+        lines = [line.strip() for line in "".join(self.parts).split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def plain_of(markup: str) -> str:
+    reader = _PlainText()
+    reader.feed(markup)
+    reader.close()
+    return reader.text()
+
+
+def html_document(markup: str) -> str:
+    if re.search(r"<html\b", markup, re.I):
+        return markup
+    return (
+        '<html><head><meta http-equiv="Content-Type" content="text/html"></head>\n'
+        f"<body>\n{markup}\n</body></html>"
+    )
+
+
 def render(draft: Draft, number: int) -> bytes:
     charset = charset_for(draft)
     seller_box = f"{re.sub(r'[^a-z]', '', draft.seller_name.lower())[:12] or 'seller'}"
@@ -222,10 +295,13 @@ def render(draft: Draft, number: int) -> bytes:
         f"X-Policy-Note: {draft.note.encode('ascii', 'replace').decode()}",
     ]
     head = "".join(h + "\r\n" for h in headers).encode("ascii")
-    plain = leaf(draft.text, "plain", charset, encoding_for(draft, charset, 1))
+    markup = draft.html and _MARKUP.search(draft.text) is not None
+    typed = plain_of(draft.text) if markup else draft.text
+    plain = leaf(typed, "plain", charset, encoding_for(draft, charset, 1))
     if not draft.html:
         return head + plain
-    rich = leaf(as_html(draft.text), "html", charset, encoding_for(draft, charset, 2))
+    document = html_document(draft.text) if markup else as_html(draft.text)
+    rich = leaf(document, "html", charset, encoding_for(draft, charset, 2))
     if draft.seed[6] % 5 == 0:  # a client that sends HTML alone
         return head + rich
     boundary = f"=_alt_{draft.seed.hex()[:16]}"
@@ -245,6 +321,19 @@ def file_name(draft: Draft) -> str:
     return f"{draft.id}-{labels}.eml"
 
 
+def render_into(folder: Path, source: Path) -> None:
+    """Every message of `source` into `folder`, unsplit (a later blind set)."""
+    drafts, notes = load(source)
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.eml"):
+        old.unlink()
+    for number, draft in enumerate(drafts, 1):
+        (folder / file_name(draft)).write_bytes(render(draft, number))
+    for note in notes:
+        print(note)
+    print(folder.name, len(drafts))
+
+
 def main(source: Path) -> None:
     drafts, notes = load(source)
     splits = split_of(drafts)
@@ -262,4 +351,7 @@ def main(source: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "source")
+    if len(sys.argv) == 4 and sys.argv[1] == "--into":
+        render_into(HERE / sys.argv[2], Path(sys.argv[3]))
+    else:
+        main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "source")
