@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import hyperscan
@@ -292,7 +292,10 @@ def finditer(
 
 
 def substitute(
-    pattern: re.Pattern[str], replacement: str, text: str, starts: Sequence[int] | None
+    pattern: re.Pattern[str],
+    replacement: str | Callable[[re.Match[str]], str],
+    text: str,
+    starts: Sequence[int] | None,
 ) -> str:
     """`pattern.sub(replacement, text)`, trying only `starts` as finditer() does."""
     if starts is None:
@@ -300,7 +303,8 @@ def substitute(
     parts: list[str] = []
     position = 0
     for found in finditer(pattern, text, starts):
-        parts += (text[position : found.start()], replacement)
+        written = replacement(found) if callable(replacement) else found.expand(replacement)
+        parts += (text[position : found.start()], written)
         position = found.end()
     return "".join((*parts, text[position:]))
 

@@ -20,7 +20,7 @@ from gateway.policy.rules.content.numerals import digits_written
 from gateway.policy.rules.content.references import is_iban, is_reference_shape
 from gateway.policy.rules.content.shapes import CJK_DOMAIN, EMAIL, PHONE_CANDIDATE, TRAILING, URL
 from gateway.policy.rules.content.spelled import Step, known_host
-from gateway.policy.scan import TextScan, finditer
+from gateway.policy.scan import TextScan, finditer, substitute
 
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 _DECIMAL = re.compile(r"^\d{1,3}(?:[ .]\d{3})*[.,]\d{1,2}$")
@@ -66,13 +66,12 @@ class ContactScanner:
 
     def _unmask(self, folded: str) -> str:
         """The text with spelled-out "@", "." and "/" written as characters again: each
-        step runs only on a text its pattern may match (and its guard finds)."""
+        step tried only where the scan says it may match."""
         text = folded
         for step in self._steps:
-            if not self._scan.found(text).may(step.key):
-                continue
-            if step.guard is None or step.guard.search(text):
-                text = step.pattern.sub(step.replacement, text)
+            starts = step.starts(text, self._scan.found(text).at(step.key))
+            if starts is None or starts:
+                text = substitute(step.pattern, step.replacement, text, starts)
         return text
 
     def emails(self, text: str) -> Iterator[Match]:
@@ -124,11 +123,11 @@ class ContactScanner:
     def phones(self, text: str) -> Iterator[Match]:
         """Runs of digits that are phone numbers, once numbers written in words, CJK
         digits or letters are written as digits (where the scan says a text may hold one)."""
-        numbers = digits_written(text) if self._scan.found(text).may(NUMERALS_KEY) else None
-        text = numbers.text if numbers else text
+        numbers = digits_written(text, self._scan.found(text).at(NUMERALS_KEY))
+        text = numbers.text
         # Tried only where the scan says a run may start: as a search of the whole text.
         for found in finditer(PHONE_CANDIDATE, text, self._scan.found(text).at(PHONE_KEY)):
-            spelled = numbers is not None and numbers.spelled(found.start(), found.end())
+            spelled = numbers.spelled(found.start(), found.end())
             for start, written in _pieces(found):
                 if self._is_phone_at(text, start, written, spelled):
                     yield Match(written)

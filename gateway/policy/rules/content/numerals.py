@@ -13,7 +13,7 @@ TRIGGER matches: the scan (gateway.policy.triggers) says whether a text may hold
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,7 +223,15 @@ _CONNECTOR = (
 # or one to four spaces and marks.
 SEPARATOR = re.compile(rf"(?P<connector>{_CONNECTOR})|(?P<joiner>{_JOINER})|(?P<no>{_NO})|{_MARKS}")
 _PLUS_WORD = rf"(?<!{_GLUED})(?:{_alternatives(_PLUS)})[ \t]{{1,2}}(?=\d|{_WORD})"
-_START = re.compile(rf"(?P<plus>{_PLUS_WORD})?(?:{TOKEN.pattern})")
+# A sequence's start; the characters one may open with, first, so that the search passes
+# over the others without trying each alternative.
+_OPENERS = "".join(
+    sorted(
+        {*"0123456789", *_SUBSTITUTES, *_CJK_CLASS}
+        | {word[0] for word in (*WORDS, *_REPEATS, *_PLUS, *_KANA_WORDS)}
+    )
+)
+_START = re.compile(rf"(?=[{re.escape(_OPENERS)}])(?:(?P<plus>{_PLUS_WORD})?(?:{TOKEN.pattern}))")
 
 # What every sequence that changes holds, for the scan (gateway.policy.triggers) to say
 # whether a text may: two tokens apart by a separator, one of them no plain digits (an "o",
@@ -275,26 +283,44 @@ class Written:
         return any(s < end and start < e for s, e in self.spans)
 
 
-def digits_written(text: str) -> Written:
+def digits_written(text: str, triggers: Sequence[int] | None = None) -> Written:
     """The text with every sequence of number words, CJK digits and lettered digits written
-    as digits apart by single spaces ("tre tre otto, 12" -> "3 3 8 12"); the rest as it is."""
+    as digits apart by single spaces ("tre tre otto, 12" -> "3 3 8 12"); the rest as it is.
+    `triggers`: where a match of TRIGGER may start (None: anywhere). A sequence never runs
+    over a line's end and every one that changes holds a match of TRIGGER, so only the
+    lines those start on are read (a match may start at the line end before its line)."""
     parts: list[str] = []
     spans: list[tuple[int, int]] = []
     position = length = 0
-    for start in _START.finditer(text):
-        if start.start() < position:
-            continue
-        end, written = _sequence(text, start)
-        if written is not None:
-            before = text[position : start.start()]
-            parts += (before, written)
-            length += len(before)
-            spans.append((length, length + len(written)))
-            length += len(written)
-            position = end
+    for begin, end in _lines(text, triggers):
+        for start in _START.finditer(text, begin, end):
+            if start.start() < position:
+                continue
+            stop, written = _sequence(text, start)
+            if written is not None:
+                before = text[position : start.start()]
+                parts += (before, written)
+                length += len(before)
+                spans.append((length, length + len(written)))
+                length += len(written)
+                position = stop
     if not parts:
         return Written(text)
     return Written("".join((*parts, text[position:])), tuple(spans))
+
+
+def _lines(text: str, triggers: Sequence[int] | None) -> list[tuple[int, int]]:
+    """[begin, end) of each line a trigger starts on, in order (the whole text: None)."""
+    if triggers is None:
+        return [(0, len(text))]
+    lines: list[tuple[int, int]] = []
+    for place in triggers:
+        begin = text.rfind("\n", 0, max(place, -1) + 1) + 1  # at a line's end: the next
+        if lines and begin < lines[-1][1]:
+            continue  # the line before's
+        end = text.find("\n", begin)
+        lines.append((begin, len(text) if end < 0 else end))
+    return lines
 
 
 def _sequence(text: str, start: re.Match[str]) -> tuple[int, str | None]:

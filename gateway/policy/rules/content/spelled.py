@@ -11,8 +11,8 @@ stay prose."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from gateway.core.text import is_cjk
 from gateway.policy.config import Lexicon, LinkSettings, SpelledWords
@@ -38,20 +38,71 @@ _IDEOGRAPHIC_DOT = re.compile(r"(?<=[0-9a-z])\s?[\u3002\uff61]\s?(?=[0-9a-z])")
 _NAME = rf"[{LETTER}_%+-]"  # a character of an address's name, dots apart
 _SEGMENT = rf"[{LETTER}_~%-]{{1,64}}"  # one segment of a path after a host
 _GAP = r"\s{0,2}"
+# What a spelled-out address or host is made of between its spelled "@" and ".": letters,
+# digits, "." and "@" as typed. A run of them before a spelled one is at most _REACH long
+# (a mailbox name is at most 64 characters, a host 253).
+_RUN_CHAR = re.compile(rf"[{LETTER}_%+~.@-]")
+_LABEL = re.compile(LABEL)
+_REACH = 320
 
 Replacement = str | Callable[[re.Match[str]], str]
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One rewrite of unmasking; `key` names it in the scan, which tells whether its
-    pattern may match a text at all. A `guard` says it more closely, in Python: the step
-    runs only on a text the guard finds something in."""
+    """One rewrite of unmasking; `key` names it in the scan, which tells where its pattern
+    may match. A step with an `anchor` is scanned for that instead: every match of its
+    pattern holds what the anchor matches (a spelled-out "@" or "."), right after the run
+    of name and host characters it starts at, so the pattern is tried only at such runs."""
 
     key: str
     pattern: re.Pattern[str]
     replacement: Replacement
-    guard: re.Pattern[str] | None = None
+    anchor: re.Pattern[str] | None = None
+    # What the scan looks for instead of the pattern, where its matches start: one the scan
+    # reads more closely (the scan takes a space inside a repeat as "a space or none").
+    opening: str = ""
+
+    @property
+    def scanned(self) -> str:
+        """What the scan looks for under `key`."""
+        return self.anchor.pattern if self.anchor else self.opening or self.pattern.pattern
+
+    def starts(self, text: str, scanned: Sequence[int] | None) -> Sequence[int] | None:
+        """Where the pattern may match in `text`, from where the scan says `scanned` may
+        (None: anywhere, without a scan)."""
+        if self.anchor is None:
+            return scanned
+        return _anchored(text, self.anchor, scanned)
+
+
+def _anchored(text: str, anchor: re.Pattern[str], scanned: Sequence[int] | None) -> list[int]:
+    """The starts of the runs of name and host characters just before each place `anchor`
+    matches at (a scan's place where it does not is passed over), at most _REACH back."""
+    starts: set[int] = set()
+    for place in _anchor_places(text, anchor, scanned):
+        end = place + 1 if _RUN_CHAR.match(text, place) else place  # a CJK word's letter
+        gap = 0
+        while gap < 2 and end > 0 and text[end - 1].isspace():  # "name (at) ...": a gap
+            end, gap = end - 1, gap + 1
+        begin = end
+        while begin > max(0, end - _REACH) and _RUN_CHAR.match(text, begin - 1):
+            begin -= 1
+        # A match starts after no name character but "%" and "~" (its lookbehind).
+        starts.update(i for i in range(begin, end) if i == begin or text[i - 1] in "%~")
+    return sorted(starts)
+
+
+def _anchor_places(
+    text: str, anchor: re.Pattern[str], scanned: Sequence[int] | None
+) -> Iterator[int]:
+    if scanned is not None:
+        yield from (p for p in scanned if p >= 0 and anchor.match(text, p))
+        return
+    found = anchor.search(text)
+    while found is not None:
+        yield found.start()
+        found = anchor.search(text, found.start() + 1)
 
 
 def known_host(host: str, extra_suffixes: Iterable[str] = ()) -> bool:
@@ -70,16 +121,21 @@ def unmask_steps(lexicon: Lexicon, link: LinkSettings) -> tuple[Step, ...]:
     and hosts spelled out."""
     words = _Words.of(lexicon)
     suffixes = frozenset(link.spelled_out_suffixes)
-    shape = _Shape(words, suffixes, link.extra_suffixes, _piece_pattern(words))
+    shape = _Shape(words, suffixes, link.extra_suffixes, _piece_pattern(words), _word_kinds(words))
     return (
         Step("unmask.ideographic_dot", _IDEOGRAPHIC_DOT, "."),
-        Step("unmask.spaced_letters", _SPACED_LETTERS, _Collapse(link.extra_suffixes)),
+        Step(
+            "unmask.spaced_letters",
+            _SPACED_LETTERS,
+            _Collapse(link.extra_suffixes),
+            opening=_SPACED_OPENING,
+        ),
         Step("unmask.reversed", _REVERSED, _Reverse(link.extra_suffixes)),
         Step(
             "unmask.spelled",
             _shape_pattern(words, suffixes),
             shape,
-            _spelled_guard(words, suffixes),
+            _spelled_anchor(words, suffixes),
         ),
         Step("unmask.described", _described_pattern(words), _Described(link.extra_suffixes)),
     )
@@ -182,17 +238,17 @@ def _shape_pattern(words: _Words, suffixes: Iterable[str]) -> re.Pattern[str]:
     )
 
 
-def _spelled_guard(words: _Words, suffixes: Iterable[str]) -> re.Pattern[str]:
-    """What every shape the pattern above finds holds: a spelled-out "@" or "." (a word
-    standing apart or run into its suffix, a CJK word or a sign, brackets, the character
-    typed apart)."""
+def _spelled_anchor(words: _Words, suffixes: Iterable[str]) -> re.Pattern[str]:
+    """What every shape the pattern above finds holds right after its first run of name or
+    host characters: a spelled-out "@" or "." (a word standing apart or run into its
+    suffix, a CJK word or a sign, brackets, the character typed apart)."""
     spaced = _spaced((*words.at_strong, *words.at_weak, *words.dot_strong, *words.dot_weak))
     cjk = _cjk((*words.at_strong, *words.at_weak, *words.dot_strong, *words.dot_weak))
     bracketed = (*words.at_bracketed, *words.dot_bracketed)
     return re.compile(
         rf"\s(?:{_alternatives(spaced)})(?:\s|{_alternatives(suffixes)})"
         rf"|{_OPEN}{_GAP}(?:{_alternatives(bracketed)}){_GAP}{_CLOSE}"
-        rf"|\s@\s|\s\.|[{LETTER}]{_GAP}(?:{_alternatives(cjk)}){_GAP}[{LETTER}]"
+        rf"|\s@\s|\s\.|[{LETTER}_%+~.-]{_GAP}(?:{_alternatives(cjk)}){_GAP}[{LETTER}]"
     )
 
 
@@ -224,6 +280,8 @@ class _Shape:
     suffixes: frozenset[str]  # suffixes people spell out
     extra_suffixes: tuple[str, ...]
     piece: re.Pattern[str]  # the parts of a shape (_piece_pattern)
+    # A spelled word: what it stands for, and how (_word_kinds; made of `words`).
+    kinds: dict[str, tuple[str, str]] = field(hash=False, compare=False)
 
     @property
     def _prose(self) -> frozenset[str]:
@@ -281,7 +339,7 @@ class _Shape:
     def _known(self, host: list[_Piece]) -> list[_Piece] | None:
         for end in range(len(host), 2, -2):
             labels = [p.text for p in host[:end:2]]
-            if not all(re.fullmatch(LABEL, label) for label in labels):
+            if not all(_LABEL.fullmatch(label) for label in labels):
                 continue
             if known_host(".".join(labels), self.extra_suffixes):
                 return host[:end]
@@ -359,21 +417,30 @@ class _Shape:
         return None
 
     def _word(self, text: str, start: int, end: int) -> list[_Piece]:
-        for kind, how, words in (
-            (_AT, _STRONG, self.words.at_strong),
-            (_AT, _WEAK, self.words.at_weak),
-            (_DOT, _STRONG, self.words.dot_strong),
-            (_DOT, _WEAK, self.words.dot_weak),
-            (_SLASH, _STRONG, self.words.slash),
-        ):
-            if text in words:
-                return [_Piece(kind, how, text, start, end)]
+        kind = self.kinds.get(text)
+        if kind is not None:
+            return [_Piece(*kind, text, start, end)]
         for word in (*self.words.dot_strong, *self.words.dot_weak):
             suffix = text[len(word) :]
             if text.startswith(word) and suffix in self.suffixes:
                 cut = end - len(suffix)
                 return [_Piece(_DOT, _GLUED, word, start, cut), _Piece(_WORD, "", suffix, cut, end)]
         return [_Piece(_WORD, "", text, start, end)]
+
+
+def _word_kinds(words: _Words) -> dict[str, tuple[str, str]]:
+    """Each spelled word: the separator it stands for and how, the first list naming it."""
+    kinds: dict[str, tuple[str, str]] = {}
+    for kind, how, listed in (
+        (_AT, _STRONG, words.at_strong),
+        (_AT, _WEAK, words.at_weak),
+        (_DOT, _STRONG, words.dot_strong),
+        (_DOT, _WEAK, words.dot_weak),
+        (_SLASH, _STRONG, words.slash),
+    ):
+        for word in listed:
+            kinds.setdefault(word, (kind, how))
+    return kinds
 
 
 def _alternate(pieces: list[_Piece]) -> bool:
@@ -445,6 +512,7 @@ _SPACED_LETTERS = re.compile(
     r"(?<![^\s(\[{<«:])(?:[0-9a-z@.:/_-] ){4,}[0-9a-z@.:/_-](?![^\s,;!?)\]}>»\u3001\u3002\uff0c])"
     rf"(?P<then> (?=[{LETTER}]))?"
 )
+_SPACED_OPENING = " ".join(["[0-9a-z@.:/_-]"] * 5)  # its first five, spelled out
 
 
 @dataclass(frozen=True, slots=True)
