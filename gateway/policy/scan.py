@@ -18,6 +18,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import hyperscan
 
@@ -293,20 +294,37 @@ def finditer(
 
 def substitute(
     pattern: re.Pattern[str],
-    replacement: str | Callable[[re.Match[str]], str],
+    replacement: str | Callable[[re.Match[str]], str | None],
     text: str,
     starts: Sequence[int] | None,
 ) -> str:
-    """`pattern.sub(replacement, text)`, trying only `starts` as finditer() does."""
+    """`pattern.sub(replacement, text)`, trying only `starts` as finditer() does. A callable
+    that returns None rejects a match: with `starts`, the next start (inside it, too) is
+    tried; without, the match stays as written."""
     if starts is None:
-        return pattern.sub(replacement, text)
+        return pattern.sub(partial(_expanded, replacement), text)
     parts: list[str] = []
     position = 0
-    for found in finditer(pattern, text, starts):
-        written = replacement(found) if callable(replacement) else found.expand(replacement)
-        parts += (text[position : found.start()], written)
-        position = found.end()
+    for start in starts:
+        found = pattern.match(text, start) if start >= position else None
+        written = _replaced(replacement, found) if found else None
+        if found and written is not None:
+            parts += (text[position : found.start()], written)
+            position = found.end()
     return "".join((*parts, text[position:]))
+
+
+def _replaced(
+    replacement: str | Callable[[re.Match[str]], str | None], found: re.Match[str]
+) -> str | None:
+    return replacement(found) if callable(replacement) else found.expand(replacement)
+
+
+def _expanded(
+    replacement: str | Callable[[re.Match[str]], str | None], found: re.Match[str]
+) -> str:
+    written = _replaced(replacement, found)
+    return found.group(0) if written is None else written
 
 
 class TextScan:

@@ -26,6 +26,11 @@ _QUESTION = re.compile(r"[?？]")
 _SHORT = "short"  # a few words matching no list: a greeting, a name, a shop, or a remark
 SIGNATURE_WORDS = 4  # a line this short, with no number in it: a name, a shop
 FILLER_WORDS = 8  # words besides the phrase that still leave a sentence only thanks
+# Words besides greetings and sign-offs that leave a sentence courtesy anywhere: a name or
+# two ("Gentile Irene, il rimborso è stato effettuato" says something). Up to FILLER_WORDS,
+# only in the run that ends a text: a sign-off and the signature under it.
+COURTESY_FILLER_WORDS = 3
+_SIGN_OFF = "sign-off"
 
 
 class Sentences:
@@ -61,7 +66,7 @@ class Sentences:
         if not any(found.may(kind) for found in scans for kind in _SAYS_ONLY):
             return Counter(), ""  # no sentence can be thanks or a confirmation
         sorted_sentences: list[tuple[int, str, str]] = []  # (text, kind, sentence)
-        pending = _sentences(texts)
+        pending = _sentences(self._signed_off(text) for text in texts)
         while batch := list(islice(pending, _SCANNED_TOGETHER)):
             found_in = self._scan.scan_each([sentence for _, sentence in batch])
             for (text, sentence), found in zip(batch, found_in, strict=True):
@@ -84,6 +89,32 @@ class Sentences:
         )
         return Counter(kinds), first
 
+    def _signed_off(self, folded: str) -> str:
+        """The text without the lines under its sign-off ("Un cordial saludo," then a name,
+        a shop, a tagline "desde 1952"): a line of courtesy and at most a word, not the
+        text's first, not a sentence; under it at most SIGNATURE_LINES short lines, none a
+        sentence, a P.S. or asking anything."""
+        courtesy = self._kinds["courtesy"]
+        start = _last_lines(folded, SIGNATURE_LINES + 1)
+        lines = [m for m in _LINE.finditer(folded, start)]
+        if courtesy is None or len(lines) < 2:
+            return folded
+        below = 0  # lines under the candidate that may be a signature's
+        for index in range(len(lines) - 2, -1, -1):
+            under = lines[index + 1].group(0).strip()
+            if not _signature_line(under):
+                break
+            below += 1
+            line = lines[index].group(0).strip()
+            if (start == 0 and index == 0) or _SENTENCE_END.search(line):
+                continue
+            starts = self._scan.scan(line).at("courtesy")
+            if not search(courtesy, line, starts):
+                continue
+            if word_count(substitute(courtesy, " ", line, starts)) <= 1:
+                return folded[: lines[index].end()]
+        return folded
+
     def _kind(self, sentence: str, found: Window) -> str:
         """`found`: the sentence's scan, which says whose patterns may match it."""
         if _QUESTION.search(sentence):
@@ -97,7 +128,10 @@ class Sentences:
             rest = substitute(pattern, " ", sentence, starts)
             if courtesy is not None:
                 rest = substitute(courtesy, " ", rest, self._scan.scan(rest).at("courtesy"))
-            if word_count(rest) <= FILLER_WORDS:
+            words = word_count(rest)
+            if kind == "courtesy" and words > COURTESY_FILLER_WORDS:
+                return _SIGN_OFF if words <= FILLER_WORDS else "other"
+            if words <= FILLER_WORDS:
                 return kind
         if len(sentence.split()) <= SIGNATURE_WORDS and word_count(sentence) <= SIGNATURE_WORDS:
             return _SHORT if not re.search(r"\d{3}", sentence) else "other"
@@ -158,6 +192,21 @@ def _without_signature(folded: str) -> str:
     return folded
 
 
+_LINE = re.compile(r"[^\n]*\S[^\n]*")
+_SENTENCE_END = re.compile(r"[.!?。！？]$")
+_POSTSCRIPT = re.compile(r"^(?:p\.?\s?p?\.?\s?s\b|ps\b|追伸|附言)")
+
+
+def _signature_line(line: str) -> bool:
+    """A line a signature may hold: a name, a shop, an address, a tagline."""
+    return (
+        word_count(line) <= SIGNATURE_LINE_WORDS
+        and not _SENTENCE_END.search(line)
+        and not _POSTSCRIPT.search(line)
+        and not _ASKS.search(line)
+    )
+
+
 def _last_lines(text: str, count: int) -> int:
     """Where the last `count` lines that are not empty begin (0 for a shorter text)."""
     end = len(text)
@@ -174,19 +223,20 @@ def _last_lines(text: str, count: int) -> int:
 def _signature_and_greeting(kinds: list[str]) -> list[str]:
     """Short sentences are courtesy where a greeting or a signature stands: first, or in
     the run of short and courtesy lines that ends the text (each text of a message, the
-    plain and the HTML one, has its own). Elsewhere they say something ("It ships
-    Monday.")."""
+    plain and the HTML one, has its own); a sign-off with more words after it, in that run
+    only. Elsewhere they say something ("It ships Monday.")."""
     ending = len(kinds)
-    while ending > 0 and kinds[ending - 1] in (_SHORT, "courtesy"):
+    while ending > 0 and kinds[ending - 1] in (_SHORT, _SIGN_OFF, "courtesy"):
         ending -= 1
-    return [
-        "courtesy"
-        if kind == _SHORT and (index == 0 or index >= ending)
-        else "other"
-        if kind == _SHORT
-        else kind
-        for index, kind in enumerate(kinds)
-    ]
+    return [_placed(kind, index == 0, index >= ending) for index, kind in enumerate(kinds)]
+
+
+def _placed(kind: str, first: bool, ending: bool) -> str:
+    if kind == _SHORT:
+        return "courtesy" if first or ending else "other"
+    if kind == _SIGN_OFF:
+        return "courtesy" if ending else "other"
+    return kind
 
 
 _LATIN_WORD = re.compile(r"[^\W\d_\u2e80-\U0002ffff]+")

@@ -45,7 +45,8 @@ _RUN_CHAR = re.compile(rf"[{LETTER}_%+~.@-]")
 _LABEL = re.compile(LABEL)
 _REACH = 320
 
-Replacement = str | Callable[[re.Match[str]], str]
+# None from a callable: not a match here after all; the pattern is tried at the next start.
+Replacement = str | Callable[[re.Match[str]], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,27 +290,29 @@ class _Shape:
         every = (s for _, words in self.words.prose_suffixes for s in words)
         return _PROSE_SUFFIXES.union(every)
 
-    def __call__(self, found: re.Match[str]) -> str:
+    def __call__(self, found: re.Match[str]) -> str | None:
+        """None: no address or host is spelled out from here (one may be from a later
+        start inside this match: "write to me at jo.hart at shop dot com")."""
         written = found.group(0)
         if _ALL_PLAIN.fullmatch(written):
             return written  # nothing spelled out: the finders read it as it is
         pieces = self._pieces(written)
         if pieces is None:
-            return written
+            return None
         at = next((i for i, p in enumerate(pieces) if p.kind == _AT), None)
         name = pieces[:at] if at is not None else []
         rest = pieces[at + 1 :] if at is not None else pieces
         slash = next((i for i, p in enumerate(rest) if p.kind == _SLASH), len(rest))
         host, path = rest[:slash], rest[slash + 1 :]
         if not _alternate(host) or len(host) < 3 or (name and not _alternate(name)):
-            return written
+            return None
         if len(path) > 1 or (path and path[0].kind != _WORD):
-            return written
+            return None
         # The longest run of labels that is a host ("example.net . please" is one, ended by
         # a full stop typed apart); a path only after all of them.
         known = self._known(host)
         if known is None:
-            return written
+            return None
         if len(known) < len(host):
             path = []
         host = known
@@ -323,7 +326,7 @@ class _Shape:
             local = "".join("." if p.kind == _DOT else p.text for p in name)
             return local + "@" + joined + written[host[-1].end :]
         if set(dots) == {_PLAIN}:
-            return written
+            return None
         evidence = (
             labels[0].startswith("www")
             or bool(path)
@@ -331,7 +334,7 @@ class _Shape:
             or before.endswith(("://", "www."))
         )
         if not self._host(labels, dots, weak, evidence):
-            return written
+            return None
         kept = written[: host[0].start] if at is not None else ""
         end = path[0].end if path else host[-1].end
         return kept + joined + after + written[end:]
