@@ -192,5 +192,8 @@ def test_a_phrase_rule_quotes_the_sentence_the_model_found() -> None:
 
 def test_only_rules_read_the_words_as_a_whole_but_never_a_question() -> None:
     m = steering("thanks", "zqx wvk zqx")
-    assert judged(m, message("Zqx wvk zqx.\n\nBo")) == {"content.thanks_only": '"zqx wvk zqx."'}
-    assert judged(m, message("Zqx wvk zqx. Which colour?\n\nBo")) == {}
+    said = "Zqx wvk zqx zqx wvk zqx."
+    assert judged(m, message(f"{said}\n\nBo")) == {"content.thanks_only": f'"{said.lower()}"'}
+    assert judged(m, message(f"{said} Which colour?\n\nBo")) == {}
+    # Nothing but a line as short as a greeting or a name: the model is not asked.
+    assert judged(m, message("Zqx wvk zqx.\n\nBo")) == {}

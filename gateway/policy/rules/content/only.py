@@ -89,6 +89,11 @@ class Sentences:
         )
         return Counter(kinds), first
 
+    def says_something(self, ctx: MessageContext) -> bool:
+        """Whether a sentence of the seller's own text is longer than a short line."""
+        texts = [b.folded for b in blocks(ctx, OWN_WORDS) if b.source != "subject"]
+        return any(word_count(sentence) > SIGNATURE_WORDS for _, sentence in _sentences(texts))
+
     def _signed_off(self, folded: str) -> str:
         """The text without the lines under its sign-off ("Un cordial saludo," then a name,
         a shop, a tagline "desde 1952"): a line of courtesy and at most a word, not the
@@ -99,19 +104,22 @@ class Sentences:
         lines = [m for m in _LINE.finditer(folded, start)]
         if courtesy is None or len(lines) < 2:
             return folded
-        below = 0  # lines under the candidate that may be a signature's
+        candidates: list[int] = []  # lines with only signature lines under them, lowest first
         for index in range(len(lines) - 2, -1, -1):
-            under = lines[index + 1].group(0).strip()
-            if not _signature_line(under):
+            if not _signature_line(lines[index + 1].group(0).strip()):
                 break
-            below += 1
             line = lines[index].group(0).strip()
-            if (start == 0 and index == 0) or _SENTENCE_END.search(line):
-                continue
-            starts = self._scan.scan(line).at("courtesy")
-            if not search(courtesy, line, starts):
-                continue
-            if word_count(substitute(courtesy, " ", line, starts)) <= 1:
+            if not (start == 0 and index == 0) and not _SENTENCE_END.search(line):
+                candidates.append(index)
+        if not candidates:
+            return folded
+        texts = [lines[index].group(0).strip() for index in candidates]
+        for index, line, found in zip(candidates, texts, self._scan.scan_each(texts), strict=True):
+            starts = found.at("courtesy")
+            if (
+                search(courtesy, line, starts)
+                and word_count(substitute(courtesy, " ", line, starts)) <= 1
+            ):
                 return folded[: lines[index].end()]
         return folded
 
@@ -276,7 +284,10 @@ class _OnlyRule:
             return [hit(self.id, first)]
         if self.kind == "thanks" and counts["confirmation"]:
             return []  # thanks beside a confirmation: the confirmation is what it says
-        if self._learned.enabled and not _asks(ctx):
+        # The model is asked only where a sentence says more than a greeting or a name
+        # would: a message of those alone neither thanks nor confirms.
+        says = counts["other"] or (not counts and self._sentences.says_something(ctx))
+        if self._learned.enabled and says and not _asks(ctx):
             strongest = self._learned.strongest(ctx, self.kind)
             if strongest is not None:
                 return [hit(self.id, strongest[1], strongest[0])]

@@ -56,8 +56,10 @@ class LearnedSentences:
         return chosen, logits
 
     def strongest(self, ctx: MessageContext, category: str) -> tuple[str, str] | None:
-        """When the seller's own words, read as one text, are taken to do `category`: where
-        the sentence that weighs most towards it stands, and the sentence."""
+        """When the seller's own words, read as one text, are taken to do `category`, and
+        so is the sentence that weighs most towards it, read alone: where that sentence
+        stands, and the sentence. Both must agree: a whole text of a repeated line, or of
+        greetings only, weighs towards something without any sentence doing it."""
         if self._model is None:
             return None
         chosen, logits = self._read(ctx, self._model)
@@ -72,5 +74,8 @@ class LearnedSentences:
         ]
         if not placed:
             return chosen[0].source, chosen[0].folded
-        sums = self._model.read([sentence for _, sentence in placed]).sums[:, column]
-        return placed[int(np.argmax(sums))]
+        scores = self._model.read([sentence for _, sentence in placed])
+        strongest = int(np.argmax(scores.sums[:, column]))
+        if not self._model.takes(scores.logits()[strongest], column):
+            return None
+        return placed[strongest]
