@@ -57,7 +57,7 @@ def database(lexicon: Lexicon, steps: tuple[Step, ...]) -> ScanDatabase:
         (LINK_KEY, LINK_TOKEN, 0, 0),
         (PHONE_KEY, PHONE_RUN, 0, 1),
         (NUMERALS_KEY, NUMERALS_TRIGGER.pattern, 0, 0),  # numbers in words, CJK digits
-        *((step.key, step.scanned, 0, 0) for step in steps),
+        *((step.key, step.scanned, 0, step.shift) for step in steps),
     ]
     for key, pattern, flags, shift in sources:
         # The steps only ask whether a text may match: lookarounds may be read as text.

@@ -35,6 +35,7 @@ _OPEN = r"[(\[{<【「〔]"
 _CLOSE = r"[)\]}>】」〕]"
 _BRACKETS = "()[]{}<>【】「」〔〕"
 _IDEOGRAPHIC_DOT = re.compile(r"(?<=[0-9a-z])\s?[\u3002\uff61]\s?(?=[0-9a-z])")
+_IDEOGRAPHIC_OPENING = r"[0-9a-z]\s?[\u3002\uff61]\s?[0-9a-z]"  # the letters around it too
 _NAME = rf"[{LETTER}_%+-]"  # a character of an address's name, dots apart
 _SEGMENT = rf"[{LETTER}_~%-]{{1,64}}"  # one segment of a path after a host
 _GAP = r"\s{0,2}"
@@ -61,8 +62,10 @@ class Step:
     replacement: Replacement
     anchor: re.Pattern[str] | None = None
     # What the scan looks for instead of the pattern, where its matches start: one the scan
-    # reads more closely (the scan takes a space inside a repeat as "a space or none").
+    # reads more closely (the scan takes a space inside a repeat as "a space or none", and
+    # drops lookarounds), and the characters it reads before that start.
     opening: str = ""
+    shift: int = 0
 
     @property
     def scanned(self) -> str:
@@ -124,7 +127,9 @@ def unmask_steps(lexicon: Lexicon, link: LinkSettings) -> tuple[Step, ...]:
     suffixes = frozenset(link.spelled_out_suffixes)
     shape = _Shape(words, suffixes, link.extra_suffixes, _piece_pattern(words), _word_kinds(words))
     return (
-        Step("unmask.ideographic_dot", _IDEOGRAPHIC_DOT, "."),
+        Step(
+            "unmask.ideographic_dot", _IDEOGRAPHIC_DOT, ".", opening=_IDEOGRAPHIC_OPENING, shift=1
+        ),
         Step(
             "unmask.spaced_letters",
             _SPACED_LETTERS,
