@@ -296,28 +296,31 @@ class _Shape:
         return _PROSE_SUFFIXES.union(every)
 
     def __call__(self, found: re.Match[str]) -> str | None:
-        """None: no address or host is spelled out from here (one may be from a later
-        start inside this match: "write to me at jo.hart at shop dot com")."""
+        """None: no address or host is spelled out from here, but one may be from a start
+        after an at-word inside this match ("write to me at jo.hart at shop dot com"); the
+        match as written, when none can (so that a long chain of "v dot v dot ..." is read
+        once, not once from each of its words)."""
         written = found.group(0)
         if _ALL_PLAIN.fullmatch(written):
             return written  # nothing spelled out: the finders read it as it is
         pieces = self._pieces(written)
         if pieces is None:
-            return None
+            return written
         at = next((i for i, p in enumerate(pieces) if p.kind == _AT), None)
+        rejected = None if at is not None else written
         name = pieces[:at] if at is not None else []
         rest = pieces[at + 1 :] if at is not None else pieces
         slash = next((i for i, p in enumerate(rest) if p.kind == _SLASH), len(rest))
         host, path = rest[:slash], rest[slash + 1 :]
         if not _alternate(host) or len(host) < 3 or (name and not _alternate(name)):
-            return None
+            return rejected
         if len(path) > 1 or (path and path[0].kind != _WORD):
-            return None
+            return rejected
         # The longest run of labels that is a host ("example.net . please" is one, ended by
         # a full stop typed apart); a path only after all of them.
         known = self._known(host)
         if known is None:
-            return None
+            return rejected
         if len(known) < len(host):
             path = []
         host = known
@@ -331,7 +334,7 @@ class _Shape:
             local = "".join("." if p.kind == _DOT else p.text for p in name)
             return local + "@" + joined + written[host[-1].end :]
         if set(dots) == {_PLAIN}:
-            return None
+            return rejected
         evidence = (
             labels[0].startswith("www")
             or bool(path)
@@ -339,7 +342,7 @@ class _Shape:
             or before.endswith(("://", "www."))
         )
         if not self._host(labels, dots, weak, evidence):
-            return None
+            return rejected
         kept = written[: host[0].start] if at is not None else ""
         end = path[0].end if path else host[-1].end
         return kept + joined + after + written[end:]
