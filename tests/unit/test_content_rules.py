@@ -985,6 +985,10 @@ def test_only_thanks_or_confirmation_hits(body: str, ids: list[str]) -> None:
         "Your order has shipped. It comes in two boxes, the lid in the second one.",
         "Your order has shipped?",
         "Sarah",
+        # a greeting with more than a name after it says something
+        "Hi Tom, the blue one is sold out, sorry about that.\n\nThank you for your order!",
+        # under a sign-off, a P.S. or a sentence is more text, not a signature
+        "Thank you for your order!\n\nBest regards,\nSarah\nP.S. The lid comes in a second box",
     ],
 )
 def test_only_thanks_or_confirmation_near_misses_pass(body: str) -> None:
@@ -1012,8 +1016,13 @@ def test_thanks_in_the_subject_alone_is_not_the_whole_message() -> None:
             ["content.thanks_only"],
         ),
         ("Hello Mr. K. Tanaka,\nYour order has shipped.", ["content.confirmation_only"]),
+        (  # under a sign-off: the signature, a tagline with a year in it too
+            "Hi Anna,\n\nThank you for your order!\n\nBest regards,\n\nSarah Miller\n"
+            "Harbor Home Goods\nFamily workshop since 1952",
+            ["content.thanks_only"],
+        ),
     ],
-    ids=["signature-delimiter", "rule", "abbreviations"],
+    ids=["signature-delimiter", "rule", "abbreviations", "sign-off"],
 )
 def test_signature_and_abbreviations_are_courtesy(body: str, ids: list[str]) -> None:
     assert _refused(body) == ids
