@@ -22,6 +22,7 @@ from functools import partial
 
 import hyperscan
 
+from gateway.policy import scancache
 from gateway.policy.prefilter import python_class
 
 MARK = "\U0010ffff"  # a noncharacter: stands at both edges of a text (not a word character)
@@ -123,12 +124,25 @@ class ScanDatabase:
     def __init__(self, expressions: Iterable[Expression], anywhere: Iterable[str] = ()) -> None:
         kept = list(dict.fromkeys(expressions))
         refused: set[Expression] = set()
-        try:
-            self._database = _compiled(kept) if kept else None
-        except hyperscan.error:  # find those Hyperscan will not take: they match anywhere
-            refused = {e for e in kept if not _compiles(e)}
+        self._database: hyperscan.Database | None
+        key = scancache.key_of([(e.key, e.pattern, e.flags, e.shift) for e in kept])
+        cached = scancache.load(key) if kept else None
+        if cached is not None:
+            self._database, left_out = cached
+            refused = {kept[i] for i in left_out if 0 <= i < len(kept)}
             kept = [e for e in kept if e not in refused]
-            self._database = _compiled(kept) if kept else None
+        else:
+            try:
+                self._database = _compiled(kept) if kept else None
+            except hyperscan.error:  # find those Hyperscan will not take: they match anywhere
+                refused = {e for e in kept if not _compiles(e)}
+                left = [i for i, e in enumerate(kept) if e in refused]
+                kept = [e for e in kept if e not in refused]
+                self._database = _compiled(kept) if kept else None
+            else:
+                left = []
+            if self._database is not None:
+                scancache.store(key, self._database, left)
         self.anywhere = frozenset(anywhere) | {e.key for e in refused}
         self._keys = [e.key for e in kept]
         self._shifts = [e.shift for e in kept]
