@@ -444,7 +444,9 @@ SPELLED_LEXICONS: dict[str, dict[str, Any]] = {
 def _spelled_policy(scanned: bool = True) -> Policy:
     link = {
         **RULES_SETTINGS["content.link"],
-        "spelled_out_suffixes": ["com", "net", "de", "es", "fr", "it", "ru", "cn", "jp", "shop"],
+        "spelled_out_suffixes": [
+            *("com", "net", "de", "at", "es", "fr", "it", "ru", "cn", "jp", "shop"),
+        ],
         "extra_suffixes": ["example"],
     }
     settings = {**RULES_SETTINGS, "content.link": link}
@@ -491,6 +493,10 @@ def _spelled(body: str) -> list[str]:
         ("write to s a l e s @ l a m p s . c o m and ask", "sales@lamps.com"),
         ("escríbeme: v e n t a s @ t i e n d a . c o m y te respondo", "ventas@tienda.com"),
         ("reversed: moc.liamkoob@anna", "anna@bookmail.com"),
+        ("drop me a line at samvintage at quietpost dot net", "samvintage@quietpost.net"),
+        ("send it to [pagos] [at] [tienda-sur] [dot] [com] please", "pagos@tienda-sur.com"),
+        ("mail an anna punkt berg at shop punkt de", "anna.berg@shop.de"),
+        ("пишите: zakaz собака sumki точка ру", "zakaz@sumki.ru"),
         ("the name is our shop, then an arroba and lamps.com", "arroba@lamps.com"),
         ("write to orders@lamp-shop.example", "orders@lamp-shop.example"),
     ],
@@ -521,6 +527,15 @@ def test_spelled_addresses_are_addresses(body: str, found: str) -> None:
         ("album: photos-share.example/a/8kx2", "photos-share.example/a/8kx2"),
         ("наша собака любит сайт zoo-shop.ru", "zoo-shop.ru"),  # a dog, not an "@"
         ("our catalogue is at lamp-shop.com today", "lamp-shop.com"),
+        # an at-word before a host with a path is prose: "the number at ..."
+        ("register the number at lamp-shop dot com slash warranty", "lamp-shop.com/warranty"),
+        ("visit us at lamp-shop dot com", "lamp-shop.com"),  # "us" is too short a name
+        ("as a PDF, backwards: fdp.ediug/moc.pohs-pmal//:sptth", "https://lamp-shop.com/guide.pdf"),
+        ("or just ed.nehcsiw.www", "www.wischen.de"),
+        ("the link: bit . ly / 3xKp9Qz", "bit.ly/3xkp9qz"),
+        ("[lamp-shop] [.] [jp] / print", "lamp-shop.jp/print"),
+        ("the size chart: strick-tirol punkt at schrägstrich groessen", "strick-tirol.at/groessen"),
+        ("сайт: avtodetal-shop точка ру / podbor", "avtodetal-shop.ru/podbor"),
     ],
 )
 def test_spelled_hosts_are_links(body: str, found: str) -> None:
@@ -545,6 +560,8 @@ def test_spelled_hosts_are_links(body: str, found: str) -> None:
         "follow us: Instagram @lamp.shop.fr",
         "On Monday, Anna <anna.berg-x9@relay.example.test> wrote:",
         "Photos: IMG_1234.JPG, manual.zip, foto.jpeg, 3.5 kg, v2.0, 12.03.2024 at 10.30",
+        "see [1] [2] [3] and [a] [b] [c]",
+        "на сайте точка нет и всё",  # "нет" is "no", not "net"
     ],
 )
 def test_prose_around_spelling_words_passes(body: str) -> None:
@@ -823,6 +840,8 @@ def _social_rules() -> Policy:
         ("If the lid does not fit, write to us on WhatsApp.", True),  # a clause before
         ("We do not answer here. Write on WhatsApp.", True),  # another sentence
         ("We don't use WhatsApp, only @shop_help.", True),  # a handle counts anyway
+        ("客服不在线 加微信 xiaoyu_0523", True),  # so does an ID after the match
+        ("We can't help on WhatsApp 24/7.", False),  # "24/7" is no ID
         ("请勿加微信。", False),
         ("客服不在线。加微信吧。", True),
     ],
@@ -1246,6 +1265,26 @@ def test_business_name_hits(name: str) -> None:
     built = message("The mug ships Monday.", sender=f'"{name}" <s@shop.example>')
     assert b"=?utf-8?" in as_bytes(built) or name.isascii()  # RFC 2047 encoded
     assert _details(built) == [f'content.business_name: "{name}" in sender name']
+
+
+@pytest.mark.parametrize(
+    "signature", ["TechTrendz.net", "Team techtrendz.net", "45.90 TechTrendz.net"]
+)
+def test_the_sellers_name_written_in_the_body_is_the_business_name_not_a_link(
+    signature: str,
+) -> None:
+    built = message(
+        f"Your order ships today.\n\n{signature}", sender='"TechTrendz.net" <s@x.example>'
+    )
+    assert _ids(built) == ["content.business_name"]
+
+
+@pytest.mark.parametrize(
+    "body", ["See www.techtrendz.net", "See techtrendz.net/sale", "See https://techtrendz.net"]
+)
+def test_the_sellers_name_as_a_link_is_a_link(body: str) -> None:
+    built = message(body, sender='"TechTrendz.net" <s@x.example>')
+    assert _ids(built) == ["content.link", "content.business_name"]
 
 
 def test_business_name_in_a_raw_utf8_from_header() -> None:

@@ -29,6 +29,32 @@ COUNTRY_CODES = frozenset(
 )
 
 
+# A host written in a name, spaces around its dots closed up: "Tokyo Camera Works.jp" holds
+# "works.jp", "Best Deals .net" "deals.net".
+_HOST_IN_NAME = re.compile(r"[^\W_][\w-]*(?:\.[^\W_][\w-]*)+")
+_SPACED_DOT = re.compile(r"\s*([.。])\s*")
+
+
+def sender_names(ctx: MessageContext) -> tuple[str, ...]:
+    """The seller's names the message shows: the From display name and the shop's name."""
+    return tuple(
+        fold(name)
+        for name in (ctx.content.sender_name, ctx.conversation.sender.display_name)
+        if name
+    )
+
+
+def hosts_in_names(names: tuple[str, ...]) -> frozenset[str]:
+    """The hosts the sender's names spell: each dotted word, and the whole name run
+    together ("best deals .net" -> "deals.net" and "bestdeals.net")."""
+    hosts: set[str] = set()
+    for name in names:
+        closed = _SPACED_DOT.sub(".", name).replace("。", ".")
+        hosts.update(found.group(0) for found in _HOST_IN_NAME.finditer(closed))
+        hosts.update(found.group(0) for found in _HOST_IN_NAME.finditer(closed.replace(" ", "")))
+    return frozenset(hosts)
+
+
 class BusinessName:
     id = "content.business_name"
     description = "no business names containing an e-mail suffix such as .com, .net or .biz"

@@ -164,7 +164,9 @@ class ContactScanner:
         """Valid for a configured region as written (`spelled`: with or without its trunk
         prefix), or with "+" or "00" for its country."""
         regions = ("ZZ",) if written.startswith(_INTERNATIONAL) else self._phone.regions
-        number = " ".join(written.split())  # a number over lines: its parts on one
+        # A number over lines: its parts on one; middle dots, which the parser does not
+        # know, as spaces.
+        number = " ".join(written.translate(_MIDDLE_DOTS).split())
         if written.startswith("00"):
             number = "+" + number[2:]
         elif written.startswith(_INTERNATIONAL[2:]):  # "wa.me/", "phone=": six characters
@@ -193,6 +195,9 @@ def _as_written(parsed: phonenumbers.PhoneNumber, written: str) -> bool:
         return True
     national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     return sum(map(str.isdigit, written)) >= sum(map(str.isdigit, national))
+
+
+_MIDDLE_DOTS = str.maketrans("\u00b7\u30fb", "  ")
 
 
 def _pieces(found: re.Match[str]) -> Iterator[tuple[int, str]]:

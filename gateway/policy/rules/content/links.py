@@ -8,7 +8,8 @@ from gateway.core.content import Hyperlink
 from gateway.core.model import Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import EVERYTHING, folded_texts, hit
-from gateway.policy.rules.content.contacts import ContactScanner, host_of
+from gateway.policy.rules.content.business_name import hosts_in_names, sender_names
+from gateway.policy.rules.content.contacts import ContactScanner, Match, host_of
 
 _WEB_SCHEMES = ("http://", "https://", "ftp://", "//", "www.")
 
@@ -39,8 +40,17 @@ class OffMarketplaceLink:
         for link in ctx.content.links:
             if self.refuses(link):
                 return [hit(self.id, link.target)]
+        own = hosts_in_names(sender_names(ctx))
         for where, text in folded_texts(ctx, EVERYTHING):
             for match in self._scanner.links(self._scanner.unmask(text)):
-                if not self._scanner.allowed(match.host):
+                if not self._scanner.allowed(match.host) and not _names_sender(match, own):
                     return [hit(self.id, match.text, where)]
         return []
+
+
+def _names_sender(match: Match, own: frozenset[str]) -> bool:
+    """Whether the match is the seller's name as its display name writes it ("Thanks,
+    TechTrendz.net"), bare: content.business_name's to report. With a scheme, "www." or a
+    path it is a link."""
+    bare = match.text == match.host and not match.host.startswith("www.")
+    return bare and any(match.host == host or match.host.endswith("." + host) for host in own)

@@ -38,8 +38,10 @@ CJK_DOMAIN = re.compile(
 # A run of digits and the separators phone numbers are written with (a line's end too: a
 # number split over lines), not inside a word or a code ("fa-2024/00318", "che-123.456.789"),
 # a link's path or query, or a postcode ("〒150-0002"); CJK text may touch it. "wa.me/" and
-# "phone=" (WhatsApp's links) open a number in international form without its "+".
-_PHONE_RUN = r"(?:\+|00|wa\.me/\+?|phone=\+?)?\(?\d[\d \t\n().\-/\u2010-\u2015\u2212\u30fc]{4,30}\d"
+# "phone=" (WhatsApp's links) open a number in international form without its "+". Middle
+# dots ("654·321·098", "03・1234・5678") separate too.
+_PHONE_SEPARATORS = r" \t\n().\-/\u00b7\u2010-\u2015\u2212\u30fb\u30fc"
+_PHONE_RUN = rf"(?:\+|00|wa\.me/\+?|phone=\+?)?\(?\d[\d{_PHONE_SEPARATORS}]{{4,30}}\d"
 _GLUED = r"[^\W\u2e80-\U0010ffff]"  # a word character of a script written with spaces
 # Words that say a phone number follows, also run into it ("whatsapp07700 900461").
 _PHONE_WORDS = (

@@ -26,6 +26,9 @@ _SENTENCE_END = re.compile(r"[.!?。！？\n]")
 # Where a clause ends: a sentence's end, a comma or semicolon, a dash between spaces.
 _CLAUSE_END = re.compile(r"[.!?。！？\n,;，；]| [-–—] ")
 _REACH = 120  # characters read on each side of a match for its clauses, at most
+# An ID in a match: a handle with a digit or "_" among letters ("xiaoyu_0523"), or a number
+# as long as a QQ or phone number; "24/7" and "2 days" are none.
+_ID = re.compile(r"(?<![\w.])(?:(?=[\w.]*[a-z])(?=[\w.]*[\d_])[a-z0-9_.]{5,32}|\d{6,})(?![\w.])")
 
 
 class SocialContact:
@@ -69,10 +72,11 @@ class SocialContact:
         return None
 
     def _counts(self, text: str, found: re.Match[str], repeated: bool) -> bool:
-        """A handle or an ID counts anywhere; an invitation only in the sender's own words,
-        and where the sentence does not refuse it."""
+        """A handle or an ID counts anywhere, whatever the sentence around it says; an
+        invitation only in the sender's own words, and where the sentence does not refuse
+        it."""
         said = found.group()
-        if "@" in said:
+        if "@" in said or _holds_id(text, found):
             return True
         if repeated and not any(char.isdigit() for char in said):
             return False
@@ -96,6 +100,13 @@ class SocialContact:
                 following = _CLAUSE_END.search(text, after.end(), limit)
                 end = following.start() if following else limit
         return self._negation.search(text, begin, end) is not None
+
+
+def _holds_id(text: str, found: re.Match[str]) -> bool:
+    """Whether an ID starts inside the match or right after it ("微信是 xiaoyu_0523": the
+    pattern ends at the ID's first letter)."""
+    end = min(len(text), found.end() + 34)
+    return any(m.start() <= found.end() + 2 for m in _ID.finditer(text, found.start(), end))
 
 
 def _matches(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 from gateway.core.text import is_cjk
 from gateway.policy.config import Lexicon, LinkSettings, SpelledWords
@@ -22,11 +22,18 @@ from gateway.policy.rules.content.shapes import LABEL, LETTER
 # Suffixes that are also short words in the lexicons' languages ("fare il punto su",
 # "a quel punto io"): after a dot-word they count only in brackets or in an address's shape.
 _WORDLIKE_SUFFIXES = frozenset(
-    "de es it me us co in at be by ca do go no so to on su io".split()  # noqa: SIM905
+    "de es it me us co in at be by ca do go no so to on su io se".split()  # noqa: SIM905
 )
 # And those that also follow a full stop typed apart as a word ("... . Net weight"), with
 # every language's own (its lexicon's suffix_words).
 _PROSE_SUFFIXES = _WORDLIKE_SUFFIXES | {"info", "shop", "store", "online", "site", "net"}
+# Suffixes written as they are said, in another script: "shop точка ру".
+_SPOKEN_SUFFIXES = {"ру": "ru", "ком": "com", "орг": "org"}  # not "нет": "no"
+# Link shorteners, a host whatever the dots between their labels ("bit . ly / 3xk").
+_SHORTENERS = frozenset(
+    "bit.ly t.co goo.gl tinyurl.com ow.ly is.gd cutt.ly rb.gy t.ly shorturl.at "  # noqa: SIM905
+    "tiny.cc bitly.com s.id v.gd clck.ru u.to vk.cc dwz.cn t.cn url.cn".split()
+)
 # Labels a spelled-out host may have before its suffix, parts of a spelled name: bounds, so
 # that a long chain of "v dot v dot ..." costs each position a few steps.
 _MAX_LABELS = 6
@@ -137,6 +144,7 @@ def unmask_steps(lexicon: Lexicon, link: LinkSettings) -> tuple[Step, ...]:
             opening=_SPACED_OPENING,
         ),
         Step("unmask.reversed", _REVERSED, _Reverse(link.extra_suffixes)),
+        Step("unmask.bracketed", _BRACKETED_RUN, _Unbracket(words), opening=_BRACKETED_OPENING),
         Step(
             "unmask.spelled",
             _shape_pattern(words, suffixes),
@@ -330,7 +338,7 @@ class _Shape:
         joined = ".".join(labels)
         before = found.string[max(0, found.start() - 8) : found.start()]
         after = "/" + path[0].text if path else ""
-        if at is not None and name and self._address(name, pieces[at], dots, labels[-1]):
+        if at is not None and name and self._address(name, pieces[at], dots, labels[-1], path):
             local = "".join("." if p.kind == _DOT else p.text for p in name)
             return local + "@" + joined + written[host[-1].end :]
         if set(dots) == {_PLAIN}:
@@ -356,12 +364,21 @@ class _Shape:
                 return host[:end]
         return None
 
-    def _address(self, name: list[_Piece], at: _Piece, dots: list[str], suffix: str) -> bool:
+    def _address(
+        self, name: list[_Piece], at: _Piece, dots: list[str], suffix: str, path: list[_Piece]
+    ) -> bool:
         """An address spelled out: its name, its at-word, its host. A prose at-word ("at")
-        counts only after a name that looks like one."""
+        counts only after a name that looks like one, and never before a host with a path
+        ("register the number at shop dot com slash warranty")."""
         if at.how == _WEAK:
+            if path:
+                return False
             local = "".join("." if p.kind == _DOT else p.text for p in name)
-            if not _ADDRESS_NAME.search(local) or sum(map(str.isalpha, local)) < 4:
+            letters = sum(map(str.isalpha, local))
+            # A host spelled out with dot-words after it: an address unless the name is
+            # short enough to be prose ("find us at shop dot com" is a link).
+            spelled = any(how in (_STRONG, _WEAK, _BRACKETED) for how in dots)
+            if not (spelled and letters >= 5) and (not _ADDRESS_NAME.search(local) or letters < 4):
                 return False
         return set(dots) == {_PLAIN} or suffix in self.suffixes
 
@@ -371,6 +388,8 @@ class _Shape:
         not "punto de"), after a dot between spaces none of prose at all; or the shape
         around it (www, a path, a scheme, an at-word) says it is a host."""
         suffix = labels[-1]
+        if ".".join(labels) in _SHORTENERS:
+            return True
         if suffix not in self.suffixes:
             return False
         if evidence:
@@ -414,6 +433,9 @@ class _Shape:
                 pieces.append(_Piece(kind, how, text, start, end))
             else:
                 pieces.extend(self._word(text.strip(), start, end))
+            if pieces[-1].kind == _AT and len(pieces) > 1 and pieces[-2].kind == _DOT:
+                # after a dot an at-word is a suffix: "tirol punkt at"
+                pieces[-1] = _Piece(_WORD, "", *astuple(pieces[-1])[2:])
         return pieces
 
     def _bracketed(self, inner: str) -> str | None:
@@ -428,6 +450,7 @@ class _Shape:
         return None
 
     def _word(self, text: str, start: int, end: int) -> list[_Piece]:
+        text = _SPOKEN_SUFFIXES.get(text, text)
         kind = self.kinds.get(text)
         if kind is not None:
             return [_Piece(*kind, text, start, end)]
@@ -549,25 +572,70 @@ class _Collapse:
         return found.group(0)
 
 
+# -- every piece in brackets --------------------------------------------------------------
+
+_ITEM = rf"{_OPEN}\s{{0,2}}[^\s{re.escape(_BRACKETS)}]{{1,64}}\s{{0,2}}{_CLOSE}"
+# "[pagos] [at] [shop] [dot] [com]": three bracketed pieces or more, a space or none apart.
+_BRACKETED_RUN = re.compile(rf"{_ITEM}(?:\s{{0,2}}{_ITEM}){{2,12}}")
+_BRACKETED_OPENING = rf"{_ITEM}\s{{0,2}}{_OPEN}"
+_BRACKETED_ITEM = re.compile(_ITEM)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unbracket:
+    """A run of bracketed pieces that holds a bracketed "@", "." or "/" word: the other
+    pieces out of their brackets, for the spelled-out step to read the shape."""
+
+    words: _Words
+
+    def __call__(self, found: re.Match[str]) -> str:
+        separators = {
+            *self.words.at_bracketed,
+            *self.words.dot_bracketed,
+            *self.words.slash_bracketed,
+        }
+
+        run = found.group(0)
+        if not any(_inner(item) in separators for item in _BRACKETED_ITEM.finditer(run)):
+            return run
+
+        def freed(item: re.Match[str]) -> str:
+            return item.group(0) if _inner(item) in separators else _inner(item)
+
+        return _BRACKETED_ITEM.sub(freed, run)
+
+
+def _inner(item: re.Match[str]) -> str:
+    return item.group(0)[1:-1].strip()
+
+
 # -- written backwards ---------------------------------------------------------------------
 
-# "moc.pohs@eman": an "@" between a name with a dot and a host without one.
+# An address or a link written backwards: "moc.pohs@eman", "fdp.ofni/ed.pohs//:sptth",
+# "ed.pohs.www" (a link ends in its scheme or "www." turned round).
 _REVERSED = re.compile(
-    rf"(?<![^\s(<\[:])[{LETTER}-]{{2,63}}(?:\.[{LETTER}-]{{1,63}}){{1,4}}@[{LETTER}_+-]{{1,64}}"
+    rf"(?<![^\s(<\[:])(?:[{LETTER}-]{{2,63}}(?:\.[{LETTER}-]{{1,63}}){{1,4}}@[{LETTER}_+-]{{1,64}}"
+    rf"|[{LETTER}_~%=&?#+/.-]{{4,300}}(?://:s?ptth|\.www))"
     r"(?![^\s)>\],;:])"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class _Reverse:
-    """An address written backwards ("moc.pohs@eman"), written forwards when read so it is
-    one (as it stands, its host has no dot)."""
+    """An address or link written backwards, written forwards when read so it is one (as
+    it stands, an address's host has no dot and a link no scheme)."""
 
     extra_suffixes: tuple[str, ...]
 
     def __call__(self, found: re.Match[str]) -> str:
         turned = found.group(0)[::-1]
-        local, _, host = turned.partition("@")
-        if local and known_host(host, self.extra_suffixes):
+        if turned.startswith(("http", "www.")):
+            host = turned.partition("//")[2] if "//" in turned else turned
+            host = host.split("/", 1)[0]
+        else:
+            local, _, host = turned.partition("@")
+            if not local:
+                return found.group(0)
+        if known_host(host, self.extra_suffixes):
             return turned
         return found.group(0)
