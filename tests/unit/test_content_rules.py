@@ -38,6 +38,7 @@ from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content import numerals
 from gateway.policy.rules.content.only import _last_lines, _without_signature
 from gateway.policy.rules.content.spelled import unmask_steps
+from gateway.policy.rules.content.split import sentences_of
 from gateway.policy.triggers import database
 from gateway.policyfile import load_policy
 from tests.support.media import (
@@ -396,7 +397,7 @@ def test_address_on_the_senders_alias_domain_is_not_counted() -> None:
 
 SPELLED_LEXICONS: dict[str, dict[str, Any]] = {
     "en": {
-        "at_words": ["(at)", "[at]"],
+        "at_words": ["(at)", "[at]", "(a)"],
         "dot_words": ["dot", "(dot)", "[.]"],
         "address_at_words": ["at"],
         "address_dot_words": ["point"],
@@ -493,6 +494,7 @@ def _spelled(body: str) -> list[str]:
         ("write to s a l e s @ l a m p s . c o m and ask", "sales@lamps.com"),
         ("escríbeme: v e n t a s @ t i e n d a . c o m y te respondo", "ventas@tienda.com"),
         ("reversed: moc.liamkoob@anna", "anna@bookmail.com"),
+        ("plans par mail : devis(a)meubles-lefort.fr", "devis@meubles-lefort.fr"),
         ("drop me a line at samvintage at quietpost dot net", "samvintage@quietpost.net"),
         ("send it to [pagos] [at] [tienda-sur] [dot] [com] please", "pagos@tienda-sur.com"),
         ("mail an anna punkt berg at shop punkt de", "anna.berg@shop.de"),
@@ -596,6 +598,8 @@ def test_an_address_at_a_reserved_suffix_counts_only_where_configured() -> None:
         ("Call me: 0151 23456789", "0151 23456789"),  # DE mobile
         ("Call me: 030 1234567", "030 1234567"),  # DE Berlin
         ("Call me: ０９０－１２３４－５６７８", "090-1234-5678"),  # full-width
+        ("Call me: 415·555·2671", "415·555·2671"),  # middle dots
+        ("電話 03・1234・5678 まで", "03・1234・5678"),  # katakana middle dots
     ],
 )
 def test_phone_hits(body: str, found: str) -> None:
@@ -836,6 +840,7 @@ def _social_rules() -> Policy:
     [
         ("Write to us on WhatsApp, it is quicker.", True),
         ("Sorry, we can't help on WhatsApp.", False),  # the clause refuses
+        ("No stock here but on WhatsApp 415 555 2671 I have photos", True),  # an ID too
         ("People ask to talk on WhatsApp - we cannot, sorry.", False),  # the clause after
         ("If the lid does not fit, write to us on WhatsApp.", True),  # a clause before
         ("We do not answer here. Write on WhatsApp.", True),  # another sentence
@@ -1753,3 +1758,16 @@ def test_only_a_texts_last_lines_are_read_for_a_signature() -> None:
     assert _without_signature("Danke!\n---\nDie Lampe braucht eine E14-Birne, nicht dabei.\n") == (
         "Danke!\n---\nDie Lampe braucht eine E14-Birne, nicht dabei.\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("folded", "sentences"),
+    [
+        # folding made "！" and "？" "!" and "?": before a CJK character they end a sentence
+        ("谢谢!您的订单已发货。真的?好的", ["谢谢!", "您的订单已发货。", "真的?", "好的"]),
+        ("おおきに!ご注文ありがとう!", ["おおきに!", "ご注文ありがとう!"]),
+        ("wow!great. $34.99 ok", ["wow!great.", "$34.99 ok"]),
+    ],
+)
+def test_sentences_end_at_cjk_stops_and_before_cjk_text(folded: str, sentences: list[str]) -> None:
+    assert list(sentences_of(folded)) == sentences

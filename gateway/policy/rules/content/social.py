@@ -24,11 +24,15 @@ from gateway.policy.scan import TextScan
 _REPLY = re.compile(r"\s?(?:re|aw|sv|vs|antw|rif|r|fw|fwd|wg|tr|ответ|回复|回覆|答复|返信)\s?:")
 _SENTENCE_END = re.compile(r"[.!?。！？\n]")
 # Where a clause ends: a sentence's end, a comma or semicolon, a dash between spaces.
-_CLAUSE_END = re.compile(r"[.!?。！？\n,;，；]| [-–—] ")
+_CLAUSE_END = re.compile(r"[.!?。！？\n,;，；、]| [-–—] ")
 _REACH = 120  # characters read on each side of a match for its clauses, at most
 # An ID in a match: a handle with a digit or "_" among letters ("xiaoyu_0523"), or a number
-# as long as a QQ or phone number; "24/7" and "2 days" are none.
-_ID = re.compile(r"(?<![\w.])(?:(?=[\w.]*[a-z])(?=[\w.]*[\d_])[a-z0-9_.]{5,32}|\d{6,})(?![\w.])")
+# as long as a QQ or phone number, its digits grouped or not ("55 5123 0147"); "24/7" and
+# "2 days" are none.
+_ID = re.compile(
+    r"(?<![\w.])(?:(?=[\w.]*[a-z])(?=[\w.]*[\d_])[a-z0-9_.]{5,32}|\+?\d(?:[ -]?\d){5,14})"
+    r"(?![\w.])"
+)
 
 
 class SocialContact:

@@ -7,9 +7,12 @@ from collections.abc import Iterator
 
 # Paragraphs are apart by an empty line; within one, hard-wrapped lines are one text again.
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
-# A sentence ends at . ! ? before a space ("$34.99" and "e.g." do not end one), and at
-# the CJK full stops wherever they stand.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
+# A sentence ends at . ! ? before a space ("$34.99" and "e.g." do not end one), at ! ?
+# before a CJK character (folding made "！" "!"), and at the CJK full stops wherever they
+# stand.
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])\s+|(?<=[!?])(?=[\u3040-\u30ff\u3400-\u9fff])|(?<=[。！？])\s*"
+)
 _EDGES = " \t-–—*_=~•·,;:"
 
 
