@@ -2,8 +2,8 @@
 shipped policy as `bsm-gateway policy check` would: tests/corpus/policy (the lexicons were
 tuned on it; each enforced rule must meet the aim), tests/corpus/policy-holdout (written
 without reading the policy; now part of the blind corpus's dev split) and the blind corpus
-(tests/corpus/blind: its dev split must stay at or above the floor below; the second set,
-test-2/, is scored blind and only reported).
+(tests/corpus/blind: its dev split must stay at or above the floor below; the third set,
+test-3/, is scored blind and only reported).
 
 `pytest -s tests/unit/test_policy_corpus.py` prints the tables; the README's tables of
 scores must be the ones computed here (`bsm-gateway policy score ... --markdown` prints
@@ -174,12 +174,12 @@ def blind_tables(corpus: Path, only: str = "") -> list[str]:
 
 
 def readme_blind_scores() -> list[str]:
-    """The README's tables for the second blind set and the old hold-out."""
+    """The README's tables for the third blind set and the old hold-out."""
     return [
-        f"On the second blind set (policy `{load_policy().version}`; `make score-policy`, "
-        "which runs `bsm-gateway policy score --only content. tests/corpus/blind/test-2`):",
+        f"On the third blind set (policy `{load_policy().version}`; `make score-policy`, "
+        "which runs `bsm-gateway policy score --only content. tests/corpus/blind/test-3`):",
         "",
-        *blind_tables(BLIND / "test-2", "content."),
+        *blind_tables(BLIND / "test-3", "content."),
         "",
         "On the old hold-out (`bsm-gateway policy score tests/corpus/policy-holdout`; part of "
         "dev now, so no longer blind):",
