@@ -46,7 +46,9 @@ class ContentRuleSet:
             lexicon.pattern("courtesy"),
             scan,
         )
-        self.link = OffMarketplaceLink(scanner)
+        names = BusinessName(rules.business_name)
+        refusing = frozenset(d for d in Direction if policy.mode(names.id, d) is Mode.ENFORCE)
+        self.link = OffMarketplaceLink(scanner, names, refusing)
         self.rules: tuple[Rule[MessageContext], ...] = (
             self.link,
             EmailAddress(scanner),
@@ -57,7 +59,7 @@ class ContentRuleSet:
             ThanksOnly(sentences, learned),
             ConfirmationOnly(sentences, learned),
             CancelReason(lexicon.pattern("cancel_reason"), scan, learned),
-            BusinessName(rules.business_name),
+            names,
             Emoji(),
             StyledText(rules.styled_text),
             LineBreaks(rules.line_breaks),

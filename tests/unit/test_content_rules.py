@@ -495,7 +495,6 @@ def _spelled(body: str) -> list[str]:
         ("escríbeme: v e n t a s @ t i e n d a . c o m y te respondo", "ventas@tienda.com"),
         ("reversed: moc.liamkoob@anna", "anna@bookmail.com"),
         ("plans par mail : devis(a)meubles-lefort.fr", "devis@meubles-lefort.fr"),
-        ("drop me a line at samvintage at quietpost dot net", "samvintage@quietpost.net"),
         ("send it to [pagos] [at] [tienda-sur] [dot] [com] please", "pagos@tienda-sur.com"),
         ("mail an anna punkt berg at shop punkt de", "anna.berg@shop.de"),
         ("пишите: zakaz собака sumki точка ру", "zakaz@sumki.ru"),
@@ -531,7 +530,7 @@ def test_spelled_addresses_are_addresses(body: str, found: str) -> None:
         ("our catalogue is at lamp-shop.com today", "lamp-shop.com"),
         # an at-word before a host with a path is prose: "the number at ..."
         ("register the number at lamp-shop dot com slash warranty", "lamp-shop.com/warranty"),
-        ("visit us at lamp-shop dot com", "lamp-shop.com"),  # "us" is too short a name
+        ("please visit our website at lamp-shop dot com", "lamp-shop.com"),  # prose "at"
         ("as a PDF, backwards: fdp.ediug/moc.pohs-pmal//:sptth", "https://lamp-shop.com/guide.pdf"),
         ("or just ed.nehcsiw.www", "www.wischen.de"),
         ("the link: bit . ly / 3xKp9Qz", "bit.ly/3xkp9qz"),
@@ -564,6 +563,10 @@ def test_spelled_hosts_are_links(body: str, found: str) -> None:
         "Photos: IMG_1234.JPG, manual.zip, foto.jpeg, 3.5 kg, v2.0, 12.03.2024 at 10.30",
         "see [1] [2] [3] and [a] [b] [c]",
         "на сайте точка нет и всё",  # "нет" is "no", not "net"
+        "The parcel was stuck in customs at which point it was returned",
+        "Everything worked at this point no problem.",
+        "Venez essayer chez nous point de retrait ouvert.",
+        "I will send it to u . to be honest",  # a shortener's name, but no path
     ],
 )
 def test_prose_around_spelling_words_passes(body: str) -> None:
@@ -598,7 +601,7 @@ def test_an_address_at_a_reserved_suffix_counts_only_where_configured() -> None:
         ("Call me: 0151 23456789", "0151 23456789"),  # DE mobile
         ("Call me: 030 1234567", "030 1234567"),  # DE Berlin
         ("Call me: ０９０－１２３４－５６７８", "090-1234-5678"),  # full-width
-        ("Call me: 415·555·2671", "415·555·2671"),  # middle dots
+        ("Call me: 415·555·2671", "415·555·2671"),  # middle dots (a list of sizes is none)
         ("電話 03・1234・5678 まで", "03・1234・5678"),  # katakana middle dots
     ],
 )
@@ -621,6 +624,8 @@ def test_phone_hits(body: str, found: str) -> None:
         "Item 12345, size 40 x 60 cm, 2 pcs",
         "Serial 123456789012",
         "Card ending 4242, PIN 1234",
+        "Sizes 36 · 38 · 40 · 42 · 44",  # a list between middle dots
+        "サイズ 36・38・40・42・44 あります",
     ],
 )
 def test_phone_near_misses_pass(body: str) -> None:
@@ -847,6 +852,8 @@ def _social_rules() -> Policy:
         ("We don't use WhatsApp, only @shop_help.", True),  # a handle counts anyway
         ("客服不在线 加微信 xiaoyu_0523", True),  # so does an ID after the match
         ("We can't help on WhatsApp 24/7.", False),  # "24/7" is no ID
+        ("Sorry, no chat on WhatsApp 9.30am to 5pm.", False),  # nor is "9.30am"
+        ("Please do not ask about order 20231145 on WhatsApp.", False),  # a number before
         ("请勿加微信。", False),
         ("客服不在线。加微信吧。", True),
     ],
@@ -929,6 +936,7 @@ def test_social_constructions_of_the_shipped_lexicons(body: str) -> None:
         "Часы показывают уведомления из Telegram.",
         "我用微信支付的，发票怎么开？",
         "近期有人冒充客服要求加微信，请勿相信。",
+        "加微信、加QQ、打电话都不可以。",  # "、" lists, the refusal covers all
         "LINEやWhatsAppでのやり取りはお受けできません。",
         "DM便で発送しました。",
     ],
@@ -1273,7 +1281,7 @@ def test_business_name_hits(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "signature", ["TechTrendz.net", "Team techtrendz.net", "45.90 TechTrendz.net"]
+    "signature", ["TechTrendz.net", "Team techtrendz.net", "Tokyo, TechTrendz.net"]
 )
 def test_the_sellers_name_written_in_the_body_is_the_business_name_not_a_link(
     signature: str,
@@ -1290,6 +1298,18 @@ def test_the_sellers_name_written_in_the_body_is_the_business_name_not_a_link(
 def test_the_sellers_name_as_a_link_is_a_link(body: str) -> None:
     built = message(body, sender='"TechTrendz.net" <s@x.example>')
     assert _ids(built) == ["content.link", "content.business_name"]
+
+
+def test_only_the_name_the_business_name_rule_refuses_is_left_to_it() -> None:
+    # "Co. UK" is no suffixed name: a link under co.uk stays a link
+    built = message("Cheaper at evil-outlet.co.uk", sender='"Smith & Co. UK" <s@x.example>')
+    assert _ids(built) == ["content.link"]
+    # where names are not refused (a buyer's, as shipped), the name's host is a link
+    names_off = {"suffixes": ["com"], "buyer_to_seller": "off"}
+    rules = Policy.compile(_policy({"content.business_name": names_off}))
+    buyer = message("Better price at cheap-deals.com", sender='"cheap-deals.com" <b@x.example>')
+    refused = _verdict(buyer, rules, direction=TO_SELLER).refused
+    assert [v.rule_id for v in refused] == ["content.link"]
 
 
 def test_business_name_in_a_raw_utf8_from_header() -> None:

@@ -23,36 +23,11 @@ _DOTTED = re.compile(
     r"(?P<suffix>[a-z]+|[а-яё]+)(?![a-z0-9а-яё])"
 )
 _LETTER = re.compile(r"[^\W\d_]")
+_LABELS = re.compile(r"(?:\.[^\W_][\w-]{0,62})*")  # the labels after a suffix: ".co" ".uk"
 # The countries' codes: the regions phone numbers know, and the codes of domains only.
 COUNTRY_CODES = frozenset(
     {code.lower() for code in phonenumbers.SUPPORTED_REGIONS} | {"uk", "eu", "su"}
 )
-
-
-# A host written in a name, spaces around its dots closed up: "Tokyo Camera Works.jp" holds
-# "works.jp", "Best Deals .net" "deals.net".
-_HOST_IN_NAME = re.compile(r"[^\W_][\w-]*(?:\.[^\W_][\w-]*)+")
-_SPACED_DOT = re.compile(r"\s*([.。])\s*")
-
-
-def sender_names(ctx: MessageContext) -> tuple[str, ...]:
-    """The seller's names the message shows: the From display name and the shop's name."""
-    return tuple(
-        fold(name)
-        for name in (ctx.content.sender_name, ctx.conversation.sender.display_name)
-        if name
-    )
-
-
-def hosts_in_names(names: tuple[str, ...]) -> frozenset[str]:
-    """The hosts the sender's names spell: each dotted word, and the whole name run
-    together ("best deals .net" -> "deals.net" and "bestdeals.net")."""
-    hosts: set[str] = set()
-    for name in names:
-        closed = _SPACED_DOT.sub(".", name).replace("。", ".")
-        hosts.update(found.group(0) for found in _HOST_IN_NAME.finditer(closed))
-        hosts.update(found.group(0) for found in _HOST_IN_NAME.finditer(closed.replace(" ", "")))
-    return frozenset(hosts)
 
 
 class BusinessName:
@@ -69,6 +44,20 @@ class BusinessName:
             if name and self._suffixed(fold(name)):
                 return [hit(self.id, name, "sender name")]
         return []
+
+    def hosts(self, ctx: MessageContext) -> frozenset[str]:
+        """The hosts this rule finds in the sender's names, as a body would write them:
+        "TechTrendz.net" -> "techtrendz.net", "Tokyo Camera Works.jp" -> "works.jp",
+        "PrintPalace.co.uk" -> "printpalace.co.uk"."""
+        hosts = set()
+        for name in (ctx.content.sender_name, ctx.conversation.sender.display_name):
+            folded = fold(name or "")
+            for found in _DOTTED.finditer(folded):
+                if self._is_suffix(found):
+                    more = _LABELS.match(folded, found.end())
+                    labels = more.group() if more else ""
+                    hosts.add(f"{found['name']}.{found['suffix']}{labels}")
+        return frozenset(hosts)
 
     def _suffixed(self, name: str) -> bool:
         return any(self._is_suffix(found) for found in _DOTTED.finditer(name))

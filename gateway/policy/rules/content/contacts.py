@@ -25,6 +25,9 @@ from gateway.policy.scan import TextScan, finditer, substitute
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 _DECIMAL = re.compile(r"^\d{1,3}(?:[ .]\d{3})*[.,]\d{1,2}$")
 _ZIP_PLUS_4 = re.compile(r"^\d{5}-\d{4}$")
+# Numbers of one or two digits between middle dots: a list ("36 · 38 · 40 · 42"), not a
+# phone number ("654·321·098", "03・1234・5678").
+_DOTTED_LIST = re.compile(r"\d{1,2}(?:\s?[\u00b7\u30fb]\s?\d{1,2})+$")
 _INTERNATIONAL = ("+", "00", "wa.me/", "phone=")  # WhatsApp's links: the number without "+"
 # A national number written without "+" either starts with its trunk prefix "0" or has
 # 9 to 11 digits (US, CN and IT mobiles, ES); other runs are references, serials, codes.
@@ -145,7 +148,7 @@ class ContactScanner:
             written.lstrip("(").startswith("0") or len(digits) in national
         ):
             return False
-        if _ZIP_PLUS_4.match(written) or _DECIMAL.match(written):
+        if _ZIP_PLUS_4.match(written) or _DECIMAL.match(written) or _DOTTED_LIST.match(written):
             return False
         if self._introduced_as_reference(text, start) or is_iban(text, start):
             return False

@@ -5,10 +5,10 @@ whose text hides the target. Hosts on the allow-list (carriers, the marketplace)
 from __future__ import annotations
 
 from gateway.core.content import Hyperlink
-from gateway.core.model import Violation
+from gateway.core.model import Direction, Violation
 from gateway.policy.rule import MessageContext
 from gateway.policy.rules.content.base import EVERYTHING, folded_texts, hit
-from gateway.policy.rules.content.business_name import hosts_in_names, sender_names
+from gateway.policy.rules.content.business_name import BusinessName
 from gateway.policy.rules.content.contacts import ContactScanner, Match, host_of
 
 _WEB_SCHEMES = ("http://", "https://", "ftp://", "//", "www.")
@@ -26,8 +26,17 @@ class OffMarketplaceLink:
     id = "content.link"
     description = "no links off the marketplace, except to allowed domains such as carriers"
 
-    def __init__(self, scanner: ContactScanner) -> None:
+    def __init__(
+        self,
+        scanner: ContactScanner,
+        names: BusinessName,
+        named: frozenset[Direction] = frozenset(),
+    ) -> None:
+        """`named`: the directions where `names` refuses a seller's suffixed name, and so
+        reports that name where the body writes it bare."""
         self._scanner = scanner
+        self._names = names
+        self._named = named
 
     def refuses(self, link: Hyperlink) -> bool:
         """Whether this HTML link leads off the marketplace (the sanitiser unwraps those)."""
@@ -40,7 +49,8 @@ class OffMarketplaceLink:
         for link in ctx.content.links:
             if self.refuses(link):
                 return [hit(self.id, link.target)]
-        own = hosts_in_names(sender_names(ctx))
+        named = ctx.conversation.direction in self._named
+        own = self._names.hosts(ctx) if named else frozenset[str]()
         for where, text in folded_texts(ctx, EVERYTHING):
             for match in self._scanner.links(self._scanner.unmask(text)):
                 if not self._scanner.allowed(match.host) and not _names_sender(match, own):
@@ -52,5 +62,4 @@ def _names_sender(match: Match, own: frozenset[str]) -> bool:
     """Whether the match is the seller's name as its display name writes it ("Thanks,
     TechTrendz.net"), bare: content.business_name's to report. With a scheme, "www." or a
     path it is a link."""
-    bare = match.text == match.host and not match.host.startswith("www.")
-    return bare and any(match.host == host or match.host.endswith("." + host) for host in own)
+    return match.text == match.host and match.host in own

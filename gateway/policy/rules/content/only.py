@@ -133,10 +133,9 @@ class Sentences:
             starts = found.at(kind)
             if pattern is None or not search(pattern, sentence, starts):
                 continue
-            # Blanked, not cut out: the sentence's scan still says where courtesy starts.
-            rest = substitute(pattern, _blank, sentence, starts)
+            rest = substitute(pattern, " ", sentence, starts)
             if courtesy is not None:
-                rest = substitute(courtesy, _blank, rest, found.at("courtesy"))
+                rest = substitute(courtesy, " ", rest, self._scan.scan(rest).at("courtesy"))
             words = word_count(rest)
             if kind == "courtesy" and words > COURTESY_FILLER_WORDS:
                 return _SIGN_OFF if words <= FILLER_WORDS else "other"
@@ -145,10 +144,6 @@ class Sentences:
         if len(sentence.split()) <= SIGNATURE_WORDS and word_count(sentence) <= SIGNATURE_WORDS:
             return _SHORT if not re.search(r"\d{3}", sentence) else "other"
         return "other"
-
-
-def _blank(found: re.Match[str]) -> str:
-    return " " * len(found.group(0))
 
 
 def _sentences(texts: Iterable[str]) -> Iterator[tuple[int, str]]:

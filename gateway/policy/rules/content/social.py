@@ -24,14 +24,14 @@ from gateway.policy.scan import TextScan
 _REPLY = re.compile(r"\s?(?:re|aw|sv|vs|antw|rif|r|fw|fwd|wg|tr|ответ|回复|回覆|答复|返信)\s?:")
 _SENTENCE_END = re.compile(r"[.!?。！？\n]")
 # Where a clause ends: a sentence's end, a comma or semicolon, a dash between spaces.
-_CLAUSE_END = re.compile(r"[.!?。！？\n,;，；、]| [-–—] ")
+_CLAUSE_END = re.compile(r"[.!?。！？\n,;，；]| [-–—] ")
 _REACH = 120  # characters read on each side of a match for its clauses, at most
-# An ID in a match: a handle with a digit or "_" among letters ("xiaoyu_0523"), or a number
-# as long as a QQ or phone number, its digits grouped or not ("55 5123 0147"); "24/7" and
-# "2 days" are none.
+# An ID: a handle opening with a letter, with a digit or "_" in it ("xiaoyu_0523"), or a
+# number as long as a QQ or phone number, its digits grouped or not ("55 5123 0147");
+# "24/7", "9.30am" and "2 days" are none. CJK text may touch it ("加微信xiaoyu_0523，").
 _ID = re.compile(
-    r"(?<![\w.])(?:(?=[\w.]*[a-z])(?=[\w.]*[\d_])[a-z0-9_.]{5,32}|\+?\d(?:[ -]?\d){5,14})"
-    r"(?![\w.])"
+    r"(?<![a-z0-9_.])(?:[a-z](?=[a-z0-9_.]*[\d_])[a-z0-9_.]{4,31}|\+?\d(?:[ -]?\d){6,14})"
+    r"(?![a-z0-9_.])"
 )
 
 
@@ -107,10 +107,11 @@ class SocialContact:
 
 
 def _holds_id(text: str, found: re.Match[str]) -> bool:
-    """Whether an ID starts inside the match or right after it ("微信是 xiaoyu_0523": the
-    pattern ends at the ID's first letter)."""
-    end = min(len(text), found.end() + 34)
-    return any(m.start() <= found.end() + 2 for m in _ID.finditer(text, found.start(), end))
+    """Whether an ID starts where the match ends ("微信是 xiaoyu_0523": the pattern ends at
+    the ID's first letter; "on WhatsApp 415 555 2671"), not at a number the match reaches
+    over ("we don't use WhatsApp for order 4471203")."""
+    near = range(max(found.start(), found.end() - 2), min(len(text), found.end() + 3))
+    return any(_ID.match(text, place) for place in near)
 
 
 def _matches(

@@ -29,7 +29,8 @@ _WORDLIKE_SUFFIXES = frozenset(
 _PROSE_SUFFIXES = _WORDLIKE_SUFFIXES | {"info", "shop", "store", "online", "site", "net"}
 # Suffixes written as they are said, in another script: "shop точка ру".
 _SPOKEN_SUFFIXES = {"ру": "ru", "ком": "com", "орг": "org"}  # not "нет": "no"
-# Link shorteners, a host whatever the dots between their labels ("bit . ly / 3xk").
+# Link shorteners: a host whatever the dots between their labels, with a path after them
+# ("bit . ly / 3xk"; "u . to be honest" is prose).
 _SHORTENERS = frozenset(
     "bit.ly t.co goo.gl tinyurl.com ow.ly is.gd cutt.ly rb.gy t.ly shorturl.at "  # noqa: SIM905
     "tiny.cc bitly.com s.id v.gd clck.ru u.to vk.cc dwz.cn t.cn url.cn".split()
@@ -374,11 +375,7 @@ class _Shape:
             if path:
                 return False
             local = "".join("." if p.kind == _DOT else p.text for p in name)
-            letters = sum(map(str.isalpha, local))
-            # A host spelled out with dot-words after it: an address unless the name is
-            # short enough to be prose ("find us at shop dot com" is a link).
-            spelled = any(how in (_STRONG, _WEAK, _BRACKETED) for how in dots)
-            if not (spelled and letters >= 5) and (not _ADDRESS_NAME.search(local) or letters < 4):
+            if not _ADDRESS_NAME.search(local) or sum(map(str.isalpha, local)) < 4:
                 return False
         return set(dots) == {_PLAIN} or suffix in self.suffixes
 
@@ -388,7 +385,7 @@ class _Shape:
         not "punto de"), after a dot between spaces none of prose at all; or the shape
         around it (www, a path, a scheme, an at-word) says it is a host."""
         suffix = labels[-1]
-        if ".".join(labels) in _SHORTENERS:
+        if ".".join(labels) in _SHORTENERS and evidence:
             return True
         if suffix not in self.suffixes:
             return False

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 # Paragraphs are apart by an empty line; within one, hard-wrapped lines are one text again.
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 # A sentence ends at . ! ? before a space ("$34.99" and "e.g." do not end one), at ! ?
-# before a CJK character (folding made "！" "!"), and at the CJK full stops wherever they
-# stand.
-_SENTENCE_END = re.compile(
-    r"(?<=[.!?])\s+|(?<=[!?])(?=[\u3040-\u30ff\u3400-\u9fff])|(?<=[。！？])\s*"
-)
+# before kana, a Han ideograph or a Hangul syllable (folding made "！" "!"), and at the
+# CJK full stops wherever they stand.
+_CJK_TEXT = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
+_SENTENCE_END = re.compile(rf"(?<=[.!?])\s+|(?<=[!?])(?=[{_CJK_TEXT}])|(?<=[。！？])\s*")
 _EDGES = " \t-–—*_=~•·,;:"
 
 
