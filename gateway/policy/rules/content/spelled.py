@@ -591,7 +591,6 @@ class _Unbracket:
             *self.words.dot_bracketed,
             *self.words.slash_bracketed,
         }
-
         run = found.group(0)
         if not any(_inner(item) in separators for item in _BRACKETED_ITEM.finditer(run)):
             return run
@@ -626,7 +625,7 @@ class _Reverse:
 
     def __call__(self, found: re.Match[str]) -> str:
         turned = found.group(0)[::-1]
-        if turned.startswith(("http", "www.")):
+        if turned.startswith(("http://", "https://", "www.")):
             host = turned.partition("//")[2] if "//" in turned else turned
             host = host.split("/", 1)[0]
         else:
