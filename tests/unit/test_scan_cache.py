@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.policy import scancache
+from gateway.policy import scan, scancache
 from gateway.policy.scan import Expression, ScanDatabase
 
 
@@ -26,14 +26,19 @@ EXPRESSIONS = [
 ]
 
 
+def _not_compiled(expressions: object) -> None:
+    raise AssertionError("compiled again instead of loaded from the cache")
+
+
 def test_a_second_database_of_the_same_expressions_is_loaded_not_compiled(
-    private_temp: Path,
+    private_temp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = ScanDatabase(EXPRESSIONS)
     assert first.anywhere == {"bad"}  # Hyperscan refuses it: it may match anywhere
     [kept] = list(private_temp.glob("bsm-gateway-scan-*/*.hsdb"))
     assert kept.stat().st_mode & 0o077 == 0 and kept.parent.stat().st_mode & 0o777 == 0o700
-    second = ScanDatabase(EXPRESSIONS)
+    monkeypatch.setattr(scan, "_compiled", _not_compiled)
+    second = ScanDatabase(EXPRESSIONS)  # compiling now fails: it must come from the cache
     assert second.anywhere == {"bad"}
     found = second.scan("say hello")  # the scan reads the text reversed
     assert found.at("word") == [4]

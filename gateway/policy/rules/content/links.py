@@ -49,17 +49,18 @@ class OffMarketplaceLink:
         for link in ctx.content.links:
             if self.refuses(link):
                 return [hit(self.id, link.target)]
-        named = ctx.conversation.direction in self._named
-        own = self._names.hosts(ctx) if named else frozenset[str]()
         for where, text in folded_texts(ctx, EVERYTHING):
             for match in self._scanner.links(self._scanner.unmask(text)):
-                if not self._scanner.allowed(match.host) and not _names_sender(match, own):
+                if not self._scanner.allowed(match.host) and not self._names_sender(ctx, match):
                     return [hit(self.id, match.text, where)]
         return []
 
-
-def _names_sender(match: Match, own: frozenset[str]) -> bool:
-    """Whether the match is the seller's name as its display name writes it ("Thanks,
-    TechTrendz.net"), bare: content.business_name's to report. With a scheme, "www." or a
-    path it is a link."""
-    return match.text == match.host and match.host in own
+    def _names_sender(self, ctx: MessageContext, match: Match) -> bool:
+        """Whether the match is the seller's name as its display name writes it ("Thanks,
+        TechTrendz.net"), bare, where content.business_name refuses that name: that rule's
+        to report. With a scheme, "www." or a path it is a link."""
+        return (
+            match.text == match.host
+            and ctx.conversation.direction in self._named
+            and match.host in self._names.hosts(ctx)
+        )

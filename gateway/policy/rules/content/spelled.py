@@ -145,7 +145,14 @@ def unmask_steps(lexicon: Lexicon, link: LinkSettings) -> tuple[Step, ...]:
             opening=_SPACED_OPENING,
         ),
         Step("unmask.reversed", _REVERSED, _Reverse(link.extra_suffixes)),
-        Step("unmask.bracketed", _BRACKETED_RUN, _Unbracket(words), opening=_BRACKETED_OPENING),
+        Step(
+            "unmask.bracketed",
+            _BRACKETED_RUN,
+            _Unbracket(
+                frozenset((*words.at_bracketed, *words.dot_bracketed, *words.slash_bracketed))
+            ),
+            opening=_BRACKETED_OPENING,
+        ),
         Step(
             "unmask.spelled",
             _shape_pattern(words, suffixes),
@@ -583,20 +590,15 @@ class _Unbracket:
     """A run of bracketed pieces that holds a bracketed "@", "." or "/" word: the other
     pieces out of their brackets, for the spelled-out step to read the shape."""
 
-    words: _Words
+    separators: frozenset[str]  # the words that spell "@", "." and "/" in brackets
 
     def __call__(self, found: re.Match[str]) -> str:
-        separators = {
-            *self.words.at_bracketed,
-            *self.words.dot_bracketed,
-            *self.words.slash_bracketed,
-        }
         run = found.group(0)
-        if not any(_inner(item) in separators for item in _BRACKETED_ITEM.finditer(run)):
+        if not any(_inner(item) in self.separators for item in _BRACKETED_ITEM.finditer(run)):
             return run
 
         def freed(item: re.Match[str]) -> str:
-            return item.group(0) if _inner(item) in separators else _inner(item)
+            return item.group(0) if _inner(item) in self.separators else _inner(item)
 
         return _BRACKETED_ITEM.sub(freed, run)
 
