@@ -28,6 +28,8 @@ from gateway.delivery.maildir import MaildirTransport
 from gateway.delivery.smtp import SmtpTransport
 from gateway.delivery.transport import Transport
 from gateway.delivery.worker import DeliveryWorkers
+from gateway.imap.connection import Endpoint
+from gateway.imap.poller import SourceConfig, SourcePoller, Timing, new_holder
 from gateway.intake.intake import Intake
 from gateway.intake.policy import Policy
 from gateway.intake.resolver import Resolver
@@ -46,6 +48,7 @@ from gateway.storage.changes import Change
 from gateway.storage.committer import Committer
 from gateway.storage.database import Database
 from gateway.storage.directory import ChangeWatcher, Directory
+from gateway.storage.imap import MailboxLedger
 
 _log = get_logger("app")
 
@@ -78,6 +81,49 @@ def _sender_verifier(settings: Settings) -> SenderVerifier | None:
             f"config error: dns.nameservers: none given and the system has none ({error})"
         ) from None
     return SenderVerifier(resolver)
+
+
+def build_pollers(
+    settings: Settings, intake: Intake, database: Database, clock: Clock, metrics: Metrics
+) -> list[SourcePoller]:
+    """One poller per [[imap.sources]] entry; they share the database's leases."""
+    imap = settings.imap
+    timing = Timing(
+        poll_interval=imap.poll_interval,
+        idle_renew=imap.idle_renew,
+        lease=imap.lease,
+        backoff_min=imap.backoff_min,
+        backoff_max=imap.backoff_max,
+        batch=imap.batch,
+        max_message_size=settings.smtp.max_message_size,
+    )
+    ledger = MailboxLedger(database)
+    holder = new_holder(socket.gethostname(), os.getpid())
+    return [
+        SourcePoller(
+            SourceConfig(
+                name=source.name,
+                endpoint=Endpoint(
+                    source.host, source.port, source.tls, source.ca_file, source.user, imap.timeout
+                ),
+                password=imap.password(source),
+                folder=source.folder,
+                move_to=source.move_to,
+                quarantine_to=source.quarantine_to,
+                recipient_headers=list(source.recipient_headers),
+                sender_header=source.sender_header,
+                trusted_authserv_ids=tuple(source.trusted_authserv_ids),
+            ),
+            timing,
+            intake=intake,
+            ledger=ledger,
+            clock=clock,
+            metrics=metrics,
+            alias_domain=settings.alias_domain,
+            holder=holder,
+        )
+        for source in imap.sources
+    ]
 
 
 def prepare(services: Services) -> None:
@@ -215,6 +261,8 @@ class Gateway:
             max_mime_depth=settings.smtp.max_mime_depth,
             verifier=_sender_verifier(settings),
         )
+        self.pollers = build_pollers(settings, self.intake, database, self.clock, self.metrics)
+        self._poller_tasks: list[asyncio.Task[None]] = []
         smtp = settings.smtp
         self.handler = SmtpHandler(
             self.intake, HandlerLimits(smtp.max_recipients, smtp.rcpt_refusal_delay)
@@ -361,6 +409,10 @@ class Gateway:
         if self._keeps_archive_log:
             self.archive_tasks = ArchiveTasks(self.settings, self.database, self.clock)
             self.archive_tasks.start()
+        self._poller_tasks = [
+            asyncio.create_task(poller.run(), name=f"imap {poller.config.name}")
+            for poller in self.pollers
+        ]
         metrics = self.settings.metrics
         if metrics.enabled and self._serves_metrics:
             self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
@@ -396,6 +448,11 @@ class Gateway:
 
     async def stop(self) -> None:
         grace = self.settings.smtp.shutdown_grace
+        # A poller stopped mid-message loses nothing: what was committed is recorded as
+        # taken in, and is only moved on the next start.
+        for task in self._poller_tasks:
+            task.cancel()
+        await asyncio.gather(*self._poller_tasks, return_exceptions=True)
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         await self.workers.stop()
         if self.archive_tasks is not None:

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyAddress,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -235,6 +236,68 @@ class ArchiveSettings(_Section):
     retention_days: Annotated[int, Field(ge=1)]
 
 
+class ImapSource(_Section):
+    """One mailbox the gateway fetches from, as if its messages had arrived on the MX."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
+    host: Annotated[str, Field(min_length=1)]
+    port: Port
+    tls: Literal["implicit", "starttls", "none"]
+    ca_file: Path | None = None  # the CA that signs the server's certificate; None: system's
+    user: Annotated[str, Field(min_length=1)]
+    folder: Annotated[str, Field(min_length=1)] = "INBOX"
+    # After the commit: moved to this folder, or (flag = true) left and flagged.
+    move_to: str = ""
+    flag: bool = False
+    quarantine_to: str = ""  # a message that cannot be read or routed; "": as move_to/flag
+    # Where the server writes the envelope: the alias in the first of these headers that
+    # names an address on the alias domain, the sender in the first one of sender_header.
+    recipient_headers: Annotated[list[str], Field(min_length=1)] = [
+        "Delivered-To",
+        "X-Original-To",
+        "To",
+    ]
+    sender_header: Annotated[str, Field(min_length=1)] = "Return-Path"
+    # Authentication-Results written by these servers (authserv-id) count as proof of the
+    # sender beside the gateway's own DKIM check (SPF needs the client's address: only the
+    # server that received the message could check it).
+    trusted_authserv_ids: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_way_to_finish(self) -> ImapSource:
+        if bool(self.move_to) == self.flag:
+            raise ValueError('give either move_to = "FOLDER" or flag = true')
+        return self
+
+
+class ImapSettings(_Section):
+    poll_interval: Seconds  # without IDLE: how often the folder is searched
+    idle_renew: Annotated[float, Field(gt=0, lt=29 * 60)]  # RFC 2177: before 29 minutes
+    timeout: Seconds  # a command's reply, and a connection's greeting
+    lease: Annotated[float, Field(ge=3)]  # one process polls a source; renewed at a third
+    backoff_min: Seconds
+    backoff_max: Seconds
+    batch: Annotated[int, Field(ge=1, le=500)]  # messages fetched and committed together
+    sources: list[ImapSource]
+    # The passwords, by source name, from the environment: BSM_IMAP__PASSWORDS__<NAME>.
+    passwords: dict[str, SecretStr]
+
+    @model_validator(mode="after")
+    def _each_source_once_with_a_password(self) -> ImapSettings:
+        names = [source.name for source in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError("sources: two sources have the same name")
+        for name in names:
+            if name not in self.passwords:
+                raise ValueError(
+                    f"source {name!r} has no password: set BSM_IMAP__PASSWORDS__{name.upper()}"
+                )
+        return self
+
+    def password(self, source: ImapSource) -> str:
+        return self.passwords[source.name].get_secret_value()
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["json", "console"]
@@ -258,6 +321,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings
     dkim: DkimSettings
     archive: ArchiveSettings
+    imap: ImapSettings
     rules: RulesSettings
     dns: DnsSettings
     log: LogSettings

@@ -23,6 +23,9 @@ class Direction(StrEnum):
     BUYER_TO_SELLER = "buyer_to_seller"
     NOTICE = "notice"  # written by the gateway itself: a DSN to a party
     BOUNCE = "bounce"  # a DSN from the recipient's side about a message the gateway sent
+    # Reached no pair: an unknown alias, or a sender who is not the pair's party. SMTP
+    # refuses these at RCPT; a message fetched from a mailbox is archived as refused.
+    UNROUTED = "unrouted"
 
     @staticmethod
     def from_sender(side: Side) -> Direction:

@@ -19,7 +19,7 @@ from gateway.core.model import (
     Violation,
 )
 from gateway.intake.decide import Judged, as_received
-from gateway.intake.model import Outcome, Received, Unit, Variant
+from gateway.intake.model import MailboxOrigin, Outcome, Received, Unit, Variant
 from gateway.intake.policy import Policy
 from gateway.pipeline.dsn import (
     FailedRecipient,
@@ -104,23 +104,69 @@ def for_bounce(received: Received, rcpt: str, context: BounceContext) -> Outcome
     return Outcome(rcpt, context.pair_id, entry, notice, failed)
 
 
-def unit(received: Received, outcomes: Sequence[Outcome], policy: Policy) -> Unit:
+def unit(
+    received: Received,
+    outcomes: Sequence[Outcome],
+    policy: Policy,
+    origin: MailboxOrigin | None = None,
+) -> Unit:
     """The commit of one message: its outcomes and the notices they set off; and, if the
-    seller's messages claim quota, the same with them refused, for a day found full."""
+    seller's messages claim quota, the same with them refused, for a day found full. A
+    mailbox's message (`origin`) has no session to refuse in: its refusals are told by DSN."""
+    by_notice = origin is not None
     claim = _merged_claim(outcomes)
-    passing = _variant(received, outcomes)
+    passing = _variant(received, outcomes, by_notice)
     if claim is None:
-        return Unit(received, passing)
+        return Unit(received, passing, origin=origin)
     full = [_over_quota(o, policy) if o.quota_claim is not None else o for o in outcomes]
-    return Unit(received, passing, claim, _variant(received, full))
+    return Unit(received, passing, claim, _variant(received, full, by_notice), origin)
 
 
-def _variant(received: Received, outcomes: Sequence[Outcome]) -> Variant:
+def unrouted(received: Received, rcpt: str, violation: Violation) -> Outcome:
+    """A mailbox's message to an address that leads to no pair (or from a sender who is not
+    its party): archived as refused, told to nobody (the sender is unknown: backscatter)."""
+    entry = as_received(received, rcpt, Direction.UNROUTED, None, violation.reply)
+    return Outcome(rcpt, None, replace(entry, violations=(violation,)))
+
+
+def _variant(received: Received, outcomes: Sequence[Outcome], by_notice: bool) -> Variant:
     notices = [o.notice for o in outcomes if o.notice is not None]
     refused = [o for o in outcomes if not o.entry.accepted]
-    if refused and len(refused) < len(outcomes):
+    if by_notice:
+        notices.extend(refusal_notices(received, refused))
+    elif refused and len(refused) < len(outcomes):
         notices.append(partial_refusal_notice(received, refused))
     return Variant(tuple(outcomes), tuple(notices))
+
+
+def refusal_notices(received: Received, refused: Sequence[Outcome]) -> list[ArchiveEntry]:
+    """Refusals told by DSN, one per sending party's address: only where the message is
+    proven to be that party's (a refusal by a sender rule goes untold, or a forger could
+    send the party notices at will), and only to the address the gateway knows for it,
+    never the envelope's."""
+    told: dict[str, list[Outcome]] = {}
+    for outcome in refused:
+        if outcome.tell is None:
+            continue
+        if any(v.rule_id.startswith("sender.") for v in outcome.entry.violations):
+            continue
+        told.setdefault(outcome.tell, []).append(outcome)
+    return [
+        failure_notice(
+            alias_domain=received.alias_domain,
+            pair_id=outcomes[0].pair_id,
+            original_sender=address,
+            original_headers=header_block(received.raw),
+            arrival=received.received_at,
+            now=received.received_at,
+            failed=[
+                FailedRecipient(o.rcpt, o.entry.reply.enhanced, o.entry.reply.text)
+                for o in outcomes
+            ],
+            session_id=received.session_id,
+        )
+        for address, outcomes in told.items()
+    ]
 
 
 def _merged_claim(outcomes: Sequence[Outcome]) -> QuotaClaim | None:
@@ -147,7 +193,7 @@ def _over_quota(outcome: Outcome, policy: Policy) -> Outcome:
         raw_delivered=None,
         delivery=None,
     )
-    return Outcome(outcome.rcpt, outcome.pair_id, entry)
+    return Outcome(outcome.rcpt, outcome.pair_id, entry, tell=outcome.tell)
 
 
 def partial_refusal_notice(received: Received, refused: Sequence[Outcome]) -> ArchiveEntry:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from gateway.core.model import QuotaClaim
 from gateway.intake.model import Committed, Unit, Variant
-from gateway.storage import queue, quota, waits
+from gateway.storage import imap, queue, quota, waits
 from gateway.storage.queue import QueueState
 
 
@@ -77,13 +77,27 @@ def _write(
         for oid, why in (o.failed_delivery for o in v.outcomes if o.failed_delivery is not None)
     ]
     queue.finish(connection, failed)
-    committed, start = [], 0
+    committed, start, taken = [], 0, []
     for write, variant in zip(writes, variants, strict=True):
         end = start + len(variant.entries)
         own = ids[start:end]
+        origin = write.unit.origin
+        if origin is not None:
+            taken.append(
+                imap.Taken(
+                    origin.source,
+                    origin.uidvalidity,
+                    origin.uid,
+                    origin.digest,
+                    origin.message_id,
+                    own[0],
+                )
+            )
         outbound = {i: outbound_ids[i] for i in own if i in outbound_ids}
         committed.append(Committed(variant, own, outbound, None, write.leased_until))
         start = end
+    if taken:
+        imap.record_taken(connection, taken, writes[0].unit.received.received_at)
     return committed
 
 

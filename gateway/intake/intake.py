@@ -23,6 +23,7 @@ from gateway.core.model import (
     Direction,
     SellerLogin,
     SenderAuthentication,
+    Violation,
 )
 from gateway.intake import build, decide
 from gateway.intake.commit import UnitWrite
@@ -42,6 +43,7 @@ from gateway.intake.verify import SenderVerifier
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
+from gateway.pipeline.authresults import trusted_checks
 from gateway.pipeline.parse import canonical_line_ends
 from gateway.storage.committer import Committer
 from gateway.storage.directory import Directory
@@ -57,6 +59,8 @@ INLINE_BYTES = 256 * 1024
 # How long a message waits, before its commit, for the deliveries ahead of it to go out
 # when they pile up; then it is committed all the same.
 FLOW_WAIT_SECONDS = 1.0
+BAD_RECIPIENT = Violation("rcpt.syntax", status.BAD_ADDRESS)
+UNKNOWN_BOUNCE = Violation("rcpt.bounce", status.UNKNOWN_ALIAS)
 
 
 class Deliveries(Protocol):
@@ -116,7 +120,7 @@ class Intake:
             mailbox = parse_mailbox(address)
         except AddressError:
             maillog.recipient_refused(rule_id="rcpt.syntax", reply_code=501)
-            return RecipientCheck(status.BAD_ADDRESS)
+            return RecipientCheck(status.BAD_ADDRESS, violation=BAD_RECIPIENT)
         bounce_token = bounce_token_of(mailbox, self._domain)
         if bounce_token is not None and login is None:
             return await self._bounce_recipient(bounce_token)
@@ -134,7 +138,7 @@ class Intake:
             maillog.recipient_refused(
                 rule_id=violation.rule_id, reply_code=violation.reply.code, token=token
             )
-            return RecipientCheck(violation.reply)
+            return RecipientCheck(violation.reply, violation=violation)
         return RecipientCheck(status.RCPT_OK, found)
 
     async def _bounce_recipient(self, token: str) -> RecipientCheck:
@@ -146,7 +150,7 @@ class Intake:
             return RecipientCheck(status.TEMPORARY_FAILURE)
         if context is None:
             maillog.recipient_refused(rule_id="rcpt.bounce", reply_code=550)
-            return RecipientCheck(status.UNKNOWN_ALIAS)
+            return RecipientCheck(status.UNKNOWN_ALIAS, violation=UNKNOWN_BOUNCE)
         return RecipientCheck(status.RCPT_OK, context)
 
     # -- DATA -----------------------------------------------------------------------
@@ -186,7 +190,9 @@ class Intake:
                 len(raw), read, arrived, self._max_depth, policy.reads_content and to_pairs
             )
             recipients = await self._gather(received, arrival.recipients, policy)
-            unit = await self._cpu(len(raw), self._decide_and_build, received, recipients, policy)
+            unit = await self._cpu(
+                len(raw), self._decide_and_build, received, recipients, arrival, policy
+            )
             await self._deliveries.admit(FLOW_WAIT_SECONDS)
             room = self._deliveries.room(len(unit.passing.outcomes) + len(unit.passing.notices))
             leased_until = (
@@ -200,7 +206,8 @@ class Intake:
             _log.error("commit_failed", exc_info=error)
             return Receipt(status.TEMPORARY_FAILURE)
         self._after_commit(arrival, unit, committed)
-        return Receipt(_reply(committed), tuple(committed.record_ids))
+        unreadable = received.parsed is None
+        return Receipt(_reply(committed), tuple(committed.record_ids), unreadable)
 
     async def _cpu(self, size: int, work: Callable[..., T], *args: object) -> T:
         if size <= INLINE_BYTES:
@@ -208,7 +215,8 @@ class Intake:
         return await asyncio.to_thread(work, *args)
 
     async def _authenticate(self, arrival: Arrival, raw: bytes) -> SenderAuthentication | None:
-        """What proves the sender: its AUTH on submission, else DKIM and SPF (DNS)."""
+        """What proves the sender: its AUTH on submission, else DKIM and SPF (DNS); for a
+        mailbox's message, DKIM and the results its trusted servers wrote."""
         client = arrival.client
         if client.login is not None:
             passed = AuthCheck("auth", "pass", identity=client.login.username)
@@ -216,9 +224,15 @@ class Intake:
         to_pairs = any(isinstance(r.target, Conversation) for r in arrival.recipients)
         if self._verifier is None or not to_pairs:
             return None  # not required, or only reports to bounce addresses
-        authentication = await self._verifier.verify(
-            raw, client.peer, client.helo, arrival.envelope_from
-        )
+        origin = arrival.origin
+        if origin is not None:
+            own = await self._verifier.verify_signatures(raw)
+            trusted = trusted_checks(raw, origin.trusted_authserv_ids)
+            authentication = SenderAuthentication((*own.checks, *trusted))
+        else:
+            authentication = await self._verifier.verify(
+                raw, client.peer, client.helo, arrival.envelope_from
+            )
         for check in authentication.checks:
             self._metrics.sender_auth.labels(check.method, check.result).inc()
         return authentication
@@ -245,9 +259,14 @@ class Intake:
         return gathered
 
     def _decide_and_build(
-        self, received: Received, recipients: Sequence[Recipient], policy: Policy
+        self,
+        received: Received,
+        recipients: Sequence[Recipient],
+        arrival: Arrival,
+        policy: Policy,
     ) -> Unit:
-        outcomes: list[Outcome] = []
+        outcomes = [build.unrouted(received, rcpt, why) for rcpt, why in arrival.refused]
+        tells = arrival.notifies_refusals
         for recipient in recipients:
             target = recipient.target
             if isinstance(target, BounceContext):
@@ -255,7 +274,7 @@ class Intake:
                 continue
             try:
                 judged = decide.judge_alias(received, recipient.address, target, policy)
-                outcomes.append(
+                outcome = (
                     build.deliverable(received, judged, policy)
                     if judged.passed
                     else build.refused(judged)
@@ -264,8 +283,11 @@ class Intake:
                 # Judging and rewriting are pure: the same bytes would fail again, so a
                 # 451 would only make the sender retry for days. Refuse, keep, report.
                 _log.error("content_error", pair_id=target.pair_id, exc_info=error)
-                outcomes.append(decide.unprocessable(received, recipient.address, target))
-        return build.unit(received, outcomes, policy)
+                outcome = decide.unprocessable(received, recipient.address, target)
+            if tells:
+                outcome = replace(outcome, tell=target.sender.delivery_address)
+            outcomes.append(outcome)
+        return build.unit(received, outcomes, policy, arrival.origin)
 
     def _after_commit(self, arrival: Arrival, unit: Unit, committed: Committed) -> None:
         variant = committed.variant

@@ -43,13 +43,36 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
+class MailboxOrigin:
+    """Where a message fetched from a mailbox (IMAP) was: committed with its archive
+    records, so that it is never taken in twice."""
+
+    source: str
+    uidvalidity: int
+    uid: int
+    digest: str  # SHA-256 of the bytes as fetched
+    message_id: str | None
+    # Authentication-Results of these servers (authserv-id) count as proof of the sender.
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Arrival:
-    """One message as an adapter hands it over: the envelope and the bytes."""
+    """One message as an adapter hands it over: the envelope and the bytes. `refused`:
+    recipients refused before the message was read, archived with it (a mailbox's message,
+    whose sender no RCPT reply reaches); `origin`: the mailbox it was fetched from."""
 
     envelope_from: str
     recipients: tuple[Recipient, ...]
     raw: bytes
     client: Client
+    refused: tuple[tuple[str, Violation], ...] = ()
+    origin: MailboxOrigin | None = None
+
+    @property
+    def notifies_refusals(self) -> bool:
+        """Whether refusals are told by DSN (no session to answer them in)."""
+        return self.origin is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,7 @@ class RecipientCheck:
 
     reply: Reply
     target: Target | None = None
+    violation: Violation | None = None  # why it was refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +110,9 @@ class Outcome:
     notice: ArchiveEntry | None = None  # a DSN to a sender
     failed_delivery: tuple[int, str] | None = None  # a delivery a bounce reports as failed
     quota_claim: QuotaClaim | None = None  # a seller's message counted against its day
+    # Where a refusal is told when no session answers it (a mailbox's message): the sending
+    # party's address as the gateway knows it; None: not told.
+    tell: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +140,7 @@ class Unit:
     passing: Variant
     claim: QuotaClaim | None = None
     over_quota: Variant | None = None
+    origin: MailboxOrigin | None = None  # a mailbox's message: recorded as taken in
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +159,4 @@ class Receipt:
 
     reply: Reply
     record_ids: tuple[int, ...] = field(default_factory=tuple)
+    unreadable: bool = False  # the bytes could not be parsed (archived as refused)

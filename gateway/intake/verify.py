@@ -64,6 +64,17 @@ class SenderVerifier:
         _current_lookup.set(lookup)
         return await asyncio.to_thread(self._verify, raw, client_ip, helo, mail_from, lookup)
 
+    async def verify_signatures(self, raw: bytes) -> SenderAuthentication:
+        """DKIM only: a message fetched from a mailbox, whose client address (for SPF) only
+        the server that received it knew."""
+        loop = asyncio.get_running_loop()
+
+        def lookup(name: str, rdtype: str) -> list[Any]:
+            return self._resolver.resolve_from_thread(loop, name, rdtype)
+
+        checks = await asyncio.to_thread(self._dkim, raw, lookup)
+        return SenderAuthentication(tuple(checks))
+
     def _verify(
         self, raw: bytes, client_ip: str, helo: str, mail_from: str, lookup: Lookup
     ) -> SenderAuthentication:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 _SHARED = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's name for the folder
@@ -66,6 +66,29 @@ class Metrics:
             "Content policy reloads (SIGHUP), by result",
             ["result"],  # loaded | refused
             registry=self.registry,
+        )
+        self.imap_messages = Counter(
+            "bsm_imap_messages",
+            "Messages of a mailbox source, by what became of them",
+            # fetched | processed (archived, a reply of 250) | refused | duplicate (taken in
+            # before: only moved or flagged) | quarantined | deferred (left for a retry)
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.imap_errors = Counter(
+            "bsm_imap_errors",
+            "Failures of a mailbox source's connection, by kind",
+            ["source", "kind"],  # auth | connect | timeout | dropped | protocol
+            registry=self.registry,
+        )
+        self.imap_state = Gauge(
+            "bsm_imap_state",
+            "A mailbox source's state in this process: 1 for the state it is in",
+            # standby (another process polls it) | connecting | idle | polling | fetching
+            # | backoff | auth_failed
+            ["source", "state"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self._server: WSGIServer | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import authres
 
 from gateway.core.model import AuthCheck, SenderAuthentication
+from gateway.pipeline.dsn import header_block
 
 
 def _result(check: AuthCheck) -> authres.BaseAuthenticationResult:
@@ -36,3 +37,55 @@ def authentication_results(authentication: SenderAuthentication, authserv_id: st
 def stamp(raw: bytes, authentication: SenderAuthentication, authserv_id: str) -> bytes:
     """`raw` with the field prepended, as a receiving MTA adds it (RFC 8601 5)."""
     return authentication_results(authentication, authserv_id) + raw
+
+
+def trusted_checks(raw: bytes, trusted: tuple[str, ...]) -> list[AuthCheck]:
+    """The DKIM and SPF results that the servers named in `trusted` (their authserv-id)
+    wrote into the message's Authentication-Results fields; the others' are ignored, as
+    anyone can write the field (RFC 8601 7.2)."""
+    if not trusted:
+        return []
+    wanted = {name.lower() for name in trusted}
+    checks = []
+    for value in _fields(header_block(raw), b"authentication-results"):
+        try:
+            header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
+        except Exception:  # noqa: S112  (authres raises its own errors and plain ones: unreadable)
+            continue
+        if str(header.authserv_id).lower() not in wanted:
+            continue
+        for result in header.results:
+            method = str(result.method).lower()
+            if method not in ("dkim", "spf"):
+                continue
+            properties = {f"{p.type}.{p.name}".lower(): str(p.value) for p in result.properties}
+            if method == "dkim":
+                domain = properties.get("header.d", "").lower()
+                selector = properties.get("header.s", "")
+                checks.append(AuthCheck("dkim", str(result.result).lower(), domain, selector))
+            else:
+                identity = properties.get("smtp.mailfrom", "")
+                domain = identity.rpartition("@")[2].lower()
+                checks.append(
+                    AuthCheck("spf", str(result.result).lower(), domain, identity=identity)
+                )
+    return checks
+
+
+def _fields(head: bytes, name: bytes) -> list[str]:
+    """The unfolded values of the header fields called `name` (lower case), in order."""
+    values: list[str] = []
+    current: list[bytes] | None = None
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and current is not None:
+            current.append(line)
+            continue
+        if current is not None:
+            values.append(b" ".join(part.strip() for part in current).decode("utf-8", "replace"))
+            current = None
+        field, colon, rest = line.partition(b":")
+        if colon and field.strip().lower() == name:
+            current = [rest]
+    if current is not None:
+        values.append(b" ".join(part.strip() for part in current).decode("utf-8", "replace"))
+    return values

@@ -5,7 +5,7 @@ Each table family has one owner module in gateway.storage that writes it: the ar
 auditor_access), archive_keys, search (search_head, message_text, message_rules), auditors
 (auditors, auditor_sessions), retention (legal_holds, archive_purges), the queue
 (outbound), the registry (sellers ... orders, registry_changes), quota (quota_usage),
-waits, credentials, dkim_keys."""
+waits, credentials, dkim_keys, the mailbox sources (imap_messages, imap_sources)."""
 
 from __future__ import annotations
 
@@ -383,6 +383,40 @@ class AuditorAccess(Base):
     query: Mapped[str] = mapped_column(Text)  # JSON
     records: Mapped[str] = mapped_column(Text)  # JSON list of message ids
     log_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+
+
+class MailboxMessage(Base):
+    """A message taken in from a mailbox (IMAP): its place there, its bytes' SHA-256 and the
+    first archive record it made, written in the same transaction as that record, so
+    that no message is ever taken in twice."""
+
+    __tablename__ = "imap_messages"
+    __table_args__ = (
+        UniqueConstraint("source", "uidvalidity", "uid"),
+        Index(None, "source", "digest"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(Text)  # the Message-ID field, as written
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MailboxSource(Base):
+    """A mailbox source's lease (the one process that polls it) and its last known state."""
+
+    __tablename__ = "imap_sources"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def table_of(model: type[Base]) -> Table:

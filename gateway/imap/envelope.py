@@ -1,0 +1,63 @@
+"""The envelope of a message fetched from a mailbox, as the server that delivered it wrote it
+into the header: the alias it was for (Delivered-To, X-Original-To or To, as configured)
+and its sender (Return-Path). Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
+
+_HEADERS = BytesHeaderParser(policy=compat32)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxEnvelope:
+    sender: str | None  # None: the sender header is missing ("" is the null sender <>)
+    recipients: tuple[str, ...]  # addresses on the alias domain, in order, once each
+    message_id: str | None
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def read_envelope(
+    raw: bytes,
+    alias_domain: str,
+    recipient_headers: list[str],
+    sender_header: str,
+    mailbox_user: str = "",
+) -> MailboxEnvelope:
+    """The recipients are taken from the first of `recipient_headers` that names an address
+    on the alias domain (all such addresses of all its fields); the mailbox's own address
+    (a catch-all on the alias domain) is never one."""
+    header = _HEADERS.parsebytes(raw)
+    own = mailbox_user.lower()
+    suffix = "@" + alias_domain.lower()
+    recipients: list[str] = []
+    for name in recipient_headers:
+        values = [str(v) for v in header.get_all(name, [])]
+        for _, address in getaddresses(values):
+            address = address.strip().lower()
+            if address.endswith(suffix) and address != own and address not in recipients:
+                recipients.append(address)
+        if recipients:
+            break
+    sender = None
+    value = header.get(sender_header)
+    if value is not None:
+        text = str(value).strip()
+        if text in ("<>", ""):
+            sender = ""
+        else:
+            found = getaddresses([text])
+            sender = found[0][1].strip() if found and found[0][1] else None
+    message_id = header.get("Message-ID")
+    return MailboxEnvelope(
+        sender=sender,
+        recipients=tuple(recipients),
+        message_id=" ".join(str(message_id).split()) or None if message_id else None,
+    )

@@ -1,0 +1,280 @@
+"""IMAP ingest against a real Dovecot: a message APPENDed to the source folder goes through the
+same intake as one on the MX, exactly once, whatever fails on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import structlog.testing
+
+from gateway.storage.imap import MailboxLedger, SourceState
+from tests.support.dovecot import Dovecot, running_dovecot, tls_files
+from tests.support.gateway import Parties, RunningGateway, running_gateway, wait_for
+from tests.support.mail import read, text_message, wire_bytes
+
+CATCHALL = "catchall@relay.example.test"
+
+
+def imap_config(
+    dovecot: Dovecot,
+    *,
+    folder: str = "INBOX",
+    finish: str = 'move_to = "Processed"',
+    tls: str = "none",
+    port: int | None = None,
+    password: str | None = None,
+    extra: str = "",
+) -> str:
+    """An [imap] section with one source, `catchall`, on the test Dovecot (short timings)."""
+    return f"""
+[imap]
+poll_interval = 0.5
+idle_renew = 600
+timeout = 5
+lease = 6
+backoff_min = 0.2
+backoff_max = 1
+[imap.passwords]
+catchall = "{password or dovecot.users[CATCHALL]}"
+[[imap.sources]]
+name = "catchall"
+host = "{"localhost" if tls != "none" else "127.0.0.1"}"
+port = {port or dovecot.port}
+tls = "{tls}"
+ca_file = "{tls_files()[0] if tls != "none" else ""}"
+user = "{CATCHALL}"
+folder = "{folder}"
+{finish}
+quarantine_to = "Quarantine"
+{extra}
+"""
+
+
+def delivered_by_mx(parties: Parties, body: str = "Your parcel left today.\n") -> bytes:
+    """A seller's message as the marketplace's MX delivers it into the catch-all mailbox:
+    with the envelope written into Return-Path and Delivered-To."""
+    message = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias, body=body)
+    return envelope_headers(message, parties.seller_mailbox, parties.buyer_alias)
+
+
+def envelope_headers(message: EmailMessage, sender: str, recipient: str) -> bytes:
+    return f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode() + wire_bytes(
+        message
+    )
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def imap_gw(tmp_path: Path, db_url: str, dovecot: Dovecot) -> Iterator[RunningGateway]:
+    with running_gateway(tmp_path, db_url, extra_config=imap_config(dovecot)) as gateway:
+        yield gateway
+
+
+def ledger(gw: RunningGateway) -> MailboxLedger:
+    return MailboxLedger(gw.gateway.database)
+
+
+def test_message_in_the_mailbox_reaches_the_buyer_rewritten_and_is_moved(
+    imap_gw: RunningGateway, dovecot: Dovecot
+) -> None:
+    parties = imap_gw.register()
+    dovecot.append(CATCHALL, delivered_by_mx(parties))
+
+    [path] = imap_gw.delivered()
+    delivered = read(path)
+    assert str(delivered["To"]) == parties.buyer_address
+    assert parties.seller_alias in str(delivered["From"])
+    assert parties.seller_mailbox.encode() not in path.read_bytes()
+    wait_for(lambda: len(dovecot.messages(CATCHALL, "Processed")) == 1)
+    assert dovecot.messages(CATCHALL, "INBOX") == []
+    [state] = ledger(imap_gw).states()
+    assert (state.name, state.taken) == ("catchall", 1)
+
+
+def archived(gw: RunningGateway) -> list[tuple[str, str, int]]:
+    """The archive: (direction, recipient, reply code) of each record, oldest first."""
+    with gw.gateway.database.read_connection() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT direction, recipient, smtp_reply FROM messages ORDER BY id"
+        ).all()
+    return [(str(r[0]), str(r[1]), int(str(r[2])[:3])) for r in rows]
+
+
+def queued(gw: RunningGateway) -> int:
+    with gw.gateway.database.read_connection() as connection:
+        return int(connection.exec_driver_sql("SELECT count(*) FROM outbound").scalar_one())
+
+
+def test_refused_message_tells_the_sender_by_dsn_naming_only_the_alias(
+    imap_gw: RunningGateway, dovecot: Dovecot
+) -> None:
+    parties = imap_gw.register()
+    imap_gw.registry.set_suspended(parties.seller_id, True)
+    dovecot.append(CATCHALL, delivered_by_mx(parties))
+
+    [path] = imap_gw.delivered()
+    report = read(path)
+    assert str(report["To"]) == parties.seller_mailbox
+    assert report.get_content_type() == "multipart/report"
+    text = path.read_bytes().decode()
+    assert parties.buyer_alias in text
+    assert parties.buyer_address not in text
+    wait_for(lambda: len(dovecot.messages(CATCHALL, "Processed")) == 1)
+    directions = [direction for direction, _, _ in archived(imap_gw)]
+    assert directions == ["seller_to_buyer", "notice"]
+
+
+def test_unknown_sender_is_archived_as_refused_and_told_nothing(
+    imap_gw: RunningGateway, dovecot: Dovecot
+) -> None:
+    parties = imap_gw.register()
+    message = text_message(sender="stranger@elsewhere.example", to=parties.buyer_alias)
+    dovecot.append(
+        CATCHALL, envelope_headers(message, "stranger@elsewhere.example", parties.buyer_alias)
+    )
+
+    wait_for(lambda: len(dovecot.messages(CATCHALL, "Processed")) == 1)
+    [(direction, recipient, code)] = archived(imap_gw)
+    assert (direction, recipient, code) == ("unrouted", parties.buyer_alias, 550)
+    assert queued(imap_gw) == 0  # no DSN: it would have been written in the same commit
+
+
+def test_message_that_cannot_be_read_is_archived_and_quarantined(
+    tmp_path: Path, db_url: str, dovecot: Dovecot
+) -> None:
+    with running_gateway(
+        tmp_path, db_url, extra_config=imap_config(dovecot), smtp_config="max_mime_depth = 3"
+    ) as gw:
+        parties = gw.register()
+        nested = "".join(
+            f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(6)
+        )
+        raw = (
+            f"Return-Path: <{parties.seller_mailbox}>\r\nDelivered-To: {parties.buyer_alias}\r\n"
+            f"From: {parties.seller_mailbox}\r\nTo: {parties.buyer_alias}\r\nSubject: deep\r\n"
+            f"MIME-Version: 1.0\r\n{nested}\r\ntext\r\n"
+        ).encode()
+        dovecot.append(CATCHALL, raw)
+        # And one whose headers name no alias at all (a misrouted message).
+        dovecot.append(CATCHALL, b"From: a@b.example\r\nSubject: lost\r\n\r\nhello\r\n")
+
+        wait_for(lambda: len(dovecot.messages(CATCHALL, "Quarantine")) == 2)
+        assert dovecot.messages(CATCHALL, "INBOX") == []
+        records = archived(gw)
+        assert sorted((d, code) for d, _, code in records) == [
+            ("notice", 250),  # the seller is told its message could not be read
+            ("seller_to_buyer", 554),
+            ("unrouted", 550),  # nobody to tell
+        ]
+        [report] = gw.delivered(1)
+        assert str(read(report)["To"]) == parties.seller_mailbox
+
+
+def test_idle_wakes_the_poller_within_seconds(
+    tmp_path: Path, db_url: str, dovecot: Dovecot
+) -> None:
+    config = imap_config(dovecot).replace("poll_interval = 0.5", "poll_interval = 300")
+    with running_gateway(tmp_path, db_url, extra_config=config) as gw:
+        parties = gw.register()
+        wait_for(lambda: [s.state for s in ledger(gw).states()] == ["idle"])
+        dovecot.append(CATCHALL, delivered_by_mx(parties))
+        gw.delivered(timeout=10)  # far below the poll interval: IDLE reported it
+
+
+def test_flagged_source_survives_a_changed_uidvalidity_without_duplicates(
+    tmp_path: Path, db_url: str, dovecot: Dovecot
+) -> None:
+    config = imap_config(dovecot, folder="Orders", finish="flag = true")
+    with running_gateway(tmp_path, db_url, extra_config=config) as gw:
+        parties = gw.register()
+        before = dovecot.append(CATCHALL, delivered_by_mx(parties), folder="Orders")
+        gw.delivered(1)
+        wait_for(lambda: "$BsmTaken" in " ".join(dovecot.flags(CATCHALL, "Orders")))
+        validity = dovecot.uidvalidity(CATCHALL, "Orders")
+
+        dovecot.recreate(CATCHALL, "Orders")  # new UIDVALIDITY, the message unflagged again
+        assert dovecot.uidvalidity(CATCHALL, "Orders") != validity
+        dovecot.append(CATCHALL, delivered_by_mx(parties, "A second message.\n"), folder="Orders")
+
+        gw.delivered(2)
+        wait_for(lambda: all("$BsmTaken" in f for f in dovecot.flags(CATCHALL, "Orders")))
+        assert len(dovecot.flags(CATCHALL, "Orders")) == 2
+        assert len(list((gw.maildir / "new").iterdir())) == 2  # the first one not again
+        assert before >= 1
+        [state] = ledger(gw).states()
+        assert state.uidvalidity == dovecot.uidvalidity(CATCHALL, "Orders")
+        assert state.taken == 3  # two messages, and the first one's new place
+
+
+def test_wrong_password_is_one_clear_error_and_retried_with_backoff(
+    tmp_path: Path, db_url: str, dovecot: Dovecot
+) -> None:
+    config = imap_config(dovecot, password="not-the-password")
+    with (
+        structlog.testing.capture_logs() as logs,
+        running_gateway(tmp_path, db_url, extra_config=config) as gw,
+    ):
+        parties = gw.register()
+        state = wait_for(lambda: _state_named(gw, "auth_failed"))
+        assert "login refused" in state.detail
+        wait_for(lambda: _metric(gw, "bsm_imap_errors_total", 'kind="auth"') >= 2)
+        gw.seller_writes(parties)  # the gateway serves on meanwhile
+        gw.delivered(1)
+    failures = [log for log in logs if log["event"] == "imap_login_failed"]
+    assert len(failures) >= 2
+    assert failures[0]["log_level"] == "error"
+    assert all("not-the-password" not in repr(log) for log in logs)
+
+
+def _state_named(gw: RunningGateway, state: str) -> SourceState | None:
+    return next((s for s in ledger(gw).states() if s.state == state), None)
+
+
+def test_dovecot_stopped_and_started_again_mid_run(
+    imap_gw: RunningGateway, dovecot: Dovecot
+) -> None:
+    parties = imap_gw.register()
+    dovecot.append(CATCHALL, delivered_by_mx(parties))
+    imap_gw.delivered(1)
+
+    dovecot.stop()
+    wait_for(lambda: [s.state for s in ledger(imap_gw).states()] == ["backoff"])
+    dovecot.start()
+    dovecot.append(CATCHALL, delivered_by_mx(parties, "After the restart.\n"))
+
+    imap_gw.delivered(2)
+    wait_for(lambda: len(dovecot.messages(CATCHALL, "Processed")) == 2)
+
+
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+def test_tls_to_the_server(tmp_path: Path, tls: str) -> None:
+    with running_dovecot(tls=True) as server:
+        port = server.tls_port if tls == "implicit" else server.port
+        config = imap_config(server, tls=tls, port=port)
+        with running_gateway(
+            tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", extra_config=config
+        ) as gw:
+            parties = gw.register()
+            server.append(CATCHALL, delivered_by_mx(parties))
+            gw.delivered(1)
+        assert ", TLS, " in server.log  # Dovecot's word for a login over TLS
+
+
+def _metric(gw: RunningGateway, name: str, label: str) -> float:
+    import urllib.request
+
+    port = gw.gateway.metrics_port
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and label in line
+    )
