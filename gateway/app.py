@@ -343,6 +343,7 @@ class Gateway:
             self.services.reports,
             admin.token,
             self.settings.rules.important_share_threshold,
+            self.services.imap_status,
         )
         return AdminServer(api, admin.host, admin.port)
 

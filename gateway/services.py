@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.clock import Clock, SystemClock
 from gateway.policy.rules.marketplace import MarketplacePolicy
@@ -16,6 +17,7 @@ from gateway.storage.changes import Change
 from gateway.storage.credentials import CredentialStore
 from gateway.storage.database import Database
 from gateway.storage.dkim_keys import DkimKeyStore
+from gateway.storage.imap import MailboxLedger, SourceState
 from gateway.storage.migrate import open_database
 from gateway.storage.registry import Registry
 from gateway.storage.reports import Reports
@@ -68,6 +70,7 @@ class Services:
         self.dkim_keys = DkimKeyStore(self.database, self.clock)
         self.archive_keys = ArchiveKeyStore(self.database, self.clock)
         self.reports = Reports(self.database, self.clock)
+        self.mailboxes = MailboxLedger(self.database)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -77,3 +80,52 @@ class Services:
 
     def close(self) -> None:
         self.database.dispose()
+
+    def imap_status(self) -> list[dict[str, Any]]:
+        """Each mailbox source: as configured, and as the database last saw it polled (the
+        process holding its lease, its state, how much it took in). A source the database
+        knows and the settings no longer name is listed too, as not configured."""
+        now = self.clock.now()
+        known = {state.name: state for state in self.mailboxes.states()}
+        listed = []
+        for source in self.settings.imap.sources:
+            finish = f"move to {source.move_to}" if source.move_to else "flag"
+            configured = {
+                "configured": True,
+                "server": f"{source.host}:{source.port}",
+                "tls": source.tls,
+                "folder": source.folder,
+                "after": finish,
+                "quarantine": source.quarantine_to or None,
+            }
+            listed.append(
+                _source_status(source.name, configured, known.pop(source.name, None), now)
+            )
+        for name, state in sorted(known.items()):
+            listed.append(_source_status(name, {"configured": False}, state, now))
+        return listed
+
+
+def _source_status(
+    name: str, configured: dict[str, Any], state: SourceState | None, now: datetime
+) -> dict[str, Any]:
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    if state is None:
+        return {"name": name, **configured, "state": "never polled", "taken": 0}
+    held = state.lease_until is not None and state.lease_until > now and state.holder
+    return {
+        "name": name,
+        **configured,
+        # A lease run out: whatever the state was, nobody polls the source now.
+        "state": state.state if held else "not polled",
+        "detail": state.detail,
+        "polled_by": state.holder if held else None,
+        "lease_until": when(state.lease_until) if held else None,
+        "uidvalidity": state.uidvalidity,
+        "last_ok_at": when(state.last_ok_at),
+        "changed_at": when(state.changed_at),
+        "taken": state.taken,
+        "last_taken_at": when(state.last_taken_at),
+    }

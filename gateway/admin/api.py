@@ -4,6 +4,7 @@ as JSON, behind a bearer token. FastAPI serves its OpenAPI document at /openapi.
 # No "from __future__ import annotations": FastAPI reads these annotations at run time.
 
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -34,8 +35,13 @@ class ApiError(Exception):
 
 
 def create_app(
-    registry: Registry, reports: Reports, token: str, important_threshold: float
+    registry: Registry,
+    reports: Reports,
+    token: str,
+    important_threshold: float,
+    imap_status: Callable[[], list[dict[str, Any]]] = list,
 ) -> FastAPI:
+    """`imap_status`: each mailbox source's state (the composition knows them)."""
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(
@@ -137,6 +143,11 @@ def create_app(
             status = 404 if str(error).startswith("no message") else 400
             raise ApiError(status, str(error)) from None
         return {"message_id": message_id, "no_response_needed": True}
+
+    @app.get("/v1/imap/sources")
+    def imap_sources() -> dict[str, Any]:
+        """Each mailbox source: which process polls it, its state, what it took in."""
+        return {"sources": imap_status()}
 
     @app.get("/v1/reports/response-times")
     def response_times(

@@ -8,6 +8,7 @@ from gateway.cli import (  # noqa: F401 (add commands)
     archive,
     archive_search,
     auditors,
+    imap,
     keys,
     policy,
     registry,

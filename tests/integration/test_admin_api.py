@@ -48,6 +48,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/v1/messages/{message}/no-response-needed", None),
     ("GET", "/v1/reports/response-times", None),
     ("GET", "/v1/reports/important", None),
+    ("GET", "/v1/imap/sources", None),
 ]
 
 

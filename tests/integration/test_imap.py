@@ -3,17 +3,26 @@ same intake as one on the MX, exactly once, whatever fails on the way."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog.testing
 
 from gateway.storage.imap import MailboxLedger, SourceState
 from tests.support.dovecot import Dovecot, running_dovecot, tls_files
-from tests.support.gateway import Parties, RunningGateway, running_gateway, wait_for
+from tests.support.gateway import (
+    ADMIN_TOKEN,
+    Parties,
+    RunningGateway,
+    running_gateway,
+    wait_for,
+)
 from tests.support.mail import read, text_message, wire_bytes
+from tests.support.process import cli_json, run_cli
 
 CATCHALL = "catchall@relay.example.test"
 
@@ -278,3 +287,31 @@ def _metric(gw: RunningGateway, name: str, label: str) -> float:
         for line in text.splitlines()
         if line.startswith(name) and label in line
     )
+
+
+def test_status_in_the_cli_and_the_admin_api(
+    tmp_path: Path, imap_gw: RunningGateway, dovecot: Dovecot
+) -> None:
+    parties = imap_gw.register()
+    dovecot.append(CATCHALL, delivered_by_mx(parties))
+    imap_gw.delivered(1)
+    wait_for(lambda: _state_named(imap_gw, "idle"))
+
+    [shown] = cli_json(tmp_path / "gateway.toml", "imap", "status")["sources"]
+    assert shown["name"] == "catchall"
+    assert shown["state"] == "idle"
+    assert shown["taken"] == 1
+    assert shown["after"] == "move to Processed"
+    assert shown["polled_by"]
+    assert CATCHALL not in json.dumps(shown)  # the mailbox's own address is not shown
+    human = run_cli(tmp_path / "gateway.toml", "imap", "status")
+    assert human.returncode == 0 and "catchall" in human.stdout and "idle" in human.stdout
+
+    response = httpx.get(
+        f"{imap_gw.admin_url}/v1/imap/sources",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    [source] = response.json()["sources"]
+    assert (source["name"], source["state"], source["taken"]) == ("catchall", "idle", 1)

@@ -1,4 +1,5 @@
-"""A TCP proxy in front of PostgreSQL that a test can cut, to take the database away."""
+"""A TCP proxy a test can cut (to take PostgreSQL or an IMAP server away), or have hold what
+a client sends once it carries a given command (to stop a client between two steps)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._hold: bytes | None = None
+        self.held = threading.Event()  # set once something was held
+
+    def hold_when(self, pattern: bytes | None) -> None:
+        """From now on, what a client sends that contains `pattern` is kept back, never
+        forwarded (None: forward everything again)."""
+        self._hold = pattern
+        self.held.clear()
 
     def start(self) -> None:
         self._thread.start()
@@ -61,11 +70,21 @@ class TcpProxy:
             writer.close()
             return
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(
+            self._pipe(reader, up_writer, from_client=True), self._pipe(up_reader, writer)
+        )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        from_client: bool = False,
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if from_client and self._hold is not None and self._hold in data:
+                    self.held.set()
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.close()
