@@ -249,7 +249,8 @@ class ImapSource(_Section):
     # After the commit: moved to this folder, or (flag = true) left and flagged.
     move_to: str = ""
     flag: bool = False
-    quarantine_to: str = ""  # a message that cannot be read or routed; "": as move_to/flag
+    # Where a message that cannot be read, routed or taken (too large) is put aside.
+    quarantine_to: Annotated[str, Field(min_length=1)] = "Quarantine"
     # Where the server writes the envelope: the alias in the first of these headers that
     # names an address on the alias domain, the sender in the first one of sender_header.
     recipient_headers: Annotated[list[str], Field(min_length=1)] = [

@@ -16,6 +16,8 @@ from typing import Any
 import aioimaplib
 from aioimaplib.aioimaplib import Command
 
+from gateway.core.addresses import ADDRESS_IN_TEXT
+
 # Keyword a message gets, with \Seen, when the source flags rather than moves.
 TAKEN_KEYWORD = "$BsmTaken"
 
@@ -62,9 +64,11 @@ def _tls_context(endpoint: Endpoint) -> ssl.SSLContext:
 
 
 def _text(response: Any) -> str:
-    """A response's last line, as the server worded it (for an error message)."""
+    """A response's last line, as the server worded it (for an error message), with any
+    address in it (a server may name the user) left out."""
     lines = [bytes(line) for line in response.lines if isinstance(line, bytes | bytearray)]
-    return lines[-1].decode("utf-8", "replace")[:200] if lines else str(response.result)
+    text = lines[-1].decode("utf-8", "replace")[:200] if lines else str(response.result)
+    return ADDRESS_IN_TEXT.sub("[address]", text)
 
 
 class MailboxConnection:

@@ -48,7 +48,7 @@ class SourceConfig:
     password: str
     folder: str
     move_to: str  # "": flag instead
-    quarantine_to: str  # "": as a taken message
+    quarantine_to: str
     recipient_headers: list[str]
     sender_header: str
     trusted_authserv_ids: tuple[str, ...]
@@ -81,7 +81,8 @@ class LeaseLost(Exception):
 
 
 class TemporaryFailure(Exception):
-    """The intake could not commit (the database is down): retry the round later."""
+    """The database could not be read or the intake could not commit: the round is tried
+    again later, what was not committed left where it was."""
 
 
 class SourcePoller:
@@ -126,9 +127,11 @@ class SourcePoller:
                 except LeaseLost:
                     _log.warning("imap_lease_lost")
                     continue
-                except TemporaryFailure:
+                except TemporaryFailure as error:
                     failures += 1
-                    await self._back_off(failures, "backoff", "the intake could not commit")
+                    self._metrics.imap_errors.labels(name, "database").inc()
+                    _log.warning("imap_round_deferred", reason=str(error))
+                    await self._back_off(failures, "backoff", str(error))
                 except AuthenticationFailed as error:
                     failures += 1
                     self._metrics.imap_errors.labels(name, error.kind).inc()
@@ -139,6 +142,11 @@ class SourcePoller:
                     self._metrics.imap_errors.labels(name, error.kind).inc()
                     _log.warning("imap_connection_failed", kind=error.kind, reason=str(error))
                     await self._back_off(failures, "backoff", f"{error.kind}: {error}")
+                except Exception as error:  # a fault of the gateway's own: never the end of it
+                    failures += 1
+                    self._metrics.imap_errors.labels(name, "internal").inc()
+                    _log.error("imap_round_failed", exc_info=error)
+                    await self._back_off(failures, "backoff", type(error).__name__)
                 else:
                     failures = 0
         finally:
@@ -223,7 +231,12 @@ class SourcePoller:
         uids = await connection.search(*criteria)
         if not uids:
             return
-        known = await asyncio.to_thread(self._ledger.known, config.name, uidvalidity, uids)
+        try:
+            known = await asyncio.to_thread(self._ledger.known, config.name, uidvalidity, uids)
+        except Exception as error:
+            raise TemporaryFailure(
+                f"the database could not be read: {type(error).__name__}"
+            ) from error
         if known:
             self._count(Fate.DUPLICATE, len(known))
             await self._finish(connection, sorted(known))
@@ -255,7 +268,7 @@ class SourcePoller:
             await self._put_aside(connection, aside)
             deferred = deferred or Fate.DEFERRED in fates
         if deferred:
-            raise TemporaryFailure
+            raise TemporaryFailure("a message could not be committed; it stays for a retry")
 
     async def _take(self, uid: int, raw: bytes, uidvalidity: int) -> Fate:
         """One message through the intake; its fate decides what is done with it."""
@@ -339,23 +352,25 @@ class SourcePoller:
             await connection.flag(uids)
 
     async def _put_aside(self, connection: MailboxConnection, uids: Sequence[int]) -> None:
-        if uids and self.config.quarantine_to:
-            await connection.move(uids, self.config.quarantine_to)
-        else:
-            await self._finish(connection, uids)
+        await connection.move(uids, self.config.quarantine_to)
 
     # -- lease and state ----------------------------------------------------------------
 
     async def _take_lease(self) -> bool:
+        """Whether this process holds the lease now (False as well if the database cannot
+        say: nobody polls a source whose lease cannot be written)."""
+        try:
+            return await self._acquire()
+        except Exception as error:
+            _log.error("imap_lease_failed", error=type(error).__name__)
+            return False
+
+    async def _acquire(self) -> bool:
         now = self._clock.now()
         until = now + timedelta(seconds=self._timing.lease)
-        try:
-            held = await asyncio.to_thread(
-                self._ledger.acquire, self.config.name, self._holder, now, until
-            )
-        except Exception as error:  # the database is down: hold nothing, try again
-            _log.error("imap_lease_failed", exc_info=error)
-            return False
+        held = await asyncio.to_thread(
+            self._ledger.acquire, self.config.name, self._holder, now, until
+        )
         if held:
             self._leased_at = asyncio.get_running_loop().time()
         return held
@@ -365,7 +380,13 @@ class SourcePoller:
         one stalled past it): stop."""
         if asyncio.get_running_loop().time() - self._leased_at < self._timing.lease / 3:
             return
-        if not await self._take_lease():
+        try:
+            held = await self._acquire()
+        except Exception as error:
+            raise TemporaryFailure(
+                f"the lease could not be renewed: {type(error).__name__}"
+            ) from error
+        if not held:
             raise LeaseLost
 
     def _set_state(self, state: str, *, record: bool = True) -> None:

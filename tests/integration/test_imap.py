@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog.testing
+from sqlalchemy.engine import make_url
 
 from gateway.storage.imap import MailboxLedger, SourceState
+from tests.support.databases import postgres_schema
 from tests.support.dovecot import Dovecot, running_dovecot, tls_files
 from tests.support.gateway import (
     ADMIN_TOKEN,
@@ -23,6 +25,7 @@ from tests.support.gateway import (
 )
 from tests.support.mail import read, text_message, wire_bytes
 from tests.support.process import cli_json, run_cli
+from tests.support.proxy import tcp_proxy
 
 CATCHALL = "catchall@relay.example.test"
 
@@ -53,7 +56,7 @@ name = "catchall"
 host = "{"localhost" if tls != "none" else "127.0.0.1"}"
 port = {port or dovecot.port}
 tls = "{tls}"
-ca_file = "{tls_files()[0] if tls != "none" else ""}"
+{f'ca_file = "{tls_files()[0]}"' if tls != "none" else ""}
 user = "{CATCHALL}"
 folder = "{folder}"
 {finish}
@@ -315,3 +318,43 @@ def test_status_in_the_cli_and_the_admin_api(
     assert response.status_code == 200
     [source] = response.json()["sources"]
     assert (source["name"], source["state"], source["taken"]) == ("catchall", "idle", 1)
+
+
+def test_a_server_that_stops_answering_inside_idle_is_left_and_reconnected(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    with tcp_proxy("127.0.0.1", dovecot.port) as proxy:
+        config = imap_config(dovecot, port=proxy.port).replace(
+            "poll_interval = 0.5", "poll_interval = 300"
+        )
+        with running_gateway(
+            tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", extra_config=config
+        ) as gw:
+            parties = gw.register()
+            wait_for(lambda: _state_named(gw, "idle"))
+            proxy.freeze()  # no reply to DONE, nor to anything else: aioimaplib would wait on
+            state = wait_for(lambda: _state_named(gw, "backoff"), timeout=30)
+            assert "timeout" in state.detail
+            proxy.freeze(False)
+            dovecot.append(CATCHALL, delivered_by_mx(parties))
+            gw.delivered(1, timeout=30)
+
+
+def test_database_down_leaves_the_message_in_the_mailbox_until_it_is_back(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    with postgres_schema() as direct_url:
+        url = make_url(direct_url)
+        with tcp_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+            proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
+            with running_gateway(tmp_path, proxied, extra_config=imap_config(dovecot)) as gw:
+                parties = gw.register()
+                wait_for(lambda: _state_named(gw, "idle"))
+                proxy.cut()
+                dovecot.append(CATCHALL, delivered_by_mx(parties))
+                # Not taken in: left where it was, tried again with backoff.
+                wait_for(lambda: _metric(gw, "bsm_imap_errors_total", 'kind="database"') > 0)
+                assert len(dovecot.messages(CATCHALL, "INBOX")) == 1
+                proxy.restore()
+                gw.delivered(1, timeout=30)
+                wait_for(lambda: dovecot.messages(CATCHALL, "INBOX") == [])

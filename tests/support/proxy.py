@@ -1,5 +1,6 @@
-"""A TCP proxy a test can cut (to take PostgreSQL or an IMAP server away), or have hold what
-a client sends once it carries a given command (to stop a client between two steps)."""
+"""A TCP proxy a test can cut (to take PostgreSQL or an IMAP server away), freeze (a server
+that stops answering), or have hold what a client sends once it carries a given command
+(to stop a client between two steps)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._hold: bytes | None = None
         self.held = threading.Event()  # set once something was held
+        self._frozen = False
+
+    def freeze(self, frozen: bool = True) -> None:
+        """While frozen, nothing goes through either way and no connection is closed: a
+        peer that stopped answering (what it sends meanwhile is lost)."""
+        self._frozen = frozen
 
     def hold_when(self, pattern: bytes | None) -> None:
         """From now on, what a client sends that contains `pattern` is kept back, never
@@ -82,6 +89,8 @@ class TcpProxy:
     ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if self._frozen:
+                    continue
                 if from_client and self._hold is not None and self._hold in data:
                     self.held.set()
                     continue
