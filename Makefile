@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-policy train-classifier score-policy bench-postfix bench-scaling bench-archive bench-purge clean
+.PHONY: run test lint unit bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ score-policy: $(BIN)/.installed
 # Next to Postfix (smtp-source, smtp-sink and a private Postfix, started as root); about 20 min.
 bench-postfix: $(BIN)/.installed
 	$(BIN)/python -m bench.postfix
+
+# IMAP ingest next to the MX: the same messages fetched from a private Dovecot or sent by
+# smtp-source, through the gateway on SQLite (needs root for Dovecot).
+bench-imap: $(BIN)/.installed
+	$(BIN)/python -m bench.imap
 
 # Throughput and latency over 1 to 100 concurrent sessions, memory of 1000 idle ones; ~4 min.
 bench-scaling: $(BIN)/.installed

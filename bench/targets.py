@@ -179,7 +179,7 @@ def postfix_missing() -> str | None:
     return None
 
 
-async def _smtp_sink(harness: Harness) -> tuple[int, SinkCounter]:
+async def final_sink(harness: Harness) -> tuple[int, SinkCounter]:
     port = free_port()
     child, counter = await start_smtp_sink("smtp-sink", port, harness.workdir / "smtp-sink.log")
     harness.children.append(child)
@@ -192,7 +192,7 @@ async def _postfix(harness: Harness) -> Server:
     missing = postfix_missing()
     if missing:
         raise BenchError(missing)
-    sink_port, counter = await _smtp_sink(harness)
+    sink_port, counter = await final_sink(harness)
     port = free_port()
     # Blocking for the second or two Postfix takes to start; nothing else runs meanwhile.
     instance = harness.stack.enter_context(
@@ -224,7 +224,7 @@ async def _bare_sink(harness: Harness) -> Server:
 
 
 async def _gateway(harness: Harness, setup: GatewaySetup, database_url: str) -> Server:
-    sink_port, counter = await _smtp_sink(harness)
+    sink_port, counter = await final_sink(harness)
     smtp_port = free_port()
     config = harness.workdir / "gateway.toml"
     config.write_text(gateway_config(database_url, smtp_port, sink_port, setup), "utf-8")

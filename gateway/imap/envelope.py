@@ -10,6 +10,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
+from gateway.pipeline.dsn import header_block
+
 _HEADERS = BytesHeaderParser(policy=compat32)
 
 
@@ -34,7 +36,7 @@ def read_envelope(
     """The recipients are taken from the first of `recipient_headers` that names an address
     on the alias domain (all such addresses of all its fields); the mailbox's own address
     (a catch-all on the alias domain) is never one."""
-    header = _HEADERS.parsebytes(raw)
+    header = _HEADERS.parsebytes(header_block(raw))  # the body is no business of this
     own = mailbox_user.lower()
     suffix = "@" + alias_domain.lower()
     recipients: list[str] = []
@@ -59,5 +61,5 @@ def read_envelope(
     return MailboxEnvelope(
         sender=sender,
         recipients=tuple(recipients),
-        message_id=" ".join(str(message_id).split()) or None if message_id else None,
+        message_id=(" ".join(str(message_id).split()) or None) if message_id else None,
     )

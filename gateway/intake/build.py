@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
+from functools import partial
 
 from gateway.core import status
 from gateway.core.addresses import bounce_address, new_alias_token
@@ -118,8 +119,16 @@ def unit(
     passing = _variant(received, outcomes, by_notice)
     if claim is None:
         return Unit(received, passing, origin=origin)
+    over_quota = partial(_full_day, received, outcomes, policy, by_notice)
+    return Unit(received, passing, claim, over_quota, origin)
+
+
+def _full_day(
+    received: Received, outcomes: Sequence[Outcome], policy: Policy, by_notice: bool
+) -> Variant:
+    """The variant of a message whose seller's day turned out full at the commit."""
     full = [_over_quota(o, policy) if o.quota_claim is not None else o for o in outcomes]
-    return Unit(received, passing, claim, _variant(received, full, by_notice), origin)
+    return _variant(received, full, by_notice)
 
 
 def unrouted(received: Received, rcpt: str, violation: Violation) -> Outcome:

@@ -51,7 +51,7 @@ def write_units(connection: Connection, writes: Sequence[UnitWrite]) -> list[Com
         savepoint.rollback()
     counted = _count_in_turn(connection, claims)
     variants = [
-        w.unit.over_quota
+        w.unit.over_quota()
         if w.unit.claim is not None and used is None and w.unit.over_quota
         else w.unit.passing
         for w, used in zip(writes, counted, strict=True)

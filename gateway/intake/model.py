@@ -3,6 +3,7 @@ as decided for each recipient, and as it is to be committed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -134,12 +135,13 @@ class Variant:
 @dataclass(frozen=True, slots=True)
 class Unit:
     """What one message commits: `passing`, or, if the seller's day turns out full at the
-    commit (another session or process took the last of it), `over_quota`."""
+    commit (another session or process took the last of it), what `over_quota` builds (only
+    then: its DSNs are written for nothing otherwise)."""
 
     received: Received
     passing: Variant
     claim: QuotaClaim | None = None
-    over_quota: Variant | None = None
+    over_quota: Callable[[], Variant] | None = None
     origin: MailboxOrigin | None = None  # a mailbox's message: recorded as taken in
 
 

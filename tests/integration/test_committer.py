@@ -62,7 +62,7 @@ def _unit(seller_id: int, pair_id: int) -> Unit:
         "alias@relay.example.test", pair_id, _entry(pair_id, True), quota_claim=claim
     )
     refused = replace(accepted, entry=_entry(pair_id, False), quota_claim=None)
-    return Unit(received, Variant((accepted,)), claim, Variant((refused,)))
+    return Unit(received, Variant((accepted,)), claim, lambda: Variant((refused,)))
 
 
 async def _commit_all(database: Database, jobs: list[Any]) -> list[Any]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from gateway.storage.imap import MailboxLedger, SourceState
 from tests.support.databases import postgres_schema
-from tests.support.dovecot import Dovecot, running_dovecot, tls_files
+from tests.support.dovecot import CATCHALL, Dovecot, running_dovecot, tls_files
 from tests.support.gateway import (
     ADMIN_TOKEN,
     Parties,
@@ -26,8 +26,6 @@ from tests.support.gateway import (
 from tests.support.mail import read, text_message, wire_bytes
 from tests.support.process import cli_json, run_cli
 from tests.support.proxy import tcp_proxy
-
-CATCHALL = "catchall@relay.example.test"
 
 
 def imap_config(

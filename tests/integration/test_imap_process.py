@@ -10,9 +10,9 @@ import pytest
 
 from gateway.storage.database import Database
 from gateway.storage.imap import MailboxLedger
-from tests.integration.test_imap import CATCHALL, delivered_by_mx, imap_config
+from tests.integration.test_imap import delivered_by_mx, imap_config
 from tests.support.databases import postgres_schema
-from tests.support.dovecot import Dovecot, running_dovecot
+from tests.support.dovecot import CATCHALL, Dovecot, running_dovecot
 from tests.support.gateway import wait_for
 from tests.support.process import (
     Serve,

@@ -27,6 +27,7 @@ from tests.support.sink import free_port
 
 DOVECOT = shutil.which("dovecot", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 HOSTNAME = "localhost"  # the name in the test certificate, which resolves to loopback
+CATCHALL = "catchall@relay.example.test"  # the mailbox every instance has: the source
 
 CONFIG = """\
 protocols = imap
@@ -106,6 +107,10 @@ class Dovecot:
     tls_port: int
     users: dict[str, str] = field(default_factory=dict)
     _pid: int | None = None
+
+    @property
+    def master_pid(self) -> int | None:
+        return self._pid
 
     @property
     def config(self) -> Path:
@@ -263,7 +268,7 @@ def running_dovecot(tls: bool = False) -> Iterator[Dovecot]:
             ssl_files=ssl_files,
         )
     )
-    dovecot.add_user("catchall@relay.example.test", "catch-all-password")
+    dovecot.add_user(CATCHALL, "catch-all-password")
     try:
         dovecot.start()
         yield dovecot
