@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.storage.database import Database
@@ -164,8 +164,16 @@ class MailboxLedger:
         ok: bool = False,
     ) -> None:
         """The state of the source the lease holder polls (a process that lost the lease
-        writes nothing)."""
-        values: dict[str, object] = {"state": state, "detail": detail, "changed_at": now}
+        writes nothing); `changed_at` moves only when the state or its detail changes."""
+        changed = or_(_SOURCES.c.state != state, _SOURCES.c.detail != detail)
+        values: dict[str, object] = {
+            "state": state,
+            "detail": detail,
+            "changed_at": case(
+                (changed, literal(now, _SOURCES.c.changed_at.type)),
+                else_=_SOURCES.c.changed_at,
+            ),
+        }
         if uidvalidity is not None:
             values["uidvalidity"] = uidvalidity
         if ok:

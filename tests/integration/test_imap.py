@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import dkim
 import httpx
 import pytest
 import structlog.testing
 from sqlalchemy.engine import make_url
 
+from gateway.delivery.dkim import dns_record, new_private_key
 from gateway.storage.imap import MailboxLedger, SourceState
 from tests.support.databases import postgres_schema
+from tests.support.dns import LocalDns, local_dns
 from tests.support.dovecot import CATCHALL, Dovecot, running_dovecot, tls_files
 from tests.support.gateway import (
     ADMIN_TOKEN,
@@ -356,3 +359,53 @@ def test_database_down_leaves_the_message_in_the_mailbox_until_it_is_back(
                 proxy.restore()
                 gw.delivered(1, timeout=30)
                 wait_for(lambda: dovecot.messages(CATCHALL, "INBOX") == [])
+
+
+def test_the_sender_is_proven_by_dkim_or_a_trusted_servers_results(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    config = imap_config(dovecot, extra='trusted_authserv_ids = ["mx.market.example"]')
+    with (
+        local_dns() as dns,
+        running_gateway(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'gw.db'}",
+            extra_config=config,
+            sender_auth="aligned",
+            dns_port=dns.port,
+        ) as gw,
+    ):
+        parties = gw.register()
+        domain = parties.seller_mailbox.rpartition("@")[2]
+        message = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias)
+        signed = _dkim_signed(wire_bytes(message), domain, dns)
+        head = f"Return-Path: <{parties.seller_mailbox}>\r\nDelivered-To: {parties.buyer_alias}\r\n"
+        spf = f"Authentication-Results: mx.market.example; spf=pass smtp.mailfrom={domain}\r\n"
+        forged = f"Authentication-Results: elsewhere.example; spf=pass smtp.mailfrom={domain}\r\n"
+        plain = wire_bytes(text_message(sender=parties.seller_mailbox, to=parties.buyer_alias))
+        dovecot.append(CATCHALL, head.encode() + signed)  # its own DKIM signature
+        dovecot.append(CATCHALL, (head + spf).encode() + plain)  # the trusted MX's SPF
+        dovecot.append(CATCHALL, (head + forged).encode() + plain)  # anyone's word: no
+
+        wait_for(lambda: len(dovecot.messages(CATCHALL, "Processed")) == 3)
+        gw.delivered(2)
+        verdicts = sorted(code for _, _, code in archived(gw))
+        assert verdicts == [250, 250, 550]  # and no DSN: a sender rule refused it
+        assert queued(gw) == 2
+
+
+def _dkim_signed(raw: bytes, domain: str, dns: LocalDns) -> bytes:
+    key = new_private_key()
+    dns.zones.txt[f"s1._domainkey.{domain}"] = [dns_record(key)]
+    return bytes(dkim.sign(raw, b"s1", domain.encode(), key.encode())) + raw
+
+
+def test_a_bye_from_the_server_is_followed_by_a_new_connection(
+    imap_gw: RunningGateway, dovecot: Dovecot
+) -> None:
+    parties = imap_gw.register()
+    wait_for(lambda: _state_named(imap_gw, "idle"))
+    dovecot.kick(CATCHALL)  # "* BYE Server shutting down." inside IDLE
+    wait_for(lambda: _metric(imap_gw, "bsm_imap_errors_total", 'kind="dropped"') > 0)
+    dovecot.append(CATCHALL, delivered_by_mx(parties))
+    imap_gw.delivered(1)

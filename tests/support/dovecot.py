@@ -25,7 +25,9 @@ from gateway.smtp.tls import make_self_signed
 from tests.support.databases import IN_CI
 from tests.support.sink import free_port
 
-DOVECOT = shutil.which("dovecot", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+DOVECOT = shutil.which("dovecot", path=_PATH)
+DOVEADM = shutil.which("doveadm", path=_PATH)
 HOSTNAME = "localhost"  # the name in the test certificate, which resolves to loopback
 CATCHALL = "catchall@relay.example.test"  # the mailbox every instance has: the source
 
@@ -155,6 +157,11 @@ class Dovecot:
                 time.sleep(0.02)
         (self.folder / "run" / "master.pid").unlink(missing_ok=True)
         self._pid = None
+
+    def kick(self, user: str) -> None:
+        """The user's sessions told `* BYE` and closed, as an administrator does."""
+        assert DOVEADM is not None
+        subprocess.run([DOVEADM, "-c", str(self.config), "kick", user], check=True, timeout=30)
 
     @contextmanager
     def session(self, user: str) -> Iterator[imaplib.IMAP4]:
