@@ -95,6 +95,7 @@ def build_pollers(
         backoff_min=imap.backoff_min,
         backoff_max=imap.backoff_max,
         batch=imap.batch,
+        retry_message_after=imap.retry_message_after,
         max_message_size=settings.smtp.max_message_size,
     )
     ledger = MailboxLedger(database)

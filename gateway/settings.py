@@ -268,17 +268,24 @@ class ImapSource(_Section):
     def _one_way_to_finish(self) -> ImapSource:
         if bool(self.move_to) == self.flag:
             raise ValueError('give either move_to = "FOLDER" or flag = true')
+        if self.folder in (self.move_to, self.quarantine_to):
+            raise ValueError("move_to and quarantine_to must be other folders than folder")
         return self
 
 
 class ImapSettings(_Section):
     poll_interval: Seconds  # without IDLE: how often the folder is searched
-    idle_renew: Annotated[float, Field(gt=0, lt=29 * 60)]  # RFC 2177: before 29 minutes
+    # IDLE is ended and issued again this often (RFC 2177: before 29 minutes): its end
+    # proves the server still answers, and the folder is searched then whatever IDLE said.
+    idle_renew: Annotated[float, Field(gt=0, lt=29 * 60)]
     timeout: Seconds  # a command's reply, and a connection's greeting
     lease: Annotated[float, Field(ge=3)]  # one process polls a source; renewed at a third
     backoff_min: Seconds
     backoff_max: Seconds
     batch: Annotated[int, Field(ge=1, le=500)]  # messages fetched and committed together
+    # A message that could not be committed while the database took other writes (it is the
+    # message): retried after this, doubling, and put aside after five tries.
+    retry_message_after: Seconds
     sources: list[ImapSource]
     # The passwords, by source name, from the environment: BSM_IMAP__PASSWORDS__<NAME>.
     passwords: dict[str, SecretStr]

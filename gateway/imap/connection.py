@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _FETCH_START = re.compile(rb"^\d+ FETCH \(")
 _UID = re.compile(rb"UID (\d+)")
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+_PERMANENT = re.compile(rb"\[PERMANENTFLAGS \(([^)]*)\)\]")
 
 
 class MailboxError(Exception):
@@ -45,6 +46,7 @@ class AuthenticationFailed(MailboxError):
 class Selected:
     uidvalidity: int
     exists: int
+    keeps_keyword: bool  # PERMANENTFLAGS lets a client set $BsmTaken (or any keyword)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +73,42 @@ def _text(response: Any) -> str:
     return ADDRESS_IN_TEXT.sub("[address]", text)
 
 
+def _as_mailbox_error(error: BaseException) -> BaseException:
+    """A failure to connect, as the kind the metrics count (others pass through)."""
+    if isinstance(error, MailboxError | asyncio.CancelledError):
+        return error
+    if isinstance(error, TimeoutError | aioimaplib.CommandTimeout):
+        return MailboxError("timeout", "the server did not answer in time")
+    if isinstance(error, ssl.SSLError):
+        return MailboxError("tls", f"TLS failed: {error.reason or error}")
+    if isinstance(error, OSError):
+        return MailboxError("connect", f"cannot connect: {error.strerror or error}")
+    if isinstance(error, aioimaplib.AioImapException):
+        return MailboxError("protocol", f"the server refused: {error}")
+    return error
+
+
+def quoted(name: str) -> str:
+    """A folder name as an IMAP quoted string (aioimaplib sends arguments as given)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _is_line(line: object) -> bool:
+    return isinstance(line, bytes | bytearray)
+
+
 class MailboxConnection:
     def __init__(self, client: aioimaplib.IMAP4, endpoint: Endpoint) -> None:
         self._client = client
         self._endpoint = endpoint
         self._lost = asyncio.Event()
+        self.news = False  # the last SEARCH's response reported new messages
 
     @classmethod
     async def open(cls, endpoint: Endpoint, password: str) -> MailboxConnection:
-        """Connected, TLS as configured, logged in."""
+        """Connected, TLS as configured, logged in; on any failure the socket is closed."""
         timeout = endpoint.timeout
+        connection: MailboxConnection | None = None
         try:
             if endpoint.tls == "implicit":
                 client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
@@ -92,22 +120,20 @@ class MailboxConnection:
             else:
                 client = aioimaplib.IMAP4(endpoint.host, endpoint.port, timeout=timeout)
             connection = cls(client, endpoint)
-            client.protocol.conn_lost_cb = lambda _error: connection._lost.set()
+            client.protocol.conn_lost_cb = connection._connection_lost
             await client.wait_hello_from_server()
             if endpoint.tls == "starttls":
                 await connection._starttls()
             response = await client.login(endpoint.user, password)
-        except TimeoutError:
-            raise MailboxError("timeout", "the server did not answer in time") from None
-        except ssl.SSLError as error:
-            raise MailboxError("tls", f"TLS failed: {error.reason or error}") from None
-        except OSError as error:
-            raise MailboxError("connect", f"cannot connect: {error.strerror or error}") from None
-        except aioimaplib.AioImapException as error:
-            raise MailboxError("protocol", f"the server refused: {error}") from None
-        if response.result != "OK":
-            await connection.close()
-            raise AuthenticationFailed(f"login refused: {_text(response)}")
+            if response.result != "OK":
+                raise AuthenticationFailed(f"login refused: {_text(response)}")
+            # What a server offers may change with the login (RFC 3501 6.2.3); aioimaplib
+            # keeps the list it read before.
+            await asyncio.wait_for(client.protocol.capability(), timeout)
+        except BaseException as error:
+            if connection is not None:
+                connection._abort()
+            raise _as_mailbox_error(error) from None
         return connection
 
     async def _starttls(self) -> None:
@@ -131,6 +157,14 @@ class MailboxConnection:
         # RFC 3501 6.2.1: what the server offered before TLS no longer holds.
         await asyncio.wait_for(protocol.capability(), self._endpoint.timeout)
 
+    def _connection_lost(self, error: Exception | None) -> None:
+        self._lost.set()
+
+    def _abort(self) -> None:
+        transport = self._client.protocol.transport
+        if transport is not None:
+            transport.close()
+
     @property
     def lost(self) -> bool:
         return self._lost.is_set()
@@ -138,60 +172,73 @@ class MailboxConnection:
     def has(self, capability: str) -> bool:
         return bool(self._client.has_capability(capability))
 
-    async def _run(self, command: Any) -> Any:
-        """A command's response, within the deadline; a NO or BAD is an error."""
+    async def _run(self, command: Coroutine[Any, Any, Any], deadline: bool = True) -> Any:
+        """A command's response, within the deadline (`deadline=False`: a FETCH, whose own
+        timer restarts with every piece of data, so that a large message is not cut off
+        while it is still coming); a lost connection or no answer is a MailboxError."""
         if self._lost.is_set():
+            command.close()
             raise MailboxError("dropped", "the connection was closed")
         try:
-            response = await asyncio.wait_for(command, self._endpoint.timeout)
-        except TimeoutError:
-            raise MailboxError("timeout", "the server did not answer in time") from None
-        except aioimaplib.AioImapException as error:
-            raise MailboxError("protocol", str(error)) from None
-        except OSError as error:
-            raise MailboxError("dropped", f"connection lost: {error}") from None
-        if self._lost.is_set() and response is None:
-            raise MailboxError("dropped", "the connection was closed")
-        if any(b"BYE" in bytes(line)[:8] for line in response.lines if isinstance(line, bytes)):
-            self._lost.set()
+            if deadline:
+                response = await asyncio.wait_for(command, self._endpoint.timeout)
+            else:
+                response = await command
+        except BaseException as error:
+            raise _as_mailbox_error(error) from None
+        if any(bytes(line).startswith(b"BYE") for line in response.lines if _is_line(line)):
+            self._lost.set()  # said before the server closes: no further command
         return response
 
-    async def _ok(self, command: Any, what: str) -> Any:
-        response = await self._run(command)
+    async def _ok(self, command: Coroutine[Any, Any, Any], what: str, deadline: bool = True) -> Any:
+        response = await self._run(command, deadline)
         if response.result != "OK":
+            if self._lost.is_set():
+                raise MailboxError("dropped", f"{what}: the server closed the connection")
             raise MailboxError("protocol", f"{what} refused: {_text(response)}")
         return response
 
     async def ensure_folder(self, name: str) -> None:
         """`name` exists (made if it did not)."""
-        response = await self._run(self._client.create(name))
-        if response.result != "OK" and b"ALREADYEXISTS" not in b" ".join(
-            bytes(line) for line in response.lines
-        ):
+        response = await self._run(self._client.create(quoted(name)))
+        if response.result != "OK":
             text = _text(response)
-            if "exists" not in text.lower():
+            if "ALREADYEXISTS" not in text and "exists" not in text.lower():
                 raise MailboxError("protocol", f"cannot create folder: {text}")
 
     async def select(self, folder: str) -> Selected:
-        response = await self._ok(self._client.select(folder), "SELECT")
-        uidvalidity, exists = None, 0
+        response = await self._ok(self._client.select(quoted(folder)), "SELECT")
+        uidvalidity, exists, keeps = None, 0, False
         for line in response.lines:
-            if not isinstance(line, bytes | bytearray):
+            if not _is_line(line):
                 continue
-            found = _UIDVALIDITY.search(bytes(line))
+            data = bytes(line)
+            found = _UIDVALIDITY.search(data)
             if found:
                 uidvalidity = int(found.group(1))
-            if line.endswith(b" EXISTS"):
-                exists = int(bytes(line).split()[0])
+            if data.endswith(b" EXISTS"):
+                exists = int(data.split()[0])
+            flags = _PERMANENT.search(data)
+            if flags:
+                kept = flags.group(1).split()
+                keeps = b"\\*" in kept or TAKEN_KEYWORD.encode() in kept
         if uidvalidity is None:
             raise MailboxError("protocol", "SELECT gave no UIDVALIDITY")
-        return Selected(uidvalidity, exists)
+        return Selected(uidvalidity, exists, keeps)
 
     async def search(self, *criteria: str) -> list[int]:
+        """The UIDs that match. `news` tells afterwards whether the server reported new
+        messages meanwhile (an EXISTS in the response: one that came after the search)."""
         response = await self._ok(self._client.uid_search(*criteria, charset=None), "SEARCH")
         uids: list[int] = []
+        self.news = False
         for line in response.lines:
+            if not _is_line(line):
+                continue
             words = bytes(line).split()
+            if words[-1:] == [b"EXISTS"]:
+                self.news = True
+                continue
             if words[:1] == [b"SEARCH"]:
                 words = words[1:]
             if words and all(word.isdigit() for word in words):
@@ -199,9 +246,13 @@ class MailboxConnection:
         return sorted(set(uids))
 
     async def sizes(self, uids: Sequence[int]) -> dict[int, int]:
-        response = await self._ok(self._client.uid("fetch", _set(uids), "(RFC822.SIZE)"), "FETCH")
+        response = await self._ok(
+            self._client.uid("fetch", _set(uids), "(RFC822.SIZE)"), "FETCH", deadline=False
+        )
         sizes = {}
         for line in response.lines:
+            if not _is_line(line):
+                continue
             data = bytes(line)
             uid, size = _UID.search(data), _SIZE.search(data)
             if uid and size:
@@ -210,7 +261,9 @@ class MailboxConnection:
 
     async def fetch(self, uids: Sequence[int]) -> dict[int, bytes]:
         """Each message's bytes, by UID; BODY.PEEK leaves \\Seen as it was."""
-        response = await self._ok(self._client.uid("fetch", _set(uids), "(BODY.PEEK[])"), "FETCH")
+        response = await self._ok(
+            self._client.uid("fetch", _set(uids), "(UID BODY.PEEK[])"), "FETCH", deadline=False
+        )
         messages: dict[int, bytes] = {}
         uid: int | None = None
         body: bytes | None = None
@@ -229,14 +282,15 @@ class MailboxConnection:
         return messages
 
     async def move(self, uids: Sequence[int], folder: str) -> None:
-        """MOVE (RFC 6851) where the server has it, else COPY, \\Deleted and UID EXPUNGE."""
+        """MOVE (RFC 6851) where the server has it, else COPY, \\Deleted and UID EXPUNGE
+        (RFC 4315); without UIDPLUS, a plain EXPUNGE."""
         if not uids:
             return
-        message_set = _set(uids)
+        message_set, target = _set(uids), quoted(folder)
         if self.has("MOVE"):
-            await self._ok(self._client.uid("move", message_set, folder), "MOVE")
+            await self._ok(self._client.uid("move", message_set, target), "MOVE")
             return
-        await self._ok(self._client.uid("copy", message_set, folder), "COPY")
+        await self._ok(self._client.uid("copy", message_set, target), "COPY")
         await self._ok(
             self._client.uid("store", message_set, "+FLAGS.SILENT", "(\\Deleted)"), "STORE"
         )
@@ -255,38 +309,50 @@ class MailboxConnection:
     async def noop(self) -> None:
         await self._ok(self._client.noop(), "NOOP")
 
-    async def idle(self, seconds: float) -> bool:
-        """IDLE (RFC 2177) for up to `seconds`: true once the server reports a change. The
-        wait ends with DONE and the server's OK within the deadline, or a MailboxError:
-        so a connection that died silently is found at the end of each round."""
+    async def idle(
+        self, seconds: float, interrupt: Coroutine[Any, Any, object] | None = None
+    ) -> bool:
+        """IDLE (RFC 2177) for up to `seconds`, or until `interrupt` returns: true once the
+        server reports a change. It ends with DONE and the server's OK within the deadline,
+        so a server that stopped answering is found at the end of each round at the latest
+        (aioimaplib would wait on it for ever); a closed connection is found at once."""
+        stop = asyncio.ensure_future(interrupt) if interrupt is not None else None
         try:
             idle = await asyncio.wait_for(
                 self._client.idle_start(seconds + 60), self._endpoint.timeout
             )
-        except TimeoutError:
-            raise MailboxError("timeout", "IDLE was not answered") from None
-        except aioimaplib.AioImapException as error:
-            raise MailboxError("protocol", str(error)) from None
+        except BaseException as error:
+            if stop is not None:
+                stop.cancel()
+            raise _as_mailbox_error(error) from None
         changed = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
+        lost = asyncio.ensure_future(self._lost.wait())
+        ends = {lost} | ({stop} if stop is not None else set())
         try:
             while not changed and not self._lost.is_set():
                 left = deadline - loop.time()
-                if left <= 0:
+                if left <= 0 or (stop is not None and stop.done()):
                     break
-                try:
-                    pushed = await self._client.wait_server_push(timeout=left)
-                except TimeoutError:
-                    break
-                lines = pushed if isinstance(pushed, list) else [pushed]
-                for line in lines:
-                    data = bytes(line) if isinstance(line, bytes | bytearray) else b""
-                    if data.endswith((b" EXISTS", b" RECENT")) or b"BYE" in data[:8]:
+                pushed = asyncio.ensure_future(self._client.protocol.idle_queue.get())
+                done, _ = await asyncio.wait(
+                    {pushed} | ends, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pushed not in done:
+                    pushed.cancel()
+                    continue
+                lines = pushed.result()
+                for line in lines if isinstance(lines, list) else [lines]:
+                    data = bytes(line) if _is_line(line) else b""
+                    if data.endswith((b" EXISTS", b" RECENT")):
                         changed = True
-                    if b"BYE" in data[:8]:
+                    if data.startswith(b"BYE"):
                         self._lost.set()
         finally:
+            lost.cancel()
+            if stop is not None:
+                stop.cancel()
             if not self._lost.is_set():
                 self._client.idle_done()
         if self._lost.is_set():
@@ -303,9 +369,7 @@ class MailboxConnection:
         with contextlib.suppress(Exception):
             if not self._lost.is_set():
                 await asyncio.wait_for(self._client.logout(), min(5.0, self._endpoint.timeout))
-        transport = self._client.protocol.transport
-        if transport is not None:
-            transport.close()
+        self._abort()
 
 
 def _set(uids: Sequence[int]) -> str:

@@ -12,8 +12,7 @@ import contextlib
 import random
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
 from enum import Enum
 
 import structlog
@@ -29,6 +28,7 @@ from gateway.imap.connection import (
     MailboxError,
 )
 from gateway.imap.envelope import MailboxEnvelope, digest, read_envelope
+from gateway.imap.lease import Lease, LeaseLost
 from gateway.intake.intake import Intake
 from gateway.intake.model import Arrival, Client, MailboxOrigin, Recipient
 from gateway.obs.log import get_logger
@@ -38,14 +38,17 @@ from gateway.storage.imap import MailboxLedger, Taken
 _log = get_logger("imap")
 
 NO_ENVELOPE = Violation("imap.envelope", status.UNKNOWN_ALIAS, "no alias in the envelope headers")
-STATES = ("standby", "connecting", "idle", "polling", "fetching", "backoff", "auth_failed")
+# A message whose commit failed this many times while the database took other writes is
+# put aside: it is the message, not the database.
+MAX_ATTEMPTS = 5
+BATCH_BYTES = 32 * 1024 * 1024  # fetched at once: a batch of large messages is split
 
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     name: str
     endpoint: Endpoint
-    password: str
+    password: str = field(repr=False)
     folder: str
     move_to: str  # "": flag instead
     quarantine_to: str
@@ -63,21 +66,18 @@ class Timing:
     backoff_max: float
     batch: int
     max_message_size: int
+    retry_message_after: float
 
 
 class Fate(Enum):
     TAKEN = "processed"  # committed, and accepted for a recipient at least
     REFUSED = "refused"  # committed as refused (told by DSN where the sender is known)
     DUPLICATE = "duplicate"  # taken in before
-    QUARANTINED = "quarantined"  # committed as refused, and put aside for the operators
-    DEFERRED = "deferred"  # not committed (a temporary failure): left for the next round
+    QUARANTINED = "quarantined"  # put aside for the operators (committed if it could be)
+    DEFERRED = "deferred"  # not committed (a temporary failure): left for a later round
 
 
 _FINISHED = (Fate.TAKEN, Fate.REFUSED, Fate.DUPLICATE)
-
-
-class LeaseLost(Exception):
-    """Another process took the source's lease: this one stops polling it."""
 
 
 class TemporaryFailure(Exception):
@@ -106,7 +106,11 @@ class SourcePoller:
         self._metrics = metrics
         self._domain = alias_domain
         self._holder = holder
-        self._leased_at = 0.0
+        self._lease = Lease(ledger, config.name, holder, timing.lease, clock)
+        self._served = False  # the current connection completed a round
+        # Messages whose commit failed: (UIDVALIDITY, UID) -> failures, and when to retry.
+        self._attempts: dict[tuple[int, int], int] = {}
+        self._retry_at: dict[tuple[int, int], float] = {}
         self.state = "standby"
 
     # -- the loop -------------------------------------------------------------------
@@ -118,44 +122,49 @@ class SourcePoller:
         structlog.contextvars.bind_contextvars(imap_source=name)
         try:
             while True:
-                if not await self._take_lease():
+                if not await self._lease.take():
                     self._set_state("standby")
                     await asyncio.sleep(self._timing.lease / 3)
                     continue
+                self._served = False
                 try:
                     await self._session()
                 except LeaseLost:
-                    _log.warning("imap_lease_lost")
+                    await self._lease.drop()
                     continue
-                except TemporaryFailure as error:
-                    failures += 1
-                    self._metrics.imap_errors.labels(name, "database").inc()
-                    _log.warning("imap_round_deferred", reason=str(error))
-                    await self._back_off(failures, "backoff", str(error))
-                except AuthenticationFailed as error:
-                    failures += 1
-                    self._metrics.imap_errors.labels(name, error.kind).inc()
-                    _log.error("imap_login_failed", reason=str(error), failures=failures)
-                    await self._back_off(failures, "auth_failed", str(error))
-                except MailboxError as error:
-                    failures += 1
-                    self._metrics.imap_errors.labels(name, error.kind).inc()
-                    _log.warning("imap_connection_failed", kind=error.kind, reason=str(error))
-                    await self._back_off(failures, "backoff", f"{error.kind}: {error}")
-                except Exception as error:  # a fault of the gateway's own: never the end of it
-                    failures += 1
-                    self._metrics.imap_errors.labels(name, "internal").inc()
-                    _log.error("imap_round_failed", exc_info=error)
-                    await self._back_off(failures, "backoff", type(error).__name__)
-                else:
-                    failures = 0
+                except Exception as error:
+                    # A connection that served a round was healthy: count afresh.
+                    failures = 1 if self._served else failures + 1
+                    state, detail = self._failed(error, failures)
+                    await self._back_off(failures, state, detail)
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.to_thread(self._ledger.release, name, self._holder))
-            self._set_state("standby", record=False)
+                await asyncio.shield(self._lease.release())
+            self._set_state("standby")
+
+    def _failed(self, error: Exception, failures: int) -> tuple[str, str]:
+        """Logged once and counted by kind; the state and detail to show."""
+        name = self.config.name
+        if isinstance(error, AuthenticationFailed):
+            self._metrics.imap_errors.labels(name, error.kind).inc()
+            _log.error("imap_login_failed", reason=str(error), failures=failures)
+            return "auth_failed", str(error)
+        if isinstance(error, MailboxError):
+            self._metrics.imap_errors.labels(name, error.kind).inc()
+            _log.warning("imap_connection_failed", kind=error.kind, reason=str(error))
+            return "backoff", f"{error.kind}: {error}"
+        if isinstance(error, TemporaryFailure):
+            self._metrics.imap_errors.labels(name, "database").inc()
+            _log.warning("imap_round_deferred", reason=str(error))
+            return "backoff", str(error)
+        # A fault of the gateway's own: logged whole, and never the end of the poller.
+        self._metrics.imap_errors.labels(name, "internal").inc()
+        _log.error("imap_round_failed", exc_info=error)
+        return "backoff", type(error).__name__
 
     async def _session(self) -> None:
-        """One connection: select, take in what is there, wait for more, again."""
+        """One connection: select, take in what is there, again while there is more, then
+        wait for news."""
         config = self.config
         self._set_state("connecting")
         connection = await MailboxConnection.open(config.endpoint, config.password)
@@ -163,12 +172,17 @@ class SourcePoller:
             for folder in (config.move_to, config.quarantine_to):
                 if folder:
                     await connection.ensure_folder(folder)
-            uidvalidity = None
             _log.info("imap_connected", idle=connection.has("IDLE"))
+            uidvalidity = None
             while True:
+                self._lease.check()
                 # Selected again each round: a folder deleted and made again meanwhile (a
                 # restore, a migration) is seen at once, with its new UIDVALIDITY.
                 selected = await connection.select(config.folder)
+                if not config.move_to and not selected.keeps_keyword:
+                    raise MailboxError(
+                        "protocol", f"the folder keeps no {TAKEN_KEYWORD} flag: use move_to"
+                    )
                 if selected.uidvalidity != uidvalidity:
                     if uidvalidity is not None:
                         _log.warning(
@@ -178,59 +192,57 @@ class SourcePoller:
                         )
                     uidvalidity = selected.uidvalidity
                     await self._record_state("polling", "", uidvalidity=uidvalidity, ok=True)
-                await self._round(connection, uidvalidity)
-                await self._record_state(
-                    "idle" if connection.has("IDLE") else "polling", "", ok=True
-                )
+                handled = await self._round(connection, uidvalidity)
+                self._served = True
+                # What arrived during the round may have been reported only to the
+                # commands of the round: search again before waiting.
+                if handled or connection.news:
+                    continue
+                waiting = "idle" if connection.has("IDLE") else "polling"
+                await self._record_state(waiting, "", ok=True)
                 await self._wait_for_news(connection)
-                await self._keep_lease()
         finally:
             await connection.close()
 
     async def _wait_for_news(self, connection: MailboxConnection) -> None:
-        """IDLE where the server has it, in rounds no longer than a third of the lease (so
-        the lease is renewed and a dead connection found), re-issued well before RFC
-        2177's 29 minutes; else a NOOP every poll interval."""
+        """IDLE for one round of `idle_renew` (RFC 2177: re-issued before 29 minutes; its
+        end proves the server still answers), or, where the server has no IDLE, the poll
+        interval; a lease lost ends the wait at once."""
         timing = self._timing
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        round_length = min(timing.idle_renew, timing.lease / 3)
         if connection.has("IDLE"):
             self._set_state("idle")
-            while not await connection.idle(round_length):
-                await self._keep_lease()
-                if loop.time() - started >= timing.poll_interval * 10:
-                    return  # a search now and then, whatever IDLE said
+            await connection.idle(timing.idle_renew, interrupt=self._lease.lost())
             return
         self._set_state("polling")
-        while (left := timing.poll_interval - (loop.time() - started)) > 0:
-            await asyncio.sleep(min(left, timing.lease / 3))
-            await self._keep_lease()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lease.lost(), timing.poll_interval)
         await connection.noop()
 
     async def _back_off(self, failures: int, state: str, detail: str) -> None:
+        """The lease is kept meanwhile, so that a source that fails is not handed around."""
         timing = self._timing
         delay = min(timing.backoff_max, timing.backoff_min * 2 ** min(failures - 1, 20))
         delay *= random.uniform(0.8, 1.2)
         await self._record_state(state, detail)
-        # The lease is kept meanwhile, so that a source that fails is not handed around.
-        loop = asyncio.get_running_loop()
-        until = loop.time() + delay
-        while (left := until - loop.time()) > 0:
-            await asyncio.sleep(min(left, timing.lease / 3))
-            if not await self._take_lease():
-                return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lease.lost(), delay)
 
     # -- one round --------------------------------------------------------------------
 
-    async def _round(self, connection: MailboxConnection, uidvalidity: int) -> None:
+    async def _round(self, connection: MailboxConnection, uidvalidity: int) -> int:
         """Everything in the folder: what was taken in before is only moved (or flagged),
-        the rest fetched and handed to the intake, a batch at a time."""
-        config, timing = self.config, self._timing
-        criteria = ("ALL",) if config.move_to else ("UNKEYWORD", TAKEN_KEYWORD)
-        uids = await connection.search(*criteria)
+        the rest fetched and handed to the intake, a batch at a time. Returns how many
+        messages it handled."""
+        config = self.config
+        criteria = ("UNDELETED",) if config.move_to else ("UNKEYWORD", TAKEN_KEYWORD)
+        now = asyncio.get_running_loop().time()
+        uids = [
+            uid
+            for uid in await connection.search(*criteria)
+            if self._retry_at.get((uidvalidity, uid), 0.0) <= now
+        ]
         if not uids:
-            return
+            return 0
         try:
             known = await asyncio.to_thread(self._ledger.known, config.name, uidvalidity, uids)
         except Exception as error:
@@ -241,36 +253,109 @@ class SourcePoller:
             self._count(Fate.DUPLICATE, len(known))
             await self._finish(connection, sorted(known))
         fresh = [uid for uid in uids if uid not in known]
-        deferred = False
-        for start in range(0, len(fresh), timing.batch):
-            await self._keep_lease()
-            self._set_state("fetching")
-            batch = fresh[start : start + timing.batch]
-            sizes = await connection.sizes(batch)
-            oversized = [uid for uid in batch if sizes.get(uid, 0) > timing.max_message_size]
-            if oversized:
-                _log.error("imap_message_too_large", uids=oversized, limit=timing.max_message_size)
-                self._count(Fate.QUARANTINED, len(oversized))
-                await self._put_aside(connection, oversized)
-            wanted = [uid for uid in batch if uid not in oversized]
-            fetched = await connection.fetch(wanted) if wanted else {}
-            self._metrics.imap_messages.labels(config.name, "fetched").inc(len(fetched))
-            fates = await asyncio.gather(
-                *(self._take(uid, raw, uidvalidity) for uid, raw in fetched.items())
-            )
-            done = [uid for uid, fate in zip(fetched, fates, strict=True) if fate in _FINISHED]
-            aside = [
-                uid for uid, fate in zip(fetched, fates, strict=True) if fate is Fate.QUARANTINED
-            ]
-            for fate in fates:
-                self._count(fate)
-            await self._finish(connection, done)
-            await self._put_aside(connection, aside)
-            deferred = deferred or Fate.DEFERRED in fates
-        if deferred:
+        deferred: list[int] = []
+        committed = len(known)
+        for start in range(0, len(fresh), self._timing.batch):
+            for batch in await self._batches(connection, fresh[start : start + self._timing.batch]):
+                self._lease.check()
+                self._set_state("fetching")
+                fates = await self._take_batch(connection, batch, uidvalidity)
+                deferred += [uid for uid, fate in fates.items() if fate is Fate.DEFERRED]
+                committed += sum(1 for fate in fates.values() if fate is not Fate.DEFERRED)
+        # Nothing committed: the database, or the messages? It is the messages if it takes
+        # the lease's write now.
+        if deferred and (committed or await self._lease.renew_now()):
+            await self._retry_later(connection, uidvalidity, deferred)
+        elif deferred:
             raise TemporaryFailure("a message could not be committed; it stays for a retry")
+        return len(uids) - len(deferred)
 
-    async def _take(self, uid: int, raw: bytes, uidvalidity: int) -> Fate:
+    async def _batches(self, connection: MailboxConnection, uids: Sequence[int]) -> list[list[int]]:
+        """`uids` in batches of at most BATCH_BYTES; a message over the size limit is put
+        aside at once (SMTP would refuse it at DATA; here it waits for an operator)."""
+        sizes = await connection.sizes(uids)
+        limit = self._timing.max_message_size
+        oversized = [uid for uid in uids if sizes.get(uid, 0) > limit]
+        if oversized:
+            _log.error("imap_message_too_large", uids=oversized, limit=limit)
+            self._count(Fate.QUARANTINED, len(oversized))
+            await self._put_aside(connection, oversized)
+        batches: list[list[int]] = []
+        load = 0
+        for uid in uids:
+            if uid in oversized:
+                continue
+            if not batches or load + sizes.get(uid, 0) > BATCH_BYTES:
+                batches.append([])
+                load = 0
+            batches[-1].append(uid)
+            load += sizes.get(uid, 0)
+        return batches
+
+    async def _take_batch(
+        self, connection: MailboxConnection, uids: Sequence[int], uidvalidity: int
+    ) -> dict[int, Fate]:
+        """A batch fetched and taken in concurrently (so that its commits share
+        transactions); a second copy of the same bytes waits for the first."""
+        fetched = await connection.fetch(uids)
+        self._metrics.imap_messages.labels(self.config.name, "fetched").inc(len(fetched))
+        firsts: dict[str, int] = {}
+        copies: list[int] = []
+        digests = {uid: digest(raw) for uid, raw in fetched.items()}
+        for uid, hashed in digests.items():
+            if hashed in firsts:
+                copies.append(uid)
+            else:
+                firsts[hashed] = uid
+        fates = dict(
+            zip(
+                firsts.values(),
+                await asyncio.gather(
+                    *(
+                        self._take(uid, fetched[uid], digests[uid], uidvalidity)
+                        for uid in firsts.values()
+                    )
+                ),
+                strict=True,
+            )
+        )
+        for uid in copies:
+            fates[uid] = await self._take(uid, fetched[uid], digests[uid], uidvalidity)
+        for fate in fates.values():
+            self._count(fate)
+        await self._finish(connection, [uid for uid, fate in fates.items() if fate in _FINISHED])
+        await self._put_aside(
+            connection, [uid for uid, fate in fates.items() if fate is Fate.QUARANTINED]
+        )
+        for uid, fate in fates.items():
+            if fate is not Fate.DEFERRED:
+                self._attempts.pop((uidvalidity, uid), None)
+                self._retry_at.pop((uidvalidity, uid), None)
+        return fates
+
+    async def _retry_later(
+        self, connection: MailboxConnection, uidvalidity: int, uids: Sequence[int]
+    ) -> None:
+        """Messages that could not be committed while the database took writes: each waits
+        longer before the next try, and after MAX_ATTEMPTS is put aside (never retried for
+        ever; the quarantine folder keeps it for an operator)."""
+        now = asyncio.get_running_loop().time()
+        aside = []
+        for uid in uids:
+            key = (uidvalidity, uid)
+            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+            if attempts >= MAX_ATTEMPTS:
+                aside.append(uid)
+                self._attempts.pop(key)
+                self._retry_at.pop(key, None)
+                continue
+            self._retry_at[key] = now + self._timing.retry_message_after * 2 ** (attempts - 1)
+        if aside:
+            _log.error("imap_message_put_aside", uids=aside, attempts=MAX_ATTEMPTS)
+            self._count(Fate.QUARANTINED, len(aside))
+            await self._put_aside(connection, aside)
+
+    async def _take(self, uid: int, raw: bytes, hashed: str, uidvalidity: int) -> Fate:
         """One message through the intake; its fate decides what is done with it."""
         config = self.config
         session_id = secrets.token_hex(6)
@@ -279,45 +364,34 @@ class SourcePoller:
             raw, self._domain, config.recipient_headers, config.sender_header, config.endpoint.user
         )
         origin = MailboxOrigin(
-            config.name,
-            uidvalidity,
-            uid,
-            digest(raw),
-            envelope.message_id,
-            config.trusted_authserv_ids,
+            config.name, uidvalidity, uid, hashed, envelope.message_id, config.trusted_authserv_ids
         )
         try:
             earlier = await asyncio.to_thread(
-                self._ledger.taken_before, config.name, origin.digest, origin.message_id
+                self._ledger.taken_before, config.name, hashed, envelope.message_id
             )
             if earlier is not None:
-                taken = Taken(
-                    config.name, uidvalidity, uid, origin.digest, origin.message_id, earlier
-                )
-                await asyncio.to_thread(self._ledger.seen_again, taken, self._clock.now())
+                place = Taken(config.name, uidvalidity, uid, hashed, envelope.message_id, earlier)
+                await asyncio.to_thread(self._ledger.seen_again, place, self._clock.now())
                 _log.info("imap_seen_again", uid=uid, message_id=earlier)
                 return Fate.DUPLICATE
             arrival = await self._arrival(envelope, raw, origin, session_id)
-        except TemporaryFailure:
-            return Fate.DEFERRED
-        except Exception as error:  # the database, most likely: try again next round
-            _log.error("imap_take_failed", uid=uid, exc_info=error)
-            return Fate.DEFERRED
-        if arrival is None:
+        except Exception as error:  # the database, most likely: tried again later
+            _log.error("imap_take_failed", uid=uid, error=type(error).__name__)
             return Fate.DEFERRED
         receipt = await self._intake.accept(arrival)
-        if receipt.reply.code >= 400 and not receipt.record_ids:
+        if not receipt.record_ids:
             return Fate.DEFERRED  # not committed (451): the message stays for a retry
         _log.info(
             "imap_taken", uid=uid, message_ids=list(receipt.record_ids), code=receipt.reply.code
         )
         if receipt.unreadable or not envelope.recipients:
             return Fate.QUARANTINED
-        return Fate.REFUSED if receipt.reply.code >= 500 else Fate.TAKEN
+        return Fate.REFUSED if receipt.reply.code >= 400 else Fate.TAKEN
 
     async def _arrival(
         self, envelope: MailboxEnvelope, raw: bytes, origin: MailboxOrigin, session_id: str
-    ) -> Arrival | None:
+    ) -> Arrival:
         """The envelope as RCPT would have judged it: the recipients that lead somewhere,
         and those refused (archived with the message, told to nobody)."""
         sender = envelope.sender if envelope.sender is not None else ""
@@ -327,8 +401,8 @@ class SourcePoller:
             check = await self._intake.recipient(address, sender)
             if check.target is not None:
                 recipients.append(Recipient(address, check.target))
-            elif check.reply.code >= 400 and check.reply.code < 500:
-                raise TemporaryFailure  # a look-up failed: the whole message waits
+            elif 400 <= check.reply.code < 500:
+                raise TemporaryFailure("a recipient could not be looked up")
             else:
                 violation = check.violation or Violation("rcpt.refused", check.reply)
                 refused.append((address, violation))
@@ -352,44 +426,12 @@ class SourcePoller:
             await connection.flag(uids)
 
     async def _put_aside(self, connection: MailboxConnection, uids: Sequence[int]) -> None:
-        await connection.move(uids, self.config.quarantine_to)
+        if uids:
+            await connection.move(uids, self.config.quarantine_to)
 
-    # -- lease and state ----------------------------------------------------------------
+    # -- state ------------------------------------------------------------------------
 
-    async def _take_lease(self) -> bool:
-        """Whether this process holds the lease now (False as well if the database cannot
-        say: nobody polls a source whose lease cannot be written)."""
-        try:
-            return await self._acquire()
-        except Exception as error:
-            _log.error("imap_lease_failed", error=type(error).__name__)
-            return False
-
-    async def _acquire(self) -> bool:
-        now = self._clock.now()
-        until = now + timedelta(seconds=self._timing.lease)
-        held = await asyncio.to_thread(
-            self._ledger.acquire, self.config.name, self._holder, now, until
-        )
-        if held:
-            self._leased_at = asyncio.get_running_loop().time()
-        return held
-
-    async def _keep_lease(self) -> None:
-        """Renewed once a third of it has gone by; lost (another process took it after this
-        one stalled past it): stop."""
-        if asyncio.get_running_loop().time() - self._leased_at < self._timing.lease / 3:
-            return
-        try:
-            held = await self._acquire()
-        except Exception as error:
-            raise TemporaryFailure(
-                f"the lease could not be renewed: {type(error).__name__}"
-            ) from error
-        if not held:
-            raise LeaseLost
-
-    def _set_state(self, state: str, *, record: bool = True) -> None:
+    def _set_state(self, state: str) -> None:
         if state == self.state:
             return
         gauge = self._metrics.imap_state
@@ -421,5 +463,5 @@ class SourcePoller:
 
 def new_holder(hostname: str, pid: int) -> str:
     """Names the process that holds a lease: host, process and a random part (a restarted
-    process with the same pid is another holder)."""
-    return f"{hostname}:{pid}:{secrets.token_hex(4)}"
+    process with the same pid is another holder); it fits imap_sources.holder."""
+    return f"{hostname[:80]}:{pid}:{secrets.token_hex(4)}"

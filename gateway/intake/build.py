@@ -169,7 +169,7 @@ def refusal_notices(received: Received, refused: Sequence[Outcome]) -> list[Arch
             arrival=received.received_at,
             now=received.received_at,
             failed=[
-                FailedRecipient(o.rcpt, o.entry.reply.enhanced, o.entry.reply.text)
+                FailedRecipient(o.rcpt, _final(o.entry.reply.enhanced), o.entry.reply.text)
                 for o in outcomes
             ],
             session_id=received.session_id,
@@ -203,6 +203,13 @@ def _over_quota(outcome: Outcome, policy: Policy) -> Outcome:
         delivery=None,
     )
     return Outcome(outcome.rcpt, outcome.pair_id, entry, tell=outcome.tell)
+
+
+def _final(enhanced: str) -> str:
+    """A refusal told by DSN is final, a temporary one too (a full day): nothing will try
+    the message again, and RFC 3464 2.3.4 gives a failed action a 5.x.x status. Its text
+    says when it may be sent anew."""
+    return "5" + enhanced[1:] if enhanced.startswith("4.") else enhanced
 
 
 def partial_refusal_notice(received: Received, refused: Sequence[Outcome]) -> ArchiveEntry:

@@ -42,7 +42,9 @@ def stamp(raw: bytes, authentication: SenderAuthentication, authserv_id: str) ->
 def trusted_checks(raw: bytes, trusted: tuple[str, ...]) -> list[AuthCheck]:
     """The DKIM and SPF results that the servers named in `trusted` (their authserv-id)
     wrote into the message's Authentication-Results fields; the others' are ignored, as
-    anyone can write the field (RFC 8601 7.2)."""
+    anyone can write the field (RFC 8601 7.2). Of each trusted server only the topmost
+    field counts: the one it wrote last, above any that came with the message (RFC 8601 5
+    has it remove those; this holds if it did not)."""
     if not trusted:
         return []
     wanted = {name.lower() for name in trusted}
@@ -52,8 +54,10 @@ def trusted_checks(raw: bytes, trusted: tuple[str, ...]) -> list[AuthCheck]:
             header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
         except Exception:  # noqa: S112  (authres raises its own errors and plain ones: unreadable)
             continue
-        if str(header.authserv_id).lower() not in wanted:
+        server = str(header.authserv_id).lower()
+        if server not in wanted:
             continue
+        wanted.discard(server)
         for result in header.results:
             method = str(result.method).lower()
             if method not in ("dkim", "spf"):

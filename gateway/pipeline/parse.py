@@ -38,7 +38,9 @@ def _parsed_header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> 
 # CRLF on output; headers taken from the source are written back exactly as they came.
 SMTP_POLICY: EmailPolicy[EmailMessage] = _ParsedHeaders(linesep="\r\n", refold_source="none")
 
-_MSG_ID = re.compile(r"<[^<>\s]+>")
+# At most 998 characters with its brackets (RFC 5322 2.1.1): a longer one is no id (and
+# would not fit the archive's column).
+_MSG_ID = re.compile(r"<[^<>\s]{1,996}>")
 
 
 _STRAY_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")

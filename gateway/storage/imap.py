@@ -8,7 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from gateway.storage.database import Database
@@ -66,6 +77,11 @@ def record_taken(connection: Connection, taken: Sequence[Taken], at: datetime) -
             for t in taken
         ],
     )
+
+
+def forget(connection: Connection, record_ids: Sequence[int]) -> None:
+    """The places and digests of purged records' messages go with their bytes (retention)."""
+    connection.execute(delete(_TAKEN).where(_TAKEN.c.record_id.in_(record_ids)))
 
 
 class MailboxLedger:

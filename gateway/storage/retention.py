@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from gateway.storage import search
+from gateway.storage import imap, search
 from gateway.storage.queue import QueueState
 from gateway.storage.schema import (
     Body,
@@ -176,6 +176,7 @@ def purge(connection: Connection, ids: Sequence[int], now: datetime) -> int:
         keys.update(k for k in (received, delivered) if k)
     connection.execute(insert(_PURGES).values(purged_at=now, message_ids=json.dumps(sorted(ids))))
     search.forget(connection, ids)
+    imap.forget(connection, ids)
     connection.execute(
         update(_MESSAGES)
         .where(_MESSAGES.c.id.in_(ids))

@@ -394,6 +394,7 @@ class MailboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("source", "uidvalidity", "uid"),
         Index(None, "source", "digest"),
+        Index(None, "record_id"),  # a purge forgets its records' places
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(40))

@@ -45,11 +45,12 @@ def imap_config(
     return f"""
 [imap]
 poll_interval = 0.5
-idle_renew = 600
+idle_renew = 2
 timeout = 5
 lease = 6
 backoff_min = 0.2
 backoff_max = 1
+retry_message_after = 0.2
 [imap.passwords]
 catchall = "{password or dovecot.users[CATCHALL]}"
 [[imap.sources]]
@@ -194,12 +195,12 @@ def test_message_that_cannot_be_read_is_archived_and_quarantined(
 def test_idle_wakes_the_poller_within_seconds(
     tmp_path: Path, db_url: str, dovecot: Dovecot
 ) -> None:
-    config = imap_config(dovecot).replace("poll_interval = 0.5", "poll_interval = 300")
+    config = imap_config(dovecot).replace("idle_renew = 2", "idle_renew = 600")
     with running_gateway(tmp_path, db_url, extra_config=config) as gw:
         parties = gw.register()
         wait_for(lambda: [s.state for s in ledger(gw).states()] == ["idle"])
         dovecot.append(CATCHALL, delivered_by_mx(parties))
-        gw.delivered(timeout=10)  # far below the poll interval: IDLE reported it
+        gw.delivered(timeout=10)  # far within the IDLE round: the server's EXISTS woke it
 
 
 def test_flagged_source_survives_a_changed_uidvalidity_without_duplicates(
@@ -325,9 +326,7 @@ def test_a_server_that_stops_answering_inside_idle_is_left_and_reconnected(
     tmp_path: Path, dovecot: Dovecot
 ) -> None:
     with tcp_proxy("127.0.0.1", dovecot.port) as proxy:
-        config = imap_config(dovecot, port=proxy.port).replace(
-            "poll_interval = 0.5", "poll_interval = 300"
-        )
+        config = imap_config(dovecot, port=proxy.port)  # IDLE rounds of 2 s
         with running_gateway(
             tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", extra_config=config
         ) as gw:
@@ -409,3 +408,47 @@ def test_a_bye_from_the_server_is_followed_by_a_new_connection(
     wait_for(lambda: _metric(imap_gw, "bsm_imap_errors_total", 'kind="dropped"') > 0)
     dovecot.append(CATCHALL, delivered_by_mx(parties))
     imap_gw.delivered(1)
+
+
+# A fault in the database itself, for one message: its archive record can never be written.
+POISON_TRIGGER = {
+    "sqlite": [
+        """CREATE TRIGGER poison BEFORE INSERT ON messages
+        WHEN NEW.original_message_id = '<poison@client.example>'
+        BEGIN SELECT RAISE(ABORT, 'this message cannot be stored'); END"""
+    ],
+    "postgresql": [
+        """CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN
+        IF NEW.original_message_id = '<poison@client.example>' THEN
+            RAISE EXCEPTION 'this message cannot be stored';
+        END IF;
+        RETURN NEW; END $$ LANGUAGE plpgsql""",
+        """CREATE TRIGGER poison BEFORE INSERT ON messages
+        FOR EACH ROW EXECUTE FUNCTION poison()""",
+    ],
+}
+
+
+def test_a_message_that_can_never_be_stored_is_put_aside_after_five_tries(
+    imap_gw: RunningGateway, dovecot: Dovecot
+) -> None:
+    database = imap_gw.gateway.database
+    kind = "sqlite" if database.is_sqlite else "postgresql"
+    with database.writing() as connection:
+        for statement in POISON_TRIGGER[kind]:
+            connection.exec_driver_sql(statement)
+    parties = imap_gw.register()
+    poison = text_message(
+        sender=parties.seller_mailbox,
+        to=parties.buyer_alias,
+        message_id="<poison@client.example>",
+    )
+    dovecot.append(CATCHALL, envelope_headers(poison, parties.seller_mailbox, parties.buyer_alias))
+    dovecot.append(CATCHALL, delivered_by_mx(parties))
+
+    imap_gw.delivered(1)  # the other one is not held up
+    wait_for(lambda: len(dovecot.messages(CATCHALL, "Quarantine")) == 1, timeout=30)
+    assert b"<poison@client.example>" in dovecot.messages(CATCHALL, "Quarantine")[0]
+    assert dovecot.messages(CATCHALL, "INBOX") == []
+    assert _metric(imap_gw, "bsm_imap_messages_total", 'outcome="deferred"') == 5
+    assert [direction for direction, _, _ in archived(imap_gw)] == ["seller_to_buyer"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from gateway.storage import retention
 from gateway.storage.imap import MailboxLedger, Taken, record_taken
 from gateway.storage.migrate import open_database
 
@@ -67,5 +68,20 @@ def test_a_place_is_taken_once_and_bytes_are_recognised_anywhere(db_url: str) ->
         ledger.seen_again(Taken("s", 8, 4, "d" * 64, "<m@x>", 11), at(3))  # once
         assert ledger.known("s", 8, [4]) == {4}
         assert ledger.states() == []  # no lease was ever taken: the source has no row yet
+    finally:
+        database.dispose()
+
+
+def test_a_purge_forgets_its_records_places_and_digests(db_url: str) -> None:
+    database = open_database(db_url)
+    ledger = MailboxLedger(database)
+    try:
+        with database.writing() as connection:
+            record_taken(connection, [Taken("s", 7, 1, "d" * 64, "<m@x>", 11)], at(0))
+            record_taken(connection, [Taken("s", 7, 2, "e" * 64, "<n@x>", 12)], at(0))
+        with database.writing() as connection:
+            retention.purge(connection, [11], at(1))
+        assert ledger.known("s", 7, [1, 2]) == {2}
+        assert ledger.taken_before("s", "d" * 64, "<m@x>") is None
     finally:
         database.dispose()

@@ -167,3 +167,49 @@ def test_no_notice_where_the_sender_is_not_proven_or_unknown() -> None:
     assert stranger.entry.direction is Direction.UNROUTED and not stranger.entry.accepted
     assert refusal_notices(received, [forged, untold, stranger]) == []
     assert refusal_notices(received, [replace(forged, tell=None)]) == []
+
+
+def test_only_the_topmost_trace_field_names_the_alias() -> None:
+    raw = (
+        b"Delivered-To: b-real@relay.example.test\r\n"
+        b"Delivered-To: b-planted@relay.example.test\r\n"  # came with the message
+        b"\r\nhi\r\n"
+    )
+    assert read_envelope(raw, DOMAIN, HEADERS, "Return-Path").recipients == (
+        "b-real@relay.example.test",
+    )
+
+
+def test_a_sender_or_message_id_smtp_would_not_take_is_none() -> None:
+    long_id = "<" + "x" * 1200 + "@client.example>"
+    raw = f"Return-Path: <{'a' * 80}@b.example>\r\nMessage-ID: {long_id}\r\n\r\nhi\r\n"
+    envelope = read_envelope(raw.encode(), DOMAIN, HEADERS, "Return-Path")
+    assert (envelope.sender, envelope.message_id) == (None, None)
+
+
+def test_of_a_trusted_server_only_its_topmost_field_counts() -> None:
+    raw = (
+        b"Authentication-Results: mx.market.example; spf=fail smtp.mailfrom=shop.example\r\n"
+        b"Received: from sender by mx.market.example\r\n"
+        b"Authentication-Results: mx.market.example; spf=pass smtp.mailfrom=shop.example\r\n"
+        b"\r\nbody\r\n"
+    )
+    [check] = trusted_checks(raw, ("mx.market.example",))
+    assert (check.method, check.result) == ("spf", "fail")
+
+
+def test_a_temporary_refusal_told_by_dsn_is_a_failed_action() -> None:
+    received = _received()
+    outcome = _refused("b-x@relay.example.test", "quota.daily", "registered@shop.example")
+    entry = replace(outcome.entry, reply=status.over_quota(600, 5, False))
+    [notice] = refusal_notices(received, [replace(outcome, entry=entry)])
+    text = (notice.raw_delivered or b"").decode()
+    assert "Status: 5.7.1" in text and "Status: 4." not in text
+
+
+def test_a_source_moves_to_another_folder_than_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BSM_IMAP__PASSWORDS__CATCHALL", "x")
+    with pytest.raises(ConfigError, match="other folders"):
+        load_settings(config(tmp_path, 'move_to = "INBOX"'))

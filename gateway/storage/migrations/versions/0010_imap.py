@@ -34,6 +34,7 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_imap_messages_source_digest", "imap_messages", ["source", "digest"])
+    op.create_index("ix_imap_messages_record_id", "imap_messages", ["record_id"])
     op.create_table(
         "imap_sources",
         sa.Column("name", sa.String(40), primary_key=True),
@@ -49,5 +50,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("imap_sources")
+    op.drop_index("ix_imap_messages_record_id", "imap_messages")
     op.drop_index("ix_imap_messages_source_digest", "imap_messages")
     op.drop_table("imap_messages")
