@@ -4,6 +4,7 @@ same intake as one on the MX, exactly once, whatever fails on the way."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -452,3 +453,47 @@ def test_a_message_that_can_never_be_stored_is_put_aside_after_five_tries(
     assert dovecot.messages(CATCHALL, "INBOX") == []
     assert _metric(imap_gw, "bsm_imap_messages_total", 'outcome="deferred"') == 5
     assert [direction for direction, _, _ in archived(imap_gw)] == ["seller_to_buyer"]
+
+
+@pytest.mark.parametrize(
+    "capability",
+    [
+        "IMAP4rev1 LITERAL+ IDLE UIDPLUS",  # COPY, STORE \Deleted, UID EXPUNGE
+        "IMAP4rev1 LITERAL+ IDLE",  # COPY, STORE \Deleted, EXPUNGE
+    ],
+)
+def test_a_server_without_move_gets_copy_delete_and_expunge(
+    tmp_path: Path, capability: str
+) -> None:
+    with running_dovecot(capability=capability) as server:
+        config = imap_config(server)
+        with running_gateway(
+            tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", extra_config=config
+        ) as gw:
+            parties = gw.register()
+            server.append(CATCHALL, delivered_by_mx(parties))
+            server.append(CATCHALL, delivered_by_mx(parties, "A second one.\n"))
+            gw.delivered(2)
+            wait_for(lambda: len(server.messages(CATCHALL, "Processed")) == 2)
+            wait_for(lambda: server.messages(CATCHALL, "INBOX") == [])
+        # Dovecot counts what its sessions marked \Deleted and expunged (a MOVE does neither).
+        deleted = [int(n) for n in re.findall(r" deleted=(\d+) expunged=\1 ", server.log)]
+        assert sum(deleted) == 2
+        assert len(list((gw.maildir / "new").iterdir())) == 2
+
+
+def test_a_message_over_the_size_limit_is_put_aside_unread(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    with running_gateway(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'gw.db'}",
+        extra_config=imap_config(dovecot),
+        smtp_config="max_message_size = 20000",
+    ) as gw:
+        parties = gw.register()
+        dovecot.append(CATCHALL, delivered_by_mx(parties, "A long one.\n" * 3000))
+        dovecot.append(CATCHALL, delivered_by_mx(parties))
+        gw.delivered(1)
+        wait_for(lambda: len(dovecot.messages(CATCHALL, "Quarantine")) == 1)
+        assert archived(gw) == [("seller_to_buyer", parties.buyer_alias, 250)]

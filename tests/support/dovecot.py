@@ -73,6 +73,7 @@ service stats {{
     mode = 0666
   }}
 }}
+{extra}
 """
 
 
@@ -252,9 +253,10 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def running_dovecot(tls: bool = False) -> Iterator[Dovecot]:
+def running_dovecot(tls: bool = False, capability: str | None = None) -> Iterator[Dovecot]:
     """A private Dovecot; with `tls`, port `tls_port` speaks implicit TLS and `port` offers
-    STARTTLS, both with a certificate for `localhost`."""
+    STARTTLS, both with a certificate for `localhost`. `capability`: what it announces
+    after login instead of all it has (an older server: no MOVE, no UIDPLUS)."""
     require_dovecot()
     folder = Path(tempfile.mkdtemp(prefix="bsm-dovecot-"))
     os.chmod(folder, 0o755)  # the mail user and Dovecot's own users must reach it
@@ -273,6 +275,7 @@ def running_dovecot(tls: bool = False) -> Iterator[Dovecot]:
             tls_port=dovecot.tls_port,
             ssl="yes" if tls else "no",
             ssl_files=ssl_files,
+            extra=f"imap_capability = {capability}" if capability else "",
         )
     )
     dovecot.add_user(CATCHALL, "catch-all-password")
