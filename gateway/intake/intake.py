@@ -193,6 +193,10 @@ class Intake:
             unit = await self._cpu(
                 len(raw), self._decide_and_build, received, recipients, arrival, policy
             )
+            if arrival.origin is not None and _sender_check_unavailable(unit):
+                # No sender retries a mailbox's message: it stays in the mailbox instead,
+                # not committed, until its sender's DNS answers.
+                return Receipt(status.AUTH_CHECK_UNAVAILABLE)
             await self._deliveries.admit(FLOW_WAIT_SECONDS)
             room = self._deliveries.room(len(unit.passing.outcomes) + len(unit.passing.notices))
             leased_until = (
@@ -313,6 +317,15 @@ class Intake:
         """From the next message on, judge by `policy` (a reload); a message being taken in
         keeps the policy it started with."""
         self.policy = policy
+
+
+def _sender_check_unavailable(unit: Unit) -> bool:
+    """Whether a recipient was refused because the sender's DNS did not answer."""
+    return any(
+        violation.reply == status.AUTH_CHECK_UNAVAILABLE
+        for outcome in unit.passing.outcomes
+        for violation in outcome.entry.violations
+    )
 
 
 def _reply(committed: Committed) -> status.Reply:

@@ -30,6 +30,7 @@ from tests.support.gateway import (
 from tests.support.mail import read, text_message, wire_bytes
 from tests.support.process import cli_json, run_cli
 from tests.support.proxy import tcp_proxy
+from tests.support.sink import free_port
 
 
 def imap_config(
@@ -394,9 +395,11 @@ def test_the_sender_is_proven_by_dkim_or_a_trusted_servers_results(
         assert queued(gw) == 2
 
 
-def _dkim_signed(raw: bytes, domain: str, dns: LocalDns) -> bytes:
+def _dkim_signed(raw: bytes, domain: str, dns: LocalDns | None) -> bytes:
+    """`raw` signed for `domain`; its key published on `dns` (None: nowhere)."""
     key = new_private_key()
-    dns.zones.txt[f"s1._domainkey.{domain}"] = [dns_record(key)]
+    if dns is not None:
+        dns.zones.txt[f"s1._domainkey.{domain}"] = [dns_record(key)]
     return bytes(dkim.sign(raw, b"s1", domain.encode(), key.encode())) + raw
 
 
@@ -497,3 +500,32 @@ def test_a_message_over_the_size_limit_is_put_aside_unread(
         gw.delivered(1)
         wait_for(lambda: len(dovecot.messages(CATCHALL, "Quarantine")) == 1)
         assert archived(gw) == [("seller_to_buyer", parties.buyer_alias, 250)]
+
+
+def test_a_sender_whose_dns_does_not_answer_waits_in_the_mailbox(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    silent = free_port()  # nothing answers there: every look-up times out
+    with running_gateway(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'gw.db'}",
+        extra_config=imap_config(dovecot).replace(
+            "retry_message_after = 0.2", "retry_message_after = 30"
+        ),
+        sender_auth="aligned",
+        dns_port=silent,
+    ) as gw:
+        parties = gw.register()
+        domain = parties.seller_mailbox.rpartition("@")[2]
+        message = wire_bytes(text_message(sender=parties.seller_mailbox, to=parties.buyer_alias))
+        signed = _dkim_signed(message, domain, None)
+        dovecot.append(CATCHALL, envelope_headers_raw(signed, parties))
+        wait_for(lambda: _metric(gw, "bsm_imap_messages_total", 'outcome="deferred"') > 0, 30)
+        assert archived(gw) == []  # not committed: nothing refused it for good
+        assert len(dovecot.messages(CATCHALL, "INBOX")) == 1
+        assert queued(gw) == 0
+
+
+def envelope_headers_raw(raw: bytes, parties: Parties) -> bytes:
+    head = f"Return-Path: <{parties.seller_mailbox}>\r\nDelivered-To: {parties.buyer_alias}\r\n"
+    return head.encode() + raw
