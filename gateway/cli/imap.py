@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from gateway.cli.common import JsonFlag, app, emit, out, services_of
 
@@ -19,7 +20,7 @@ def imap_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
     def human() -> None:
         if not sources:
-            out.print("No mailbox sources: [[imap.sources]] names none.")
+            out.print("No mailbox sources: [[imap.sources]] names none.", markup=False)
             return
         table = Table("source", "server / folder", "state", "polled by", "taken", "last ok")
         for source in sources:
@@ -27,14 +28,15 @@ def imap_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             state = source["state"]
             if source.get("detail"):
                 state = f"{state}: {source['detail']}"
-            table.add_row(
+            cells = (
                 source["name"],
                 where if source["configured"] else "(not configured)",
-                state,
+                state,  # a server's words, e.g. "[AUTHENTICATIONFAILED] ...": not markup
                 source.get("polled_by") or "-",
                 str(source["taken"]),
                 source.get("last_ok_at") or "-",
             )
+            table.add_row(*(Text(cell) for cell in cells))
         out.print(table)
 
     emit({"sources": sources}, as_json, human)

@@ -26,9 +26,10 @@ from tests.support.gateway import (
     RunningGateway,
     running_gateway,
     wait_for,
+    write_config,
 )
 from tests.support.mail import read, text_message, wire_bytes
-from tests.support.process import cli_json, run_cli
+from tests.support.process import clean_env, cli_json, run_cli
 from tests.support.proxy import tcp_proxy
 from tests.support.sink import free_port
 
@@ -240,7 +241,11 @@ def test_wrong_password_is_one_clear_error_and_retried_with_backoff(
     ):
         parties = gw.register()
         state = wait_for(lambda: _state_named(gw, "auth_failed"))
-        assert "login refused" in state.detail
+        assert "login refused: [AUTHENTICATIONFAILED]" in state.detail
+        wide = clean_env(COLUMNS="300")  # one line per source
+        shown = run_cli(tmp_path / "gateway.toml", "imap", "status", env=wide)
+        assert shown.returncode == 0
+        assert "[AUTHENTICATIONFAILED]" in shown.stdout  # the server's words, as it wrote them
         wait_for(lambda: _metric(gw, "bsm_imap_errors_total", 'kind="auth"') >= 2)
         gw.seller_writes(parties)  # the gateway serves on meanwhile
         gw.delivered(1)
@@ -529,3 +534,11 @@ def test_a_sender_whose_dns_does_not_answer_waits_in_the_mailbox(
 def envelope_headers_raw(raw: bytes, parties: Parties) -> bytes:
     head = f"Return-Path: <{parties.seller_mailbox}>\r\nDelivered-To: {parties.buyer_alias}\r\n"
     return head.encode() + raw
+
+
+def test_status_without_sources_says_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", "maildir:outbox")
+    shown = run_cli(config, "imap", "status")
+    assert shown.returncode == 0
+    assert "No mailbox sources: [[imap.sources]] names none." in shown.stdout
+    assert cli_json(config, "imap", "status") == {"sources": []}
