@@ -51,6 +51,8 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
     )
     # aiosmtpd logs whole SMTP commands (addresses included) at debug level: keep it quiet.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # aioimaplib logs every byte it sends and receives (messages and all) at debug level.
+    logging.getLogger("aioimaplib").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -3,6 +3,7 @@ Authentication-Results of trusted servers, and who is told of a refusal."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from gateway.core.model import ArchiveEntry, Direction, Violation
 from gateway.imap.envelope import read_envelope
 from gateway.intake.build import refusal_notices, unrouted
 from gateway.intake.model import Outcome, Received
+from gateway.obs.log import configure_logging
 from gateway.pipeline.authresults import trusted_checks
 from gateway.settings import ConfigError, load_settings
 
@@ -213,3 +215,10 @@ def test_a_source_moves_to_another_folder_than_its_own(
     monkeypatch.setenv("BSM_IMAP__PASSWORDS__CATCHALL", "x")
     with pytest.raises(ConfigError, match="other folders"):
         load_settings(config(tmp_path, 'move_to = "INBOX"'))
+
+
+def test_the_imap_client_never_logs_what_it_sends_or_receives() -> None:
+    configure_logging("debug", "json")
+    # aioimaplib writes every line of the session (messages, the LOGIN) at debug level.
+    assert logging.getLogger("aioimaplib.aioimaplib").getEffectiveLevel() >= logging.WARNING
+    configure_logging("info", "json")
