@@ -96,7 +96,7 @@ class Services:
                 "tls": source.tls,
                 "folder": source.folder,
                 "after": finish,
-                "quarantine": source.quarantine_to or None,
+                "quarantine": source.quarantine_to,
             }
             listed.append(
                 _source_status(source.name, configured, known.pop(source.name, None), now)

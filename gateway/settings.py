@@ -251,8 +251,8 @@ class ImapSource(_Section):
     flag: bool = False
     # Where a message that cannot be read, routed or taken (too large) is put aside.
     quarantine_to: Annotated[str, Field(min_length=1)] = "Quarantine"
-    # Where the server writes the envelope: the alias in the first of these headers that
-    # names an address on the alias domain, the sender in the first one of sender_header.
+    # Where the server writes the envelope: the alias in the topmost field of the first of
+    # these headers that names an address on the alias domain; the sender in sender_header.
     recipient_headers: Annotated[list[str], Field(min_length=1)] = [
         "Delivered-To",
         "X-Original-To",

@@ -78,7 +78,8 @@ class Metrics:
         self.imap_errors = Counter(
             "bsm_imap_errors",
             "Failures of a mailbox source's connection, by kind",
-            ["source", "kind"],  # auth | connect | timeout | dropped | protocol
+            # auth | connect | tls | timeout | dropped | protocol | database | internal
+            ["source", "kind"],
             registry=self.registry,
         )
         self.imap_state = Gauge(
