@@ -6,11 +6,14 @@ import re
 import smtplib
 import socket
 import ssl
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from gateway.core.throttle import backoff
+from gateway.smtp.handler import FREE_REFUSALS
 from tests.support.archive import archived
 from tests.support.gateway import (
     RunningGateway,
@@ -279,16 +282,24 @@ def test_bare_line_ends_are_stored_and_sent_as_crlf(tmp_path: Path, db_url: str)
 
 
 def test_alias_guessing_is_slowed_but_answered_the_same(tmp_path: Path, db_url: str) -> None:
-    with running_gateway(tmp_path, db_url, smtp_config="rcpt_refusal_delay = 0.01") as gw:
+    base = 0.05
+    with running_gateway(tmp_path, db_url, smtp_config=f"rcpt_refusal_delay = {base}") as gw:
         parties = gw.register()
         with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
             client.ehlo()
             client.mail(parties.seller_mailbox)
-            guesses = [
-                client.rcpt(f"{n:016d}@relay.example.test".replace("0", "a")) for n in range(8)
-            ]
+            guesses, took = [], []
+            for n in range(8):
+                started = time.monotonic()
+                guesses.append(client.rcpt(f"{n:016d}@relay.example.test".replace("0", "a")))
+                took.append(time.monotonic() - started)
             assert {(code, text[:5]) for code, text in guesses} == {(550, b"5.1.1")}
             assert client.rcpt(parties.buyer_alias)[0] == 250  # the session stays usable
+    # Each refusal past the free ones waits at least its delay, doubling from `base`: a
+    # lower bound, which a slow machine only exceeds.
+    for number, seconds in enumerate(took, start=1):
+        assert seconds >= backoff(number, FREE_REFUSALS, base), (number, took)
+    assert sum(took[FREE_REFUSALS:]) >= base * (2 ** (8 - FREE_REFUSALS) - 1)
 
 
 def test_an_idle_session_is_told_and_closed(tmp_path: Path, db_url: str) -> None:

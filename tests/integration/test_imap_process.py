@@ -13,7 +13,7 @@ from gateway.storage.imap import MailboxLedger
 from tests.integration.test_imap import delivered_by_mx, imap_config
 from tests.support.databases import postgres_schema
 from tests.support.dovecot import CATCHALL, Dovecot, running_dovecot
-from tests.support.gateway import wait_for
+from tests.support.gateway import CLAIM_LEASE, wait_for
 from tests.support.process import (
     Serve,
     json_log_lines,
@@ -25,7 +25,6 @@ from tests.support.process import (
 from tests.support.proxy import tcp_proxy
 
 LEASE = 6.0  # imap_config's lease
-CLAIM_LEASE = 8.0  # a delivery's lease: tests.support.gateway.TEST_CONFIG
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sqlalchemy import select as sql_select
 
 from gateway.storage.database import Database
 from gateway.storage.schema import Message, Outbound
-from tests.support.gateway import Parties
+from tests.support.gateway import CLAIM_LEASE, Parties
 from tests.support.mail import read, text_message, wire_bytes
 from tests.support.process import (
     Serve,
@@ -36,7 +36,6 @@ from tests.support.process import (
     serving,
 )
 
-CLAIM_LEASE = 5.0  # tests.support.gateway.TEST_CONFIG
 SHUTDOWN_GRACE = 5.0  # tests.support.gateway.TEST_CONFIG
 
 
@@ -72,6 +71,14 @@ class Deployment:
                 raise AssertionError(
                     f"{len(self.delivered())} of {count} messages delivered after {timeout}s"
                 )
+            time.sleep(0.1)
+
+    def wait_all_recorded(self, count: int, timeout: float) -> None:
+        """Until the queue holds `count` rows, all recorded delivered."""
+        deadline = time.monotonic() + timeout
+        while self.queue_states() != Counter(delivered=count):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"queue after {timeout}s: {dict(self.queue_states())}")
             time.sleep(0.1)
 
     def queue_states(self) -> Counter[str]:
@@ -112,11 +119,11 @@ def _send_and_hold(port: int, mail_from: str, rcpt: str, data: bytes) -> smtplib
 
 def _assert_delivered_once_after_restart(deployment: Deployment, subject: str) -> None:
     """Delivered by the stopped process or by the next one: exactly once either way."""
-    finished = deployment.queue_states() == Counter(delivered=1)
     with deployment.serve() as serve:
         deployment.wait_delivered(1, timeout=CLAIM_LEASE + 20)
-        # A row left claimed by the stopped process would come back after its lease.
-        time.sleep(1 if finished else CLAIM_LEASE + 2)
+        # A row left claimed by the stopped process comes back after its lease: only once
+        # every row is recorded delivered can no second copy come.
+        deployment.wait_all_recorded(1, timeout=CLAIM_LEASE + 20)
         counts = deployment.subjects()
         assert serve.stop() == 0
     assert counts == Counter({subject: 1})
@@ -151,7 +158,8 @@ def test_kill_9_after_250_delivers_each_message_exactly_once(deployment: Deploym
     with deployment.serve() as serve:
         # Rows claimed by a killed process come back once their lease runs out.
         deployment.wait_delivered(len(subjects), timeout=CLAIM_LEASE + 20)
-        time.sleep(CLAIM_LEASE + 2)  # a second copy would appear by now
+        # Until every row is recorded delivered, a claimed one may still be sent again.
+        deployment.wait_all_recorded(len(subjects), timeout=CLAIM_LEASE + 20)
         counts = deployment.subjects()
         assert serve.stop() == 0
 

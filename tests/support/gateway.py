@@ -30,6 +30,7 @@ from tests.support.mail import send, text_message
 from tests.support.sink import Sink, smtp_sink
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+CLAIM_LEASE = 8.0  # [delivery] claim_lease: a delivery claimed by a dead process waits this long
 TEST_CONFIG = """
 database_url = "{database_url}"
 [smtp]
@@ -60,7 +61,7 @@ port = 0
 transport = "{transport}"
 retry_schedule = [0.2]
 poll_interval = 0.1
-claim_lease = 8
+claim_lease = {claim_lease}
 attempt_timeout = 2
 {extra}
 [rules]
@@ -150,6 +151,7 @@ def write_config(
             sender_auth=sender_auth,
             dns=f'nameservers = ["127.0.0.1"]\nport = {dns_port}' if dns_port else "",
             admin_token=ADMIN_TOKEN,
+            claim_lease=CLAIM_LEASE,
             certificate=certificate,
             private_key=private_key,
         )
