@@ -4,6 +4,7 @@ master must start as root (it drops to the `mail` user for the mailboxes)."""
 
 from __future__ import annotations
 
+import atexit
 import imaplib
 import os
 import re
@@ -96,6 +97,7 @@ def require_dovecot() -> str:
 def tls_files() -> tuple[Path, Path]:
     """A certificate for `localhost`, which the gateway checks as a client would."""
     folder = Path(tempfile.mkdtemp(prefix="bsm-imap-tls-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     os.chmod(folder, 0o755)
     certificate, key = folder / "cert.pem", folder / "key.pem"
     make_self_signed(certificate, key, HOSTNAME)
