@@ -45,7 +45,6 @@ class AuthenticationFailed(MailboxError):
 @dataclass(frozen=True, slots=True)
 class Selected:
     uidvalidity: int
-    exists: int
     keeps_keyword: bool  # PERMANENTFLAGS lets a client set $BsmTaken (or any keyword)
 
 
@@ -165,10 +164,6 @@ class MailboxConnection:
         if transport is not None:
             transport.close()
 
-    @property
-    def lost(self) -> bool:
-        return self._lost.is_set()
-
     def has(self, capability: str) -> bool:
         return bool(self._client.has_capability(capability))
 
@@ -208,7 +203,7 @@ class MailboxConnection:
 
     async def select(self, folder: str) -> Selected:
         response = await self._ok(self._client.select(quoted(folder)), "SELECT")
-        uidvalidity, exists, keeps = None, 0, False
+        uidvalidity, keeps = None, False
         for line in response.lines:
             if not _is_line(line):
                 continue
@@ -216,15 +211,13 @@ class MailboxConnection:
             found = _UIDVALIDITY.search(data)
             if found:
                 uidvalidity = int(found.group(1))
-            if data.endswith(b" EXISTS"):
-                exists = int(data.split()[0])
             flags = _PERMANENT.search(data)
             if flags:
                 kept = flags.group(1).split()
                 keeps = b"\\*" in kept or TAKEN_KEYWORD.encode() in kept
         if uidvalidity is None:
             raise MailboxError("protocol", "SELECT gave no UIDVALIDITY")
-        return Selected(uidvalidity, exists, keeps)
+        return Selected(uidvalidity, keeps)
 
     async def search(self, *criteria: str) -> list[int]:
         """The UIDs that match. `news` tells afterwards whether the server reported new

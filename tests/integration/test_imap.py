@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -290,8 +291,6 @@ def test_tls_to_the_server(tmp_path: Path, tls: str) -> None:
 
 
 def _metric(gw: RunningGateway, name: str, label: str) -> float:
-    import urllib.request
-
     port = gw.gateway.metrics_port
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     return sum(
