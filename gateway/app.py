@@ -24,6 +24,7 @@ from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.throttle import FailureThrottle
 from gateway.delivery.dkim import SigningTransport, new_private_key
+from gateway.delivery.instance import is_alive, this_process
 from gateway.delivery.maildir import MaildirTransport
 from gateway.delivery.smtp import SmtpTransport
 from gateway.delivery.transport import Transport
@@ -134,6 +135,7 @@ def prepare(services: Services) -> None:
     settings = services.settings
     services.dkim_keys.ensure_active(settings.dkim.selector, new_private_key)
     services.archive_keys.ensure_active(new_log_key)
+    services.bounce_signer()  # the VERP key, made once before several processes need it
     if not (settings.smtp.starttls or settings.submission.enabled):
         return
     tls = settings.tls
@@ -234,6 +236,7 @@ class Gateway:
         self.directory = Directory(database, settings.alias_domain, reads_inline=database.is_sqlite)
         self.watcher = ChangeWatcher(self.directory, database, self.clock)
         delivery = settings.delivery
+        bounce_signer = self.services.bounce_signer()
         self.workers = DeliveryWorkers(
             committer=self.committer,
             transport=SigningTransport(
@@ -243,6 +246,7 @@ class Gateway:
             ),
             clock=self.clock,
             alias_domain=settings.alias_domain,
+            bounce_signer=bounce_signer,
             concurrency=delivery.workers,
             retry_schedule=list(delivery.retry_schedule),
             give_up_after=delivery.give_up_after,
@@ -250,6 +254,10 @@ class Gateway:
             claim_batch=delivery.claim_batch,
             poll_interval=delivery.poll_interval,
             attempt_timeout=delivery.attempt_timeout,
+            identity=this_process(),
+            heartbeat=delivery.heartbeat,
+            dead_after=delivery.dead_after,
+            is_alive=is_alive,
         )
         self.intake = Intake(
             policy=policy or compile_policy(settings),
@@ -259,6 +267,7 @@ class Gateway:
             clock=self.clock,
             metrics=self.metrics,
             alias_domain=settings.alias_domain,
+            bounce_signer=bounce_signer,
             max_mime_depth=settings.smtp.max_mime_depth,
             verifier=_sender_verifier(settings),
         )

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.core.addresses import BounceSigner, new_verp_key
 from gateway.core.clock import Clock, SystemClock
 from gateway.policy.rules.marketplace import MarketplacePolicy
 from gateway.settings import ConfigError, Settings
@@ -21,6 +22,7 @@ from gateway.storage.imap import MailboxLedger, SourceState
 from gateway.storage.migrate import open_database
 from gateway.storage.registry import Registry
 from gateway.storage.reports import Reports
+from gateway.storage.secrets import SecretStore
 
 if TYPE_CHECKING:
     from gateway.intake.policy import Policy
@@ -71,6 +73,15 @@ class Services:
         self.archive_keys = ArchiveKeyStore(self.database, self.clock)
         self.reports = Reports(self.database, self.clock)
         self.mailboxes = MailboxLedger(self.database)
+        self.secrets = SecretStore(self.database, self.clock)
+
+    def bounce_signer(self) -> BounceSigner:
+        """The VERP signer: the configured key, else the one kept in the database (made
+        now on a database without one)."""
+        bounces = self.settings.bounces
+        key = bounces.verp_secret.get_secret_value() or self.secrets.ensure("verp", new_verp_key)
+        valid_for = timedelta(seconds=bounces.verp_valid_for)
+        return BounceSigner(key.encode(), valid_for, self.settings.alias_domain)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Services:

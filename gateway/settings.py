@@ -168,6 +168,10 @@ class DeliverySettings(_Section):
     claim_batch: Annotated[int, Field(ge=1, le=500)]
     poll_interval: Seconds
     attempt_timeout: Seconds
+    # Each process writes a heartbeat this often; one silent for dead_after is known dead
+    # and its claims are given back at once (one on the same host: as soon as it is gone).
+    heartbeat: Seconds
+    dead_after: Seconds
 
     @field_validator("transport")
     @classmethod
@@ -187,6 +191,12 @@ class DeliverySettings(_Section):
         # would take the row while it is still being sent, and deliver it twice.
         if self.claim_lease <= self.attempt_timeout + 5:
             raise ValueError("claim_lease must exceed attempt_timeout by more than 5 seconds")
+        # Likewise: a process whose heartbeat could lapse during an attempt it started could
+        # be taken for dead while it still sends.
+        if self.dead_after <= self.attempt_timeout + 2 * self.heartbeat + 2:
+            raise ValueError(
+                "dead_after must exceed attempt_timeout + 2 x heartbeat by more than 2 seconds"
+            )
         return self
 
     @property
@@ -222,6 +232,19 @@ def parse_smtp_target(url: str) -> SmtpTarget:
         password=unquote(parts.password) if parts.password else None,
         starttls=starttls,
     )
+
+
+class BounceSettings(_Section):
+    # A delivery's VERP envelope sender stays valid this long after the attempt.
+    verp_valid_for: Seconds
+    # The HMAC key of VERP addresses (BSM_BOUNCES__VERP_SECRET); empty: one made on first
+    # start and kept in the database, shared by every instance.
+    verp_secret: SecretStr
+    # This many hard bounces of an address within suppress_window suppress it for
+    # suppress_for: messages to it are then refused at once (550 5.1.1).
+    suppress_after: Annotated[int, Field(ge=1)]
+    suppress_window: Seconds
+    suppress_for: Seconds
 
 
 class DkimSettings(_Section):
@@ -327,6 +350,7 @@ class Settings(BaseSettings):
     submission: SubmissionSettings
     tls: TlsSettings
     delivery: DeliverySettings
+    bounces: BounceSettings
     dkim: DkimSettings
     archive: ArchiveSettings
     imap: ImapSettings

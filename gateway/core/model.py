@@ -40,6 +40,7 @@ class BounceContext:
     """A delivery the gateway made, as its sender knew it: all a DSN about it may say."""
 
     outbound_id: int
+    record_id: int  # the archive record of the message delivered
     state: str
     pair_id: int | None
     original_sender: str  # the sender's real address, where a DSN goes ("" for a notice)
@@ -184,6 +185,7 @@ class ArchiveEntry:
     important: bool = False  # a seller's message marked "[Important]" (counted for review)
     policy_version: str = ""  # the content policy's hash when it was judged
     shadowed: tuple[Violation, ...] = ()  # hits of rules in shadow mode: recorded, not blocking
+    about_id: int | None = None  # a bounce's or a DSN's: the record of the message it reports on
 
     @property
     def accepted(self) -> bool:

@@ -4,7 +4,9 @@ from the queue), sign and send them, and record each outcome; retry, or give up 
 The intake enqueues its deliveries already leased to this process and hands them over
 here: no poll interval between a 250 and the first attempt. The queue is read every
 poll_interval for what is left: retries that came due, DSNs, and deliveries of a process
-that died (their lease ran out). Outcomes are written in batches through the committer.
+that died (given back when it is known dead, or their lease ran out). Outcomes are written
+in batches through the committer. Every `heartbeat` this process says it is alive and looks
+for processes that are not.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import contextlib
 import functools
 import random
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from gateway.core.addresses import BounceSigner
 from gateway.core.clock import Clock
 from gateway.core.model import ArchiveEntry
 from gateway.delivery.schedule import retry_delay, should_give_up
@@ -27,8 +31,9 @@ from gateway.delivery.transport import Outcome, SendResult, Transport
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
 from gateway.pipeline.dsn import delivery_failed_notice, scrub_addresses
-from gateway.storage import queue
+from gateway.storage import instances, queue
 from gateway.storage.committer import Committer
+from gateway.storage.instances import ProcessIdentity
 from gateway.storage.queue import ClaimedDelivery, QueueState, Settlement
 
 _log = get_logger("delivery")
@@ -59,6 +64,7 @@ class DeliveryWorkers:
         transport: Transport,
         clock: Clock,
         alias_domain: str,
+        bounce_signer: BounceSigner,
         concurrency: int,
         retry_schedule: list[float],
         give_up_after: float,
@@ -66,12 +72,17 @@ class DeliveryWorkers:
         claim_batch: int,
         poll_interval: float,
         attempt_timeout: float,
+        identity: ProcessIdentity,
+        heartbeat: float,
+        dead_after: float,
+        is_alive: Callable[[int, str], bool],
         rng: random.Random | None = None,
     ) -> None:
         self._committer = committer
         self._transport = transport
         self._clock = clock
         self._domain = alias_domain
+        self._bounce_signer = bounce_signer
         self._concurrency = concurrency
         self._schedule = retry_schedule
         self._give_up_after = give_up_after
@@ -79,6 +90,13 @@ class DeliveryWorkers:
         self._batch = claim_batch
         self._poll = poll_interval
         self._attempt_timeout = attempt_timeout
+        self._me = identity
+        self._heartbeat = heartbeat
+        self._dead_after = dead_after
+        self._is_alive = is_alive
+        # Until when others will not take this process for dead (its last heartbeat written
+        # + dead_after, on the monotonic clock): an attempt starts only if it ends before.
+        self._trusted_until = time.monotonic() + dead_after
         self._rng = rng or random.Random()
         # Deliveries held but not yet started; a bound keeps memory in check under a
         # backlog (past it the intake leaves its deliveries to the queue).
@@ -100,6 +118,10 @@ class DeliveryWorkers:
     @property
     def lease_seconds(self) -> float:
         return self._lease
+
+    @property
+    def holder(self) -> str:
+        return self._me.id
 
     # -- taking work ----------------------------------------------------------------
 
@@ -135,6 +157,7 @@ class DeliveryWorkers:
                 asyncio.create_task(self._sender(), name=f"delivery-{n}")
                 for n in range(self._concurrency)
             ),
+            asyncio.create_task(self._keeper(), name="delivery-heartbeat"),
             asyncio.create_task(self._poller(), name="delivery-poller"),
             asyncio.create_task(self._recorder(), name="delivery-recorder"),
         ]
@@ -143,20 +166,25 @@ class DeliveryWorkers:
         """Stop taking work; deliveries in flight are finished and recorded; those held but
         not started are given back to the queue, due now for whichever process is next."""
         self._stopping = True
-        senders, (poller, recorder) = self._tasks[:-2], self._tasks[-2:]
+        senders, (keeper, poller, recorder) = self._tasks[:-3], self._tasks[-3:]
+        keeper.cancel()
         poller.cancel()
         held = self._drain()
         for _ in senders:
             self._held.put_nowait(None)
-        await asyncio.gather(*senders, poller, return_exceptions=True)
+        await asyncio.gather(*senders, keeper, poller, return_exceptions=True)
         self._sent_all = True  # nothing more will finish: the recorder ends when it is written
         self._done_ready.set()
         await asyncio.gather(recorder, return_exceptions=True)
         held += self._drain()
-        if held:
-            now = self._clock.now()
-            with contextlib.suppress(Exception):  # if not, their leases run out
-                await self._committer.run(lambda c: queue.release(c, held, now))
+        now = self._clock.now()
+
+        def _leave(connection: Connection) -> None:
+            queue.release(connection, held, now)
+            instances.leave(connection, self._me)
+
+        with contextlib.suppress(Exception):  # if not, their leases run out
+            await self._committer.run(_leave)
         await self._transport.close()
 
     def _drain(self) -> list[int]:
@@ -175,7 +203,10 @@ class DeliveryWorkers:
             if held is None:
                 return
             now = self._clock.now()
-            if (held.lease_until - now).total_seconds() < self._attempt_timeout + LEASE_MARGIN:
+            left = min(
+                (held.lease_until - now).total_seconds(), self._trusted_until - time.monotonic()
+            )
+            if left < self._attempt_timeout + LEASE_MARGIN:
                 continue  # too late to finish inside the lease: the queue gives it back
             self._sending += 1
             try:
@@ -186,11 +217,36 @@ class DeliveryWorkers:
             self._done_ready.set()
 
     async def _send(self, delivery: ClaimedDelivery) -> SendResult:
+        if delivery.envelope_from:  # a DSN goes from <>
+            # Signed at each attempt: a report may come days after the last one.
+            signed = self._bounce_signer.address(delivery.token, self._clock.now())
+            delivery = replace(delivery, envelope_from=signed)
         try:
             return await self._transport.send(delivery)
         except Exception as error:
             _log.error("transport_error", outbound_id=delivery.outbound_id, exc_info=error)
             return SendResult(Outcome.TRANSIENT, "4.3.0 internal error in transport")
+
+    async def _keeper(self) -> None:
+        """The heartbeat, and the claims of processes known dead given back."""
+        while True:
+            now, started = self._clock.now(), time.monotonic()
+            try:
+                dead, given = await self._committer.run(functools.partial(self._keep, now=now))
+            except Exception as error:
+                _log.error("heartbeat_failed", exc_info=error)
+            else:
+                self._trusted_until = started + self._dead_after
+                if dead:
+                    _log.warning("claims_taken_over", instances=dead, deliveries=given)
+            await asyncio.sleep(self._heartbeat)
+
+    def _keep(self, connection: Connection, now: datetime) -> tuple[int, int]:
+        instances.beat(connection, self._me, now)
+        dead = instances.find_dead(connection, self._me, now, self._dead_after, self._is_alive)
+        given = queue.give_back(connection, dead, now)
+        instances.forget(connection, dead)
+        return len(dead), given
 
     async def _poller(self) -> None:
         """What the queue holds for anyone: retries come due, DSNs, orphaned leases."""
@@ -199,7 +255,9 @@ class DeliveryWorkers:
             if not self.room(self._batch):
                 continue
             now, lease = self._clock.now(), self._lease
-            job = functools.partial(queue.claim, limit=self._batch, now=now, lease_seconds=lease)
+            job = functools.partial(
+                queue.claim, limit=self._batch, now=now, lease_seconds=lease, holder=self._me.id
+            )
             try:
                 claimed = await self._committer.run(job)
             except Exception as error:

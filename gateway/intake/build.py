@@ -79,6 +79,7 @@ def for_bounce(received: Received, rcpt: str, context: BounceContext) -> Outcome
     """A report sent to a delivery's bounce address. It is archived; if it says the delivery
     failed, the delivery is marked failed and its sender is told, in the gateway's words."""
     entry = as_received(received, rcpt, Direction.BOUNCE, context.pair_id, status.QUEUED)
+    entry = replace(entry, about_id=context.record_id)
     report = read_report(received.parsed.message) if received.parsed else None
     if (
         report is None

@@ -22,10 +22,11 @@ from gateway.storage.queue import QueueState
 @dataclass(frozen=True, slots=True)
 class UnitWrite:
     """The job that writes one message's unit. With `leased_until`, its deliveries are
-    enqueued already claimed by this process, which then makes them from memory."""
+    enqueued already claimed by this process (`holder`), which makes them from memory."""
 
     unit: Unit
     leased_until: datetime | None
+    holder: str | None = None
 
     def __call__(self, connection: Connection) -> Committed:
         return write_units(connection, [self])[0]
@@ -69,7 +70,9 @@ def _write(
         for write, variant in zip(writes, variants, strict=True)
         for entry in variant.entries
     ]
-    ids, outbound_ids = queue.archive_and_enqueue(connection, entries)
+    # One process's committer writes these: they all have its holder.
+    holder = writes[0].holder if writes else None
+    ids, outbound_ids = queue.archive_and_enqueue(connection, entries, holder)
     waits.track(connection, [(entry, i) for (entry, _), i in zip(entries, ids, strict=True)])
     failed = [
         (oid, QueueState.FAILED, w.unit.received.received_at, why)

@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from gateway.core import status
-from gateway.core.addresses import AddressError, alias_token_of, bounce_token_of, parse_mailbox
+from gateway.core.addresses import (
+    AddressError,
+    BounceCheck,
+    BounceSigner,
+    alias_token_of,
+    parse_mailbox,
+)
 from gateway.core.clock import Clock
 from gateway.core.model import (
     ArchiveEntry,
@@ -81,6 +87,11 @@ class Deliveries(Protocol):
     @property
     def lease_seconds(self) -> float: ...
 
+    @property
+    def holder(self) -> str:
+        """The id of this process, which its claims name."""
+        ...
+
 
 class Intake:
     def __init__(
@@ -93,6 +104,7 @@ class Intake:
         clock: Clock,
         metrics: Metrics,
         alias_domain: str,
+        bounce_signer: BounceSigner,
         max_mime_depth: int = 100,
         verifier: SenderVerifier | None = None,
     ) -> None:
@@ -103,6 +115,7 @@ class Intake:
         self._clock = clock
         self._metrics = metrics
         self._domain = alias_domain
+        self._bounce_signer = bounce_signer
         self._max_depth = max_mime_depth
         # No verifier: nothing is checked on the MX path (sender_auth = "none").
         self._verifier = verifier if policy.sender_auth != "none" else None
@@ -121,9 +134,13 @@ class Intake:
         except AddressError:
             maillog.recipient_refused(rule_id="rcpt.syntax", reply_code=501)
             return RecipientCheck(status.BAD_ADDRESS, violation=BAD_RECIPIENT)
-        bounce_token = bounce_token_of(mailbox, self._domain)
-        if bounce_token is not None and login is None:
-            return await self._bounce_recipient(bounce_token)
+        bounce = self._bounce_signer.read(mailbox, self._clock.now())
+        if bounce is not None and login is None:
+            if bounce.check is not BounceCheck.VALID:
+                # Forged or expired: the same answer as an unknown alias, nothing looked up.
+                maillog.recipient_refused(rule_id="rcpt.bounce", reply_code=550, why=bounce.check)
+                return RecipientCheck(status.UNKNOWN_ALIAS, violation=UNKNOWN_BOUNCE)
+            return await self._bounce_recipient(bounce.token)
         token = alias_token_of(mailbox, self._domain)
         try:
             found = await self._directory.find_alias(token) if token else None
@@ -204,7 +221,8 @@ class Intake:
                 if room
                 else None
             )
-            committed = await self._committer.run(UnitWrite(unit, leased_until))
+            write = UnitWrite(unit, leased_until, self._deliveries.holder)
+            committed = await self._committer.run(write)
         except Exception as error:
             maillog.not_stored(error=type(error).__name__)
             _log.error("commit_failed", exc_info=error)

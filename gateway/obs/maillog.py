@@ -7,8 +7,10 @@ from gateway.obs.log import get_logger
 _log = get_logger("maillog")
 
 
-def recipient_refused(*, rule_id: str, reply_code: int, token: str | None = None) -> None:
-    _log.info("rcpt_refused", rule=rule_id, code=reply_code, alias_token=token)
+def recipient_refused(
+    *, rule_id: str, reply_code: int, token: str | None = None, why: str | None = None
+) -> None:
+    _log.info("rcpt_refused", rule=rule_id, code=reply_code, alias_token=token, why=why)
 
 
 def sender_refused(*, rule_id: str, seller_id: int) -> None:

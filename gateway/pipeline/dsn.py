@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import format_datetime
@@ -129,7 +129,7 @@ def delivery_failed_notice(
     session_id: str | None = None,
 ) -> ArchiveEntry:
     """The DSN telling a delivery's sender that it failed, in the sender's own terms."""
-    return failure_notice(
+    notice = failure_notice(
         alias_domain=alias_domain,
         pair_id=context.pair_id,
         original_sender=context.original_sender,
@@ -139,6 +139,7 @@ def delivery_failed_notice(
         failed=[FailedRecipient(context.alias_written_to, code, diagnostic)],
         session_id=session_id,
     )
+    return replace(notice, about_id=context.record_id)
 
 
 def failure_notice(

@@ -47,7 +47,7 @@ _RECORD_COLUMNS = (
     "pair_id", "direction", "session_id", "envelope_from", "recipient", "received_at",
     "verdict", "smtp_reply", "rule_hits", "gateway_message_id", "original_message_id",
     "received_sha256", "delivered_sha256", "size", "important", "policy_version",
-    "shadow_hits",
+    "shadow_hits", "about_id",
 )  # fmt: skip
 _INSERT_RECORD = Statement(
     f"INSERT INTO messages ({', '.join(_RECORD_COLUMNS)}) "  # noqa: S608 (fixed column names)
@@ -96,6 +96,7 @@ def add_records(connection: Connection, entries: Sequence[ArchiveEntry]) -> list
             "important": entry.important,
             "policy_version": entry.policy_version,
             "shadow_hits": ",".join(v.rule_id for v in entry.shadowed),
+            "about_id": entry.about_id,
         }
         for entry in entries
     ]
@@ -186,6 +187,7 @@ class ArchivedMessage:
     policy_version: str
     log_seq: int | None = None  # its leaf; None until the checkpointer appends it
     purged_at: datetime | None = None
+    about_id: int | None = None  # a bounce's or a DSN's: the record it reports on
 
 
 def read_records(
@@ -221,6 +223,7 @@ def load_bounce_context(connection: Connection, which: ColumnElement[bool]) -> B
     row = connection.execute(
         select(
             Outbound.id,
+            Outbound.message_id,
             Outbound.state,
             Message.pair_id,
             Message.envelope_from,
@@ -238,6 +241,7 @@ def load_bounce_context(connection: Connection, which: ColumnElement[bool]) -> B
         raw = bodies(connection, [row.received_sha256]).get(row.received_sha256, b"")
     return BounceContext(
         outbound_id=row.id,
+        record_id=row.message_id,
         state=row.state,
         pair_id=row.pair_id,
         original_sender=row.envelope_from,

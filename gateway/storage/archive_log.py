@@ -61,13 +61,15 @@ MESSAGE_FIELDS = (
     "original_message_id", "received_sha256", "delivered_sha256", "size", "important",
     "policy_version",
 )  # fmt: skip
-_MESSAGE_COLUMNS = [_MESSAGES.c[name] for name in MESSAGE_FIELDS]
+_MESSAGE_COLUMNS = [_MESSAGES.c[name] for name in (*MESSAGE_FIELDS, "about_id")]
 
 
 def message_record(row: Mapping[Any, Any]) -> bytes:
     """A message row as the log hashes it."""
     fields = {name: row[name] for name in MESSAGE_FIELDS}
     fields["received_at"] = timestamp(row["received_at"])
+    if row["about_id"] is not None:  # bound only where set: earlier leaves stay as they were
+        fields["about_id"] = row["about_id"]
     return record_bytes("message", fields)
 
 

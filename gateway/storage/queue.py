@@ -2,7 +2,9 @@
 under a lease, retried, and finished; its states are QueueState.
 
 A claimed row is one whose next_attempt_at lies a lease ahead: other workers and processes
-leave it alone until then, and a crashed worker's rows come back when the lease runs out.
+leave it alone until then, and a crashed worker's rows come back when the lease runs out,
+or sooner: a row names the process that claimed it (claimed_by), whose rows are given back
+at once when it is known dead (storage/instances.py).
 The intake enqueues its rows already leased to its own process, which delivers them from
 memory: the database row is the durable record and the fallback, not the hand-off.
 """
@@ -61,16 +63,16 @@ _MESSAGES = table_of(Message)
 _ENQUEUE = Statement(
     """INSERT INTO outbound
         (message_id, envelope_from, recipient, token, state, attempts, queued_at,
-         next_attempt_at)
+         next_attempt_at, claimed_by)
     VALUES (:message_id, :envelope_from, :recipient, :token, :state, :attempts, :queued_at,
-        :next_attempt_at)
+        :next_attempt_at, :claimed_by)
     RETURNING id"""
 )
 
 _RETRY = (
     update(_OUTBOUND)
     .where(_OUTBOUND.c.id == bindparam("oid"))
-    .values(next_attempt_at=bindparam("at"), last_error=bindparam("why"))
+    .values(next_attempt_at=bindparam("at"), last_error=bindparam("why"), claimed_by=None)
 )
 
 _FINISH = (
@@ -95,7 +97,11 @@ _CLAIM = (
             .scalar_subquery()
         )
     )
-    .values(next_attempt_at=bindparam("until"), attempts=_OUTBOUND.c.attempts + 1)
+    .values(
+        next_attempt_at=bindparam("until"),
+        attempts=_OUTBOUND.c.attempts + 1,
+        claimed_by=bindparam("holder"),
+    )
     .returning(
         _OUTBOUND.c.id,
         _OUTBOUND.c.message_id,
@@ -114,16 +120,18 @@ _RELEASE = (
         _OUTBOUND.c.state == QueueState.QUEUED.value,
         _OUTBOUND.c.attempts > 0,
     )
-    .values(next_attempt_at=bindparam("now"), attempts=_OUTBOUND.c.attempts - 1)
+    .values(next_attempt_at=bindparam("now"), attempts=_OUTBOUND.c.attempts - 1, claimed_by=None)
 )
 
 
 def enqueue(
     connection: Connection,
     deliveries: Sequence[tuple[int, Delivery, datetime, datetime | None]],
+    holder: str | None = None,
 ) -> list[int]:
     """Queue rows for (record id, delivery, queued at, leased until); their outbound ids, in
-    order. A row leased until a time is claimed by the caller already (its first attempt)."""
+    order. A row leased until a time is claimed by the caller already (its first attempt),
+    the process `holder`."""
     if not deliveries:
         return []
     rows = [
@@ -136,6 +144,7 @@ def enqueue(
             "attempts": 0 if leased_until is None else 1,
             "queued_at": queued_at,
             "next_attempt_at": queued_at if leased_until is None else leased_until,
+            "claimed_by": None if leased_until is None else holder,
         }
         for message_id, delivery, queued_at, leased_until in deliveries
     ]
@@ -143,28 +152,32 @@ def enqueue(
 
 
 def archive_and_enqueue(
-    connection: Connection, entries: Sequence[tuple[ArchiveEntry, datetime | None]]
+    connection: Connection,
+    entries: Sequence[tuple[ArchiveEntry, datetime | None]],
+    holder: str | None = None,
 ) -> tuple[list[int], dict[int, int]]:
-    """Archive the entries and queue the deliveries of those that have one, leased until
-    the time given with each (None: due now, for any worker): the record ids, and the
-    outbound id of each delivered record."""
+    """Archive the entries and queue the deliveries of those that have one, leased to the
+    process `holder` until the time given with each (None: due now, for any worker): the
+    record ids, and the outbound id of each delivered record."""
     ids = add_records(connection, [entry for entry, _ in entries])
     delivered = [
         (message_id, entry.delivery, entry.received_at, leased_until)
         for (entry, leased_until), message_id in zip(entries, ids, strict=True)
         if entry.delivery is not None
     ]
-    outbound_ids = enqueue(connection, delivered)
+    outbound_ids = enqueue(connection, delivered, holder)
     return ids, {row[0]: oid for row, oid in zip(delivered, outbound_ids, strict=True)}
 
 
 def claim(
-    connection: Connection, limit: int, now: datetime, lease_seconds: float
+    connection: Connection, limit: int, now: datetime, lease_seconds: float, holder: str
 ) -> list[ClaimedDelivery]:
-    """Take up to `limit` due rows. A claimed row stays invisible for the lease; if its
-    holder dies, it comes back when the lease runs out."""
+    """Take up to `limit` due rows for the process `holder`. A claimed row stays invisible
+    for the lease; if its holder dies, it comes back when the lease runs out or the holder
+    is known dead, whichever comes first."""
+    until = now + timedelta(seconds=lease_seconds)
     claimed = connection.execute(
-        _CLAIM, {"now": now, "limit": limit, "until": now + timedelta(seconds=lease_seconds)}
+        _CLAIM, {"now": now, "limit": limit, "until": until, "holder": holder}
     ).all()
     if not claimed:
         return []
@@ -236,6 +249,22 @@ def release(connection: Connection, outbound_ids: Sequence[int], now: datetime) 
     whichever worker of whichever process comes first."""
     if outbound_ids:
         connection.execute(_RELEASE, [{"oid": oid, "now": now} for oid in outbound_ids])
+
+
+def give_back(connection: Connection, holders: Sequence[str], now: datetime) -> int:
+    """The leases held by processes known dead, due again now; how many. Their attempts
+    count (one may have reached the recipient before the process died)."""
+    if not holders:
+        return 0
+    given = connection.execute(
+        update(_OUTBOUND)
+        .where(
+            _OUTBOUND.c.claimed_by.in_(holders),
+            _OUTBOUND.c.state == QueueState.QUEUED.value,
+        )
+        .values(next_attempt_at=now, claimed_by=None)
+    )
+    return given.rowcount
 
 
 def bounce_context(connection: Connection, outbound_id: int) -> BounceContext:

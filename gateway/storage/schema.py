@@ -200,6 +200,8 @@ class Message(Base):
     # Purged after its retention: the bodies and addresses are gone, the row stays as the
     # tombstone of its leaf (archive_log keeps the leaf hash).
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A bounce's record names the record of the message it reports on.
+    about_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id"), index=True)
 
 
 class Wait(Base):
@@ -420,6 +422,40 @@ class MailboxSource(Base):
     last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class GatewaySecret(Base):
+    """A secret the gateway makes for itself on first start (the VERP key), shared by every
+    instance on the database."""
+
+    __tablename__ = "gateway_secrets"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Suppression(Base):
+    """A recipient address that bounced hard: counted, and refused at once while suppressed."""
+
+    __tablename__ = "suppressions"
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    hard_bounces: Mapped[int] = mapped_column(Integer)
+    first_bounce_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_bounce_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    suppressed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[str] = mapped_column(String(20))
+
+
+class Instance(Base):
+    """A gateway process that claims deliveries, with its heartbeat: the claims of one that
+    is known dead are given back at once rather than a lease later."""
+
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started: Mapped[str] = mapped_column(String(32))  # the process's start, as the kernel counts
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table of a model, for hot-path statements that need no ORM machinery."""
     table = model.__table__
@@ -443,3 +479,4 @@ class Outbound(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # the instance holding the lease

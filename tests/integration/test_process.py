@@ -24,8 +24,8 @@ from sqlalchemy import select as sql_select
 
 from gateway.storage.database import Database
 from gateway.storage.schema import Message, Outbound
-from tests.support.gateway import CLAIM_LEASE, Parties
-from tests.support.mail import read, text_message, wire_bytes
+from tests.support.gateway import CLAIM_LEASE, Parties, wait_for
+from tests.support.mail import read, read_bytes, send, text_message, wire_bytes
 from tests.support.process import (
     Serve,
     addresses_in_log,
@@ -35,6 +35,7 @@ from tests.support.process import (
     reserve_port,
     serving,
 )
+from tests.support.sink import SILENCE, smtp_sink
 
 SHUTDOWN_GRACE = 5.0  # tests.support.gateway.TEST_CONFIG
 
@@ -168,6 +169,40 @@ def test_kill_9_after_250_delivers_each_message_exactly_once(deployment: Deploym
     )
     assert sum(counts.values()) == len(subjects)
     assert deployment.queue_states() == Counter(delivered=len(subjects))
+
+
+def test_a_restarted_process_takes_back_what_it_had_claimed_at_once(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Killed while its deliveries hang at the smarthost, the process leaves them claimed
+    for a lease of 600 s; the next process on this host sees the pid gone and sends them
+    within seconds."""
+    count = 3
+    with smtp_sink([SILENCE] * count) as sink:
+        port = reserve_port()
+        config = process_config(tmp_path, db_url, f"smtp://127.0.0.1:{sink.port}", port)
+        text = config.read_text()
+        config.write_text(text.replace(f"claim_lease = {CLAIM_LEASE}\n", "claim_lease = 600\n"))
+        parties = register_with_cli(config)
+        subjects = [f"claimed when killed #{n}" for n in range(count)]
+        with serving(config, port, tmp_path) as serve:
+            for subject in subjects:
+                message = text_message(
+                    sender=parties.seller_mailbox, to=parties.buyer_alias, subject=subject
+                )
+                send(port, parties.seller_mailbox, [parties.buyer_alias], message)
+            wait_for(lambda: sink.attempts >= count, timeout=10)  # each one hangs there
+            serve.signal(signal.SIGKILL)
+            assert serve.wait(10) == -signal.SIGKILL
+        restarted = time.monotonic()
+        with serving(config, port, tmp_path) as serve:
+            wait_for(lambda: len(sink.received) >= count, timeout=60)
+            waited = time.monotonic() - restarted
+            assert serve.stop() == 0
+            assert "claims_taken_over" in serve.stderr()
+        got = Counter(str(read_bytes(r.content)["Subject"]) for r in sink.received)
+    assert got == Counter(subjects)
+    print(f"{count} deliveries claimed by the killed process sent {waited:.1f}s after restart")
 
 
 # -- b. SIGTERM ------------------------------------------------------------------------------

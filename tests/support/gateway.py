@@ -63,6 +63,8 @@ retry_schedule = [0.2]
 poll_interval = 0.1
 claim_lease = {claim_lease}
 attempt_timeout = 2
+heartbeat = 0.5
+dead_after = 6
 {extra}
 [rules]
 content_policy = "{content_policy}"

@@ -61,6 +61,10 @@ def wire_bytes(message: EmailMessage) -> bytes:
 
 
 def read(path: Path) -> EmailMessage:
-    message = email.message_from_bytes(path.read_bytes(), policy=default)
+    return read_bytes(path.read_bytes())
+
+
+def read_bytes(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=default)
     assert isinstance(message, EmailMessage)
     return message
