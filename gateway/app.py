@@ -22,6 +22,7 @@ from gateway.audit.indexer import Indexer
 from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
+from gateway.core.model import SuppressionRules
 from gateway.core.throttle import FailureThrottle
 from gateway.delivery.dkim import SigningTransport, new_private_key
 from gateway.delivery.instance import is_alive, this_process
@@ -237,6 +238,12 @@ class Gateway:
         self.watcher = ChangeWatcher(self.directory, database, self.clock)
         delivery = settings.delivery
         bounce_signer = self.services.bounce_signer()
+        bounces = settings.bounces
+        suppression = SuppressionRules(
+            after=bounces.suppress_after,
+            window=timedelta(seconds=bounces.suppress_window),
+            pause=timedelta(seconds=bounces.suppress_for),
+        )
         self.workers = DeliveryWorkers(
             committer=self.committer,
             transport=SigningTransport(
@@ -247,6 +254,7 @@ class Gateway:
             clock=self.clock,
             alias_domain=settings.alias_domain,
             bounce_signer=bounce_signer,
+            suppression=suppression,
             concurrency=delivery.workers,
             retry_schedule=list(delivery.retry_schedule),
             give_up_after=delivery.give_up_after,
@@ -268,6 +276,7 @@ class Gateway:
             metrics=self.metrics,
             alias_domain=settings.alias_domain,
             bounce_signer=bounce_signer,
+            suppression=suppression,
             max_mime_depth=settings.smtp.max_mime_depth,
             verifier=_sender_verifier(settings),
         )

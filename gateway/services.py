@@ -3,6 +3,7 @@ database (its schema checked), the stores over it, and the compiled policy from 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from gateway.core.addresses import BounceSigner, new_verp_key
 from gateway.core.clock import Clock, SystemClock
 from gateway.policy.rules.marketplace import MarketplacePolicy
 from gateway.settings import ConfigError, Settings
+from gateway.storage import suppressions
 from gateway.storage.archive_keys import ArchiveKeyStore
 from gateway.storage.changes import Change
 from gateway.storage.credentials import CredentialStore
@@ -115,6 +117,49 @@ class Services:
         for name, state in sorted(known.items()):
             listed.append(_source_status(name, {"configured": False}, state, now))
         return listed
+
+    def suppressions(self, everything: bool = False) -> list[dict[str, Any]]:
+        """Addresses suppressed after hard bounces (with `everything`, also those that
+        bounced and are not, or no longer, suppressed), named by a reference and a masked
+        form: the list reveals no address."""
+        now = self.clock.now()
+        with self.database.engine.begin() as connection:
+            rows = suppressions.listing(connection, now, everything)
+        return [
+            {
+                "ref": suppression_ref(row.address),
+                "address": _masked(row.address),
+                "hard_bounces": row.hard_bounces,
+                "last_status": row.last_status,
+                "last_bounce_at": row.last_bounce_at.isoformat(),
+                "suppressed_until": row.suppressed_until.isoformat()
+                if row.suppressed_until
+                else None,
+                "active": row.suppressed_until is not None and row.suppressed_until > now,
+            }
+            for row in rows
+        ]
+
+    def lift_suppression(self, address_or_ref: str) -> bool:
+        """Lift the suppression of an address, given as itself or by its reference."""
+        now = self.clock.now()
+        with self.database.engine.begin() as connection:
+            known = suppressions.listing(connection, now, everything=True)
+            wanted = address_or_ref.strip().lower()
+            for row in known:
+                if wanted in (row.address.lower(), suppression_ref(row.address)):
+                    return suppressions.remove(connection, row.address, now)
+        return False
+
+
+def suppression_ref(address: str) -> str:
+    """A short name for a suppressed address that does not reveal it."""
+    return hashlib.sha256(address.encode()).hexdigest()[:12]
+
+
+def _masked(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 def _source_status(

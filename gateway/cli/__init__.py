@@ -15,6 +15,7 @@ from gateway.cli import (  # noqa: F401 (add commands)
     reports,
     run,
     standing,
+    suppression,
 )
 from gateway.cli.common import app
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from gateway.core.status import Reply
@@ -45,6 +45,7 @@ class BounceContext:
     pair_id: int | None
     original_sender: str  # the sender's real address, where a DSN goes ("" for a notice)
     alias_written_to: str
+    delivered_to: str  # the recipient's real address: never named to the sender
     original_headers: bytes
     received_at: datetime
 
@@ -64,6 +65,8 @@ class Party:
     display_name: str
     registered: tuple[str, ...]  # the real mailboxes this party may send from
     delivery_address: str  # the real mailbox mail for this party goes to
+    # Hard bounces suppressed the delivery address until then (None: it takes mail).
+    suppressed_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,25 @@ class ArchiveEntry:
     @property
     def accepted(self) -> bool:
         return self.delivery is not None or self.direction in (Direction.NOTICE, Direction.BOUNCE)
+
+
+@dataclass(frozen=True, slots=True)
+class HardBounce:
+    """A delivery that failed because its address cannot take mail: counted against it."""
+
+    address: str
+    status: str
+    at: datetime
+    pair_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionRules:
+    """`after` hard bounces within `window` suppress an address for `pause`."""
+
+    after: int
+    window: timedelta
+    pause: timedelta
 
 
 @dataclass(frozen=True, slots=True)

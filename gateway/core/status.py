@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,19 @@ def content_refused(matches: Sequence[tuple[str, str]], help_url: str = "") -> R
     if help_url:
         lines.append(f"Help: {help_url}")
     return CONTENT_REFUSED.with_details(*(ascii_text(line) for line in lines))
+
+
+RECIPIENT_SUPPRESSED = Reply(
+    550,
+    "5.1.1",
+    "rcpt.suppressed: the recipient's mailbox is not accepting mail (messages to it bounced)",
+)
+
+
+def recipient_suppressed(until: datetime) -> Reply:
+    return RECIPIENT_SUPPRESSED.with_details(
+        f"nothing is sent to it until {until:%Y-%m-%d %H:%M} UTC; reach them another way"
+    )
 
 
 def leak_refused(places: str) -> Reply:

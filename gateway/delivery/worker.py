@@ -25,13 +25,14 @@ from sqlalchemy import Connection
 
 from gateway.core.addresses import BounceSigner
 from gateway.core.clock import Clock
-from gateway.core.model import ArchiveEntry
+from gateway.core.model import HardBounce, SuppressionRules
 from gateway.delivery.schedule import retry_delay, should_give_up
 from gateway.delivery.transport import Outcome, SendResult, Transport
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
-from gateway.pipeline.dsn import delivery_failed_notice, scrub_addresses
-from gateway.storage import instances, queue
+from gateway.pipeline.bounces import REMOTE_REFUSED, is_hard, safe_diagnostic
+from gateway.pipeline.dsn import delivery_failed_notice
+from gateway.storage import instances, queue, suppressions
 from gateway.storage.committer import Committer
 from gateway.storage.instances import ProcessIdentity
 from gateway.storage.queue import ClaimedDelivery, QueueState, Settlement
@@ -65,6 +66,7 @@ class DeliveryWorkers:
         clock: Clock,
         alias_domain: str,
         bounce_signer: BounceSigner,
+        suppression: SuppressionRules,
         concurrency: int,
         retry_schedule: list[float],
         give_up_after: float,
@@ -83,6 +85,7 @@ class DeliveryWorkers:
         self._clock = clock
         self._domain = alias_domain
         self._bounce_signer = bounce_signer
+        self._suppression = suppression
         self._concurrency = concurrency
         self._schedule = retry_schedule
         self._give_up_after = give_up_after
@@ -304,6 +307,9 @@ class DeliveryWorkers:
     def _settle(self, connection: Connection, done: list[_Done]) -> list[Settlement]:
         settlements = [self._settlement(connection, d.delivery, d.result, d.at) for d in done]
         queue.settle(connection, settlements)
+        hard = [s.hard_bounce for s in settlements if s.hard_bounce is not None]
+        if hard:
+            suppressions.record(connection, hard, self._suppression)
         return settlements
 
     def _settlement(
@@ -311,7 +317,7 @@ class DeliveryWorkers:
     ) -> Settlement:
         if result.outcome is Outcome.DELIVERED:
             return Settlement(delivery.outbound_id, QueueState.DELIVERED, now)
-        detail = scrub_addresses(result.detail, self._domain, "the recipient")
+        detail = safe_diagnostic(result.detail, delivery.recipient, self._domain, REMOTE_REFUSED)
         expired = should_give_up(delivery.queued_at, now, self._give_up_after)
         if result.outcome is Outcome.TRANSIENT and not expired:
             delay = retry_delay(delivery.attempts, self._schedule, self._rng)
@@ -319,20 +325,18 @@ class DeliveryWorkers:
             return Settlement(delivery.outbound_id, QueueState.QUEUED, when, detail)
         if result.outcome is Outcome.TRANSIENT:
             detail = f"gave up after {delivery.attempts} attempts; last error: {detail}"
-        notice = None if delivery.is_notice else self._notice(connection, delivery, result, detail)
-        return Settlement(delivery.outbound_id, QueueState.FAILED, now, detail, notice)
-
-    def _notice(
-        self, connection: Connection, delivery: ClaimedDelivery, result: SendResult, detail: str
-    ) -> ArchiveEntry | None:
-        context = queue.bounce_context(connection, delivery.outbound_id)
-        if not context.original_sender:
-            return None  # never bounce to the null sender
-        if result.outcome is Outcome.PERMANENT:
+            code = "5.4.7"  # delivery time expired
+        else:
             match = _ENHANCED.search(result.detail)
             code = match.group(1) if match and match.group(1)[0] == "5" else "5.0.0"
-        else:
-            code = "5.4.7"  # delivery time expired
-        return delivery_failed_notice(
-            context, code, detail, alias_domain=self._domain, now=self._clock.now()
-        )
+        context = queue.bounce_context(connection, delivery.outbound_id)
+        hard = None
+        if result.outcome is Outcome.PERMANENT and is_hard(code):
+            hard = HardBounce(delivery.recipient, code, now, context.pair_id)
+        notice = None
+        # Never a DSN about a DSN, nor one to the null sender.
+        if not delivery.is_notice and context.original_sender:
+            notice = delivery_failed_notice(
+                context, code, detail, alias_domain=self._domain, now=self._clock.now()
+            )
+        return Settlement(delivery.outbound_id, QueueState.FAILED, now, detail, notice, hard)

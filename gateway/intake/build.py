@@ -16,19 +16,19 @@ from gateway.core.model import (
     BounceContext,
     Delivery,
     Direction,
+    HardBounce,
     QuotaClaim,
     Violation,
 )
 from gateway.intake.decide import Judged, as_received
 from gateway.intake.model import MailboxOrigin, Outcome, Received, Unit, Variant
 from gateway.intake.policy import Policy
+from gateway.pipeline.bounces import REMOTE_REFUSED, Returned, ReturnReport, safe_diagnostic
 from gateway.pipeline.dsn import (
     FailedRecipient,
     delivery_failed_notice,
     failure_notice,
     header_block,
-    read_report,
-    scrub_addresses,
 )
 from gateway.pipeline.leakguard import LeakFound
 from gateway.pipeline.rewrite import rewrite
@@ -75,35 +75,36 @@ def refused(judged: Judged) -> Outcome:
     return Outcome(judged.rcpt, judged.conversation.pair_id, judged.entry)
 
 
-def for_bounce(received: Received, rcpt: str, context: BounceContext) -> Outcome:
-    """A report sent to a delivery's bounce address. It is archived; if it says the delivery
-    failed, the delivery is marked failed and its sender is told, in the gateway's words."""
+def for_bounce(
+    received: Received, rcpt: str, context: BounceContext, report: ReturnReport
+) -> Outcome:
+    """A report sent to a delivery's bounce address, archived as about that delivery. If it
+    says the delivery failed, the delivery is marked failed, its sender is told in the
+    gateway's words (once, and never a DSN's sender, who is <>), and a hard failure counts
+    against the recipient's address."""
     entry = as_received(received, rcpt, Direction.BOUNCE, context.pair_id, status.QUEUED)
     entry = replace(entry, about_id=context.record_id)
-    report = read_report(received.parsed.message) if received.parsed else None
-    if (
-        report is None
-        or report.action != "failed"
-        or context.state == "failed"
-        or not context.original_sender
-    ):
+    if report.kind is not Returned.FAILED or context.state == "failed":
         return Outcome(rcpt, context.pair_id, entry)
-    code = report.status if report.status.startswith("5.") else "5.0.0"
-    diagnostic = scrub_addresses(
-        report.diagnostic or "the recipient's mail server returned the message",
-        received.alias_domain,
-        "the recipient",
+    diagnostic = safe_diagnostic(
+        report.diagnostic, context.delivered_to, received.alias_domain, REMOTE_REFUSED
     )
-    notice = delivery_failed_notice(
-        context,
-        code,
-        diagnostic,
-        alias_domain=received.alias_domain,
-        now=received.received_at,
-        session_id=received.session_id,
+    failed = (context.outbound_id, f"bounced after delivery: {report.status} {diagnostic}")
+    at = received.received_at
+    hard = HardBounce(context.delivered_to, report.status, at, context.pair_id)
+    notice = None
+    if context.original_sender:
+        notice = delivery_failed_notice(
+            context,
+            report.status,
+            diagnostic,
+            alias_domain=received.alias_domain,
+            now=received.received_at,
+            session_id=received.session_id,
+        )
+    return Outcome(
+        rcpt, context.pair_id, entry, notice, failed, hard_bounce=hard if report.hard else None
     )
-    failed = (context.outbound_id, f"bounced after delivery: {code} {diagnostic}")
-    return Outcome(rcpt, context.pair_id, entry, notice, failed)
 
 
 def unit(

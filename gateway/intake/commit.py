@@ -13,9 +13,9 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection
 
-from gateway.core.model import QuotaClaim
+from gateway.core.model import QuotaClaim, SuppressionRules
 from gateway.intake.model import Committed, Unit, Variant
-from gateway.storage import imap, queue, quota, waits
+from gateway.storage import imap, queue, quota, suppressions, waits
 from gateway.storage.queue import QueueState
 
 
@@ -27,6 +27,7 @@ class UnitWrite:
     unit: Unit
     leased_until: datetime | None
     holder: str | None = None
+    suppression: SuppressionRules | None = None  # None: hard bounces are not counted
 
     def __call__(self, connection: Connection) -> Committed:
         return write_units(connection, [self])[0]
@@ -80,6 +81,10 @@ def _write(
         for oid, why in (o.failed_delivery for o in v.outcomes if o.failed_delivery is not None)
     ]
     queue.finish(connection, failed)
+    rules = writes[0].suppression if writes else None
+    hard = [o.hard_bounce for v in variants for o in v.outcomes if o.hard_bounce is not None]
+    if rules is not None and hard:
+        suppressions.record(connection, hard, rules)
     committed, start, taken = [], 0, []
     for write, variant in zip(writes, variants, strict=True):
         end = start + len(variant.entries)

@@ -69,9 +69,11 @@ def recipient(
     envelope_from: str,
     login: SellerLogin | None,
     policy: Policy,
+    now: datetime | None = None,
 ) -> Violation | None:
-    """RCPT time: the first violation of the recipient chain (relay, alias, sender), if any."""
-    context = RecipientContext(mailbox, alias_domain, found, envelope_from, login)
+    """RCPT time: the first violation of the recipient chain (relay, alias, sender, a
+    suppressed recipient), if any."""
+    context = RecipientContext(mailbox, alias_domain, found, envelope_from, login, now)
     chain = policy.rcpt_chain if login is None else policy.submission_rcpt_chain
     judgement = judge(chain, context)
     if judgement.passed and found is not None:

@@ -29,6 +29,7 @@ from gateway.core.model import (
     Direction,
     SellerLogin,
     SenderAuthentication,
+    SuppressionRules,
     Violation,
 )
 from gateway.intake import build, decide
@@ -50,6 +51,7 @@ from gateway.obs import maillog
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
 from gateway.pipeline.authresults import trusted_checks
+from gateway.pipeline.bounces import Returned, ReturnReport, classify_returned
 from gateway.pipeline.parse import canonical_line_ends
 from gateway.storage.committer import Committer
 from gateway.storage.directory import Directory
@@ -105,6 +107,7 @@ class Intake:
         metrics: Metrics,
         alias_domain: str,
         bounce_signer: BounceSigner,
+        suppression: SuppressionRules,
         max_mime_depth: int = 100,
         verifier: SenderVerifier | None = None,
     ) -> None:
@@ -116,6 +119,7 @@ class Intake:
         self._metrics = metrics
         self._domain = alias_domain
         self._bounce_signer = bounce_signer
+        self._suppression = suppression
         self._max_depth = max_mime_depth
         # No verifier: nothing is checked on the MX path (sender_auth = "none").
         self._verifier = verifier if policy.sender_auth != "none" else None
@@ -148,7 +152,7 @@ class Intake:
             _log.error("alias_lookup_failed", alias_token=token, exc_info=error)
             return RecipientCheck(status.TEMPORARY_FAILURE)
         violation = decide.recipient(
-            mailbox, self._domain, found, envelope_from, login, self.policy
+            mailbox, self._domain, found, envelope_from, login, self.policy, self._clock.now()
         )
         if violation is not None or found is None:
             assert violation is not None, "a recipient without a pair fails the alias rule"
@@ -192,6 +196,12 @@ class Intake:
         policy = self.policy  # a reload from now on does not change this message's policy
         try:
             raw = await self._cpu(len(arrival.raw), canonical_line_ends, arrival.raw)
+            returned = None
+            if any(isinstance(r.target, BounceContext) for r in arrival.recipients):
+                returned = await self._cpu(len(raw), classify_returned, raw, self._max_depth)
+                if returned.kind is Returned.AUTO_REPLY:
+                    replies = await self._as_replies(arrival.recipients)
+                    arrival = replace(arrival, recipients=replies)
             authentication = await self._authenticate(arrival, raw)
             arrived = Received(
                 envelope_from=arrival.envelope_from,
@@ -208,7 +218,7 @@ class Intake:
             )
             recipients = await self._gather(received, arrival.recipients, policy)
             unit = await self._cpu(
-                len(raw), self._decide_and_build, received, recipients, arrival, policy
+                len(raw), self._decide_and_build, received, recipients, arrival, policy, returned
             )
             if arrival.origin is not None and _sender_check_unavailable(unit):
                 # No sender retries a mailbox's message: it stays in the mailbox instead,
@@ -221,7 +231,7 @@ class Intake:
                 if room
                 else None
             )
-            write = UnitWrite(unit, leased_until, self._deliveries.holder)
+            write = UnitWrite(unit, leased_until, self._deliveries.holder, self._suppression)
             committed = await self._committer.run(write)
         except Exception as error:
             maillog.not_stored(error=type(error).__name__)
@@ -259,6 +269,27 @@ class Intake:
             self._metrics.sender_auth.labels(check.method, check.result).inc()
         return authentication
 
+    async def _as_replies(self, recipients: Sequence[Recipient]) -> tuple[Recipient, ...]:
+        """An auto-reply sent back to a delivery's bounce address is its recipient's answer:
+        it goes on as if written to the alias that delivery came from."""
+        routed = []
+        for recipient in recipients:
+            target = recipient.target
+            if isinstance(target, BounceContext) and target.original_sender:
+                back = await self._reply_route(target)
+                if back is not None:
+                    recipient = replace(recipient, target=back)
+            routed.append(recipient)
+        return tuple(routed)
+
+    async def _reply_route(self, delivered: BounceContext) -> Conversation | None:
+        written_to = alias_token_of(parse_mailbox(delivered.alias_written_to), self._domain)
+        forward = await self._directory.find_alias(written_to) if written_to else None
+        if forward is None:
+            return None
+        back = alias_token_of(parse_mailbox(forward.sender.alias), self._domain)
+        return await self._directory.find_alias(back) if back else None
+
     async def _gather(
         self, received: Received, recipients: Sequence[Recipient], policy: Policy
     ) -> list[Recipient]:
@@ -286,13 +317,15 @@ class Intake:
         recipients: Sequence[Recipient],
         arrival: Arrival,
         policy: Policy,
+        returned: ReturnReport | None = None,
     ) -> Unit:
         outcomes = [build.unrouted(received, rcpt, why) for rcpt, why in arrival.refused]
         tells = arrival.notifies_refusals
         for recipient in recipients:
             target = recipient.target
             if isinstance(target, BounceContext):
-                outcomes.append(build.for_bounce(received, recipient.address, target))
+                report = returned or ReturnReport(Returned.OTHER)
+                outcomes.append(build.for_bounce(received, recipient.address, target, report))
                 continue
             try:
                 judged = decide.judge_alias(received, recipient.address, target, policy)

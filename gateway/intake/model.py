@@ -13,6 +13,7 @@ from gateway.core.model import (
     ArchiveEntry,
     BounceContext,
     Conversation,
+    HardBounce,
     QuotaClaim,
     SellerLogin,
     SenderAuthentication,
@@ -111,6 +112,7 @@ class Outcome:
     notice: ArchiveEntry | None = None  # a DSN to a sender
     failed_delivery: tuple[int, str] | None = None  # a delivery a bounce reports as failed
     quota_claim: QuotaClaim | None = None  # a seller's message counted against its day
+    hard_bounce: HardBounce | None = None  # a bounce that counts against an address
     # Where a refusal is told when no session answers it (a mailbox's message): the sending
     # party's address as the gateway knows it; None: not told.
     tell: str | None = None

@@ -13,7 +13,7 @@ from gateway.core.status import Reply
 from gateway.policy.config import Mode
 from gateway.policy.content import ContentRuleSet
 from gateway.policy.rule import MessageContext, RecipientContext, Rule
-from gateway.policy.rules.alias import RelayDenied, UnknownAlias
+from gateway.policy.rules.alias import RecipientSuppressed, RelayDenied, UnknownAlias
 from gateway.policy.rules.marketplace import (
     BuyerOptedOut,
     ContactWindow,
@@ -71,12 +71,14 @@ RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
     Link(RelayDenied(), stop=True),
     Link(UnknownAlias(), stop=True),
     Link(EnvelopeSender(), stop=True),
+    Link(RecipientSuppressed(), stop=True),  # only to the party: it names no address
 )
 
 # An authenticated seller: its credentials prove who it is, the alias must be its buyer's.
 SUBMISSION_RCPT_CHAIN: tuple[Link[RecipientContext], ...] = (
     Link(RelayDenied(), stop=True),
     Link(OwnBuyerAlias(), stop=True),
+    Link(RecipientSuppressed(), stop=True),
 )
 
 

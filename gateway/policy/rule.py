@@ -21,6 +21,7 @@ class RecipientContext:
     conversation: Conversation | None
     envelope_from: str = ""
     login: SellerLogin | None = None  # set on the submission ports
+    now: datetime | None = None  # when the recipient was given (None: no time-bound rule)
 
 
 @dataclass(frozen=True, slots=True)

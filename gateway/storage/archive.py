@@ -226,6 +226,7 @@ def load_bounce_context(connection: Connection, which: ColumnElement[bool]) -> B
             Outbound.message_id,
             Outbound.state,
             Message.pair_id,
+            Outbound.recipient.label("delivered_to"),
             Message.envelope_from,
             Message.recipient,
             Message.received_sha256,
@@ -246,6 +247,7 @@ def load_bounce_context(connection: Connection, which: ColumnElement[bool]) -> B
         pair_id=row.pair_id,
         original_sender=row.envelope_from,
         alias_written_to=row.recipient,
+        delivered_to=row.delivered_to,
         original_headers=header_block(raw),
         received_at=row.received_at,
     )

@@ -37,14 +37,20 @@ def record(session: Session, now: datetime, change: Change) -> None:
     """Log a change in the caller's transaction (and announce it on PostgreSQL). The
     session keeps it too, for whoever announces it in this process after the commit."""
     session.info.setdefault(RECORDED, []).append(change)
-    session.execute(
+    log(session.connection(), now, change)
+
+
+def log(connection: Connection, now: datetime, change: Change) -> None:
+    """Log a change in the caller's transaction, and announce it on PostgreSQL: every
+    process's watcher (this one's too) drops what it touched."""
+    connection.execute(
         insert(_CHANGES).values(
             changed_at=now, seller_id=change.seller_id, buyer_id=change.buyer_id
         )
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":
         payload = json.dumps([change.seller_id, change.buyer_id])
-        session.execute(
+        connection.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
         )
 

@@ -33,7 +33,7 @@ from gateway.core.model import (
     ThreadEntry,
 )
 from gateway.obs.log import get_logger
-from gateway.storage import changes, queue
+from gateway.storage import changes, queue, suppressions
 from gateway.storage.changes import Change
 from gateway.storage.database import Database
 from gateway.storage.schema import Buyer, Message, Order, Pair, QuotaUsage, Seller, SellerMailbox
@@ -218,12 +218,14 @@ def read_pair(connection: Connection, token: str, domain: str) -> _Pair | None:
         return None
     first = rows[0]
     mailboxes = tuple(row.mailbox for row in rows)
+    suppressed = suppressions.suppressed_until(connection, (mailboxes[0], first.buyer_address))
     seller = Party(
         side=Side.SELLER,
         alias=alias_address(first.seller_alias, domain),
         display_name=first.name,
         registered=mailboxes,
         delivery_address=mailboxes[0],
+        suppressed_until=suppressed.get(mailboxes[0]),
     )
     buyer = Party(
         side=Side.BUYER,
@@ -231,6 +233,7 @@ def read_pair(connection: Connection, token: str, domain: str) -> _Pair | None:
         display_name=BUYER_DISPLAY_NAME,
         registered=(first.buyer_address,),
         delivery_address=first.buyer_address,
+        suppressed_until=suppressed.get(first.buyer_address),
     )
     latest_order = first.latest_order_at
     standing = PairStanding(

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from gateway.core.model import ArchiveEntry, BounceContext, Delivery, Direction
+from gateway.core.model import ArchiveEntry, BounceContext, Delivery, Direction, HardBounce
 from gateway.storage import sql
 from gateway.storage.archive import add_records, bodies, load_bounce_context
 from gateway.storage.schema import Message, Outbound, table_of
@@ -55,6 +55,7 @@ class Settlement:
     when: datetime  # finished at, or the next attempt
     error: str | None = None
     notice: ArchiveEntry | None = None  # the DSN a failure sends, queued in the same commit
+    hard_bounce: HardBounce | None = None  # a failure that counts against the address
 
 
 _OUTBOUND = table_of(Outbound)

@@ -26,9 +26,11 @@ SILENCE = "silence"
 @dataclass
 class Sink:
     """Replies to DATA from `script` in turn (then 250 for ever); keeps what it accepted.
-    A script entry "silence" answers nothing for a minute (a smarthost that hangs)."""
+    A script entry "silence" answers nothing for a minute (a smarthost that hangs). A
+    recipient named in `refuse` always gets its reply there, whatever the script says."""
 
     script: list[str] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -37,6 +39,9 @@ class Sink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.attempts += 1
+            refused = [self.refuse[r] for r in envelope.rcpt_tos if r in self.refuse]
+            if refused:
+                return refused[0]
             reply = self.script.pop(0) if self.script else "250 2.0.0 OK"
         if reply == SILENCE:
             await asyncio.sleep(60)

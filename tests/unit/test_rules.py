@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gateway.core.addresses import parse_mailbox
@@ -51,6 +52,23 @@ def test_rcpt_chain() -> None:
     assert _ids(judge(RCPT_CHAIN, RecipientContext(ours, DOMAIN, None))) == ["rcpt.alias"]
     elsewhere = parse_mailbox("x@other.example")
     assert _ids(judge(RCPT_CHAIN, RecipientContext(elsewhere, DOMAIN, None))) == ["rcpt.relay"]
+
+
+def test_a_suppressed_recipient_is_refused_to_its_party_only_and_only_until_then() -> None:
+    ours = parse_mailbox(f"{'b' * 16}@{DOMAIN}")
+    until = NOW + timedelta(days=7)
+    suppressed = replace(TO_BUYER, recipient=replace(BUYER, suppressed_until=until))
+    seller = RecipientContext(ours, DOMAIN, suppressed, "owner@shop.example", now=NOW)
+    result = judge(RCPT_CHAIN, seller)
+    assert _ids(result) == ["rcpt.suppressed"]
+    reply = result.rejections[0].reply
+    assert (reply.code, reply.enhanced) == (550, "5.1.1")
+    assert "anna@" not in str(reply) and until.strftime("%Y-%m-%d") in str(reply)
+    # A stranger learns nothing of it: the unknown-alias answer, as for any alias.
+    stranger = RecipientContext(ours, DOMAIN, suppressed, "mallory@evil.example", now=NOW)
+    assert _ids(judge(RCPT_CHAIN, stranger)) == ["sender.envelope"]
+    later = RecipientContext(ours, DOMAIN, suppressed, "owner@shop.example", now=until)
+    assert judge(RCPT_CHAIN, later).passed
 
 
 def test_registered_sender_passes() -> None:

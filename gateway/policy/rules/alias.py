@@ -17,6 +17,22 @@ class RelayDenied:
         return []
 
 
+class RecipientSuppressed:
+    id = "rcpt.suppressed"
+    description = (
+        "A recipient whose mailbox bounced hard again and again is not written to for a "
+        "while ([bounces] suppress_after, suppress_for): the sender learns it at once, not "
+        "from a DSN days later."
+    )
+
+    def check(self, ctx: RecipientContext) -> list[Violation]:
+        conversation = ctx.conversation
+        until = conversation.recipient.suppressed_until if conversation else None
+        if until is None or ctx.now is None or ctx.now >= until:
+            return []
+        return [Violation(self.id, status.recipient_suppressed(until))]
+
+
 class UnknownAlias:
     id = "rcpt.alias"
     description = "The recipient must be an alias of an existing pair."
