@@ -83,15 +83,7 @@ class Deployment:
             time.sleep(0.1)
 
     def queue_states(self) -> Counter[str]:
-        database = Database.from_url(self.database_url)
-        try:
-            with database.transaction() as session:
-                rows = session.execute(
-                    sql_select(Outbound.state, func.count()).group_by(Outbound.state)
-                ).all()
-        finally:
-            database.dispose()
-        return Counter({state: count for state, count in rows})
+        return _queue_states(self.database_url)
 
     def archived_count(self) -> int:
         database = Database.from_url(self.database_url)
@@ -203,6 +195,53 @@ def test_a_restarted_process_takes_back_what_it_had_claimed_at_once(
         got = Counter(str(read_bytes(r.content)["Subject"]) for r in sink.received)
     assert got == Counter(subjects)
     print(f"{count} deliveries claimed by the killed process sent {waited:.1f}s after restart")
+
+
+def test_killed_after_the_smarthosts_250_it_sends_again_once_with_the_same_message_id(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The smarthost has the message; the process dies before it hears the 250, so it
+    never records the delivery. The next process sends it again, once, byte for byte the
+    same message (its Message-ID too; only the DKIM signature's time differs), which the
+    next hop can recognise as a duplicate: SMTP's at-least-once (RFC 5321 6.1)."""
+    holder: list[Serve] = []
+    with smtp_sink() as sink:
+        sink.on_data = lambda got: holder[0].signal(signal.SIGKILL) if len(holder) == 1 else None
+        port = reserve_port()
+        config = process_config(tmp_path, db_url, f"smtp://127.0.0.1:{sink.port}", port)
+        parties = register_with_cli(config)
+        with serving(config, port, tmp_path) as serve:
+            holder.append(serve)
+            message = text_message(
+                sender=parties.seller_mailbox, to=parties.buyer_alias, subject="once more"
+            )
+            send(port, parties.seller_mailbox, [parties.buyer_alias], message)
+            assert serve.wait(20) == -signal.SIGKILL
+        assert len(sink.received) == 1
+        with serving(config, port, tmp_path) as serve:
+            holder.append(serve)
+            wait_for(lambda: len(sink.received) == 2, timeout=30)
+            deployment_states = _queue_states(db_url)
+            wait_for(lambda: _queue_states(db_url) == Counter(delivered=1), timeout=30)
+            assert serve.stop() == 0
+        first, second = (read_bytes(r.content) for r in sink.received)
+    assert first["Message-ID"] == second["Message-ID"]
+    for copy in (first, second):
+        del copy["DKIM-Signature"]  # signed at each attempt: its time differs
+    assert first.as_bytes() == second.as_bytes()
+    assert len(sink.received) == 2, deployment_states
+
+
+def _queue_states(database_url: str) -> Counter[str]:
+    database = Database.from_url(database_url)
+    try:
+        with database.transaction() as session:
+            rows = session.execute(
+                sql_select(Outbound.state, func.count()).group_by(Outbound.state)
+            ).all()
+    finally:
+        database.dispose()
+    return Counter({state: count for state, count in rows})
 
 
 # -- b. SIGTERM ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,14 +20,19 @@ class Received:
     content: bytes
 
 
-SILENCE = "silence"
+SILENCE = "silence"  # answers nothing for a minute (a smarthost that hangs)
+CLOSE = "close"  # closes the connection once the message is sent, with no reply
+AT_RCPT = "RCPT "  # a script entry "RCPT 450 ..." is the reply to the next RCPT
+CLOSING = "CLOSING "  # "CLOSING 421 ...": the reply to DATA, then the connection closed
 
 
 @dataclass
 class Sink:
     """Replies to DATA from `script` in turn (then 250 for ever); keeps what it accepted.
-    A script entry "silence" answers nothing for a minute (a smarthost that hangs). A
-    recipient named in `refuse` always gets its reply there, whatever the script says."""
+    An entry may instead script RCPT (AT_RCPT), hang (SILENCE), close without a reply
+    (CLOSE) or reply and close (CLOSING). A recipient named in `refuse` always gets its
+    reply at DATA, whatever the script says. `on_data` is called with each message it
+    accepts before it replies (a test acts at that moment)."""
 
     script: list[str] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
@@ -35,6 +40,18 @@ class Sink:
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    on_data: Callable[[Received], None] | None = None
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            scripted = self.script and self.script[0].startswith(AT_RCPT)
+            if scripted:
+                self.attempts += 1
+                return self.script.pop(0).removeprefix(AT_RCPT)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
@@ -46,11 +63,19 @@ class Sink:
         if reply == SILENCE:
             await asyncio.sleep(60)
             return "451 4.4.2 too late"
-        with self.lock:
-            if reply.startswith("250"):
-                self.received.append(
-                    Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
-                )
+        if reply == CLOSE:
+            server.transport.close()
+            return "451 4.4.2 never sent"
+        if reply.startswith(CLOSING):
+            await server.push(reply.removeprefix(CLOSING))
+            server.transport.close()
+            return "451 4.4.2 never sent"
+        if reply.startswith("250"):
+            got = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+            if self.on_data is not None:
+                self.on_data(got)
+            with self.lock:
+                self.received.append(got)
         return reply
 
 
