@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
+.PHONY: run test lint unit chaos bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-postfix: $(BIN)/.installed
 # smtp-source, through the gateway on SQLite (needs root for Dovecot).
 bench-imap: $(BIN)/.installed
 	$(BIN)/python -m bench.imap
+
+# The chaos test at ten times its CI size: 20,000 messages, twelve kill -9s, both stores.
+chaos: $(BIN)/.installed
+	BSM_CHAOS_MESSAGES=20000 $(BIN)/pytest tests/integration/test_chaos.py -s -p no:cacheprovider
 
 # Throughput and latency over 1 to 100 concurrent sessions, memory of 1000 idle ones; ~4 min.
 bench-scaling: $(BIN)/.installed

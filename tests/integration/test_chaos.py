@@ -1,0 +1,160 @@
+"""Chaos: concurrent SMTP sessions send while `serve` is killed with SIGKILL at random moments
+(at least ten times) and started again. At the end every message that got a 250 was
+delivered exactly once (into the maildir, which recognises its own files), none that was
+refused was delivered, and one whose session was cut before any reply was delivered at most
+once (the gateway may have committed it and died before it could answer: SMTP's own
+duplicate window, which the sender closes by sending again). Loopback only, bounded in
+count and time; BSM_CHAOS_MESSAGES sends more."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import smtplib
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.integration.test_process import Deployment
+from tests.support.mail import text_message, wire_bytes
+from tests.support.process import Serve
+
+MESSAGES = int(os.environ.get("BSM_CHAOS_MESSAGES", "2000"))
+SESSIONS = 8
+KILLS = 12
+TIME_LIMIT = 600.0  # seconds for the whole run: past it the test fails, it does not hang
+
+
+@dataclass
+class Ledger:
+    """What the clients saw, per attempt (each attempt has a subject of its own)."""
+
+    accepted: set[str] = field(default_factory=set)  # got 250
+    refused: set[str] = field(default_factory=set)  # got a 4xx/5xx reply
+    cut: set[str] = field(default_factory=set)  # the session ended before any reply
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, kind: set[str], subject: str) -> None:
+        with self.lock:
+            kind.add(subject)
+
+
+def _attempt(port: int, sender: str, rcpt: str, subject: str, ledger: Ledger) -> bool:
+    message = text_message(sender=sender, to=rcpt, subject=subject)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            refused = client.sendmail(sender, [rcpt], wire_bytes(message))
+    except smtplib.SMTPResponseException:
+        ledger.note(ledger.refused, subject)  # a reply that is not 250 (451 while restarting)
+        return False
+    except (OSError, smtplib.SMTPException):
+        ledger.note(ledger.cut, subject)  # refused connection, or cut off mid-session
+        return False
+    assert refused == {}
+    ledger.note(ledger.accepted, subject)
+    return True
+
+
+def test_kill_9_under_load_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
+    deployment = Deployment(tmp_path, db_url)
+    p = deployment.parties
+    run = secrets.token_hex(3)
+    ledger = Ledger()
+    started = time.monotonic()
+    next_message = iter(range(MESSAGES))
+    taking = threading.Lock()
+    done = threading.Event()
+    rng = random.Random(run)
+
+    def sender() -> None:
+        while True:
+            with taking:
+                n = next(next_message, None)
+            if n is None:
+                return
+            for attempt in range(1000):
+                if time.monotonic() - started > TIME_LIMIT:
+                    return
+                subject = f"chaos {run} m{n} a{attempt}"
+                if _attempt(deployment.port, p.buyer_address, p.seller_alias, subject, ledger):
+                    break
+                time.sleep(rng.uniform(0.02, 0.2))
+
+    # Kill at random points of the run: when this many messages have had their 250.
+    kill_points = sorted(rng.sample(range(MESSAGES // 20, MESSAGES * 19 // 20), KILLS))
+    serve_holder: list[Serve] = []
+    kills = 0
+
+    def killer() -> None:
+        nonlocal kills
+        for point in kill_points:
+            while len(ledger.accepted) < point and not done.is_set():
+                time.sleep(0.005)
+            if done.is_set():
+                return
+            time.sleep(rng.uniform(0, 0.05))
+            serve = serve_holder[-1]
+            serve.signal(signal.SIGKILL)
+            serve.wait(30)
+            kills += 1
+            replacement = Serve(deployment.config, deployment.port, tmp_path / f"serve-{kills}.log")
+            replacement.wait_ready(60)
+            serve_holder.append(replacement)
+
+    first = Serve(deployment.config, deployment.port, tmp_path / "serve-0.log")
+    serve_holder.append(first)
+    try:
+        first.wait_ready()
+        threads = [threading.Thread(target=sender) for _ in range(SESSIONS)]
+        chaos = threading.Thread(target=killer)
+        chaos.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done.set()
+        chaos.join()
+        assert time.monotonic() - started < TIME_LIMIT, "the run took too long"
+        # Whatever the killed processes had claimed is taken over by the one running.
+        _wait_nothing_queued(deployment, timeout=120)
+        assert serve_holder[-1].stop() == 0
+    finally:
+        for serve in serve_holder:
+            serve.close()
+
+    delivered = Counter(str(m["Subject"]) for m in deployment.delivered())
+    ours = {s: c for s, c in delivered.items() if s.startswith(f"chaos {run} ")}
+    twice = {s: c for s, c in ours.items() if c > 1}
+    missing = sorted(ledger.accepted - set(ours))
+    refused_but_delivered = sorted(ledger.refused & set(ours))
+    cut_but_delivered = sorted(ledger.cut & set(ours))
+    messages_with_250 = {s.rsplit(" ", 1)[0] for s in ledger.accepted}
+    print(
+        f"\nchaos ({'postgresql' if 'postgresql' in db_url else 'sqlite'}): {MESSAGES} messages "
+        f"over {SESSIONS} sessions, {kills} kills -9; attempts: {len(ledger.accepted)} got 250, "
+        f"{len(ledger.refused)} refused (451 while the database or the process restarted), "
+        f"{len(ledger.cut)} cut off; delivered: {sum(ours.values())}, of them "
+        f"{len(cut_but_delivered)} whose session was cut after the commit; "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    assert kills >= 10
+    assert len(messages_with_250) == MESSAGES
+    assert not missing, f"250 but never delivered: {missing[:5]}"
+    assert not twice, f"delivered twice: {list(twice)[:5]}"
+    assert not refused_but_delivered, f"refused but delivered: {refused_but_delivered[:5]}"
+    assert set(ours) <= ledger.accepted | ledger.cut
+
+
+def _wait_nothing_queued(deployment: Deployment, timeout: float) -> None:
+    """Until every queue row is recorded delivered: no copy can come after that."""
+    deadline = time.monotonic() + timeout
+    while set(states := deployment.queue_states()) != {"delivered"}:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"queue after {timeout}s: {dict(states)}")
+        time.sleep(0.2)
