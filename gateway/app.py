@@ -11,8 +11,10 @@ import socket
 import ssl
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 
 from dns.exception import DNSException
+from sqlalchemy.engine import make_url
 
 from gateway.admin.api import create_app
 from gateway.admin.console import ConsoleConfig, create_console
@@ -50,6 +52,7 @@ from gateway.storage.changes import Change
 from gateway.storage.committer import Committer
 from gateway.storage.database import Database
 from gateway.storage.directory import ChangeWatcher, Directory
+from gateway.storage.disk import DiskRoom
 from gateway.storage.imap import MailboxLedger
 
 _log = get_logger("app")
@@ -70,6 +73,18 @@ def build_transport(settings: Settings) -> Transport:
         password=target.password,
         starttls=target.starttls,
     )
+
+
+def _written_paths(settings: Settings) -> list[Path]:
+    """Where the gateway writes on this machine: SQLite's folder and the maildir."""
+    paths = []
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        paths.append(Path(url.database).resolve().parent)
+    maildir = settings.delivery.maildir_path
+    if maildir is not None:
+        paths.append(maildir.resolve())
+    return paths
 
 
 def _sender_verifier(settings: Settings) -> SenderVerifier | None:
@@ -284,7 +299,9 @@ class Gateway:
         self._poller_tasks: list[asyncio.Task[None]] = []
         smtp = settings.smtp
         self.handler = SmtpHandler(
-            self.intake, HandlerLimits(smtp.max_recipients, smtp.rcpt_refusal_delay)
+            self.intake,
+            HandlerLimits(smtp.max_recipients, smtp.rcpt_refusal_delay),
+            DiskRoom(_written_paths(settings), smtp.disk_reserve),
         )
         self._sockets = dict(sockets or {})
         self._serves_metrics = serves_metrics

@@ -69,6 +69,9 @@ class SmtpSettings(_Section):
     max_sessions_per_client: Annotated[int, Field(ge=1)]
     max_mime_depth: Annotated[int, Field(ge=1)]
     rcpt_refusal_delay: Annotated[float, Field(ge=0)]
+    # Bytes that must stay free where the gateway writes (SQLite's folder, the maildir):
+    # below it MAIL gets 452 4.3.1. 0: not checked.
+    disk_reserve: Annotated[int, Field(ge=0)]
     starttls: bool
     sender_auth: Literal["aligned", "dkim", "spf", "none"]
 

@@ -21,6 +21,7 @@ from gateway.intake.intake import Intake
 from gateway.intake.model import Arrival, Client, Recipient, Target
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
+from gateway.storage.disk import DiskRoom
 
 _log = get_logger("smtp")
 
@@ -60,6 +61,7 @@ class HandlerLimits:
 class SmtpHandler:
     intake: Intake
     limits: HandlerLimits = field(default_factory=HandlerLimits)
+    disk: DiskRoom = field(default_factory=lambda: DiskRoom([], 0))
 
     async def handle_MAIL(
         self,
@@ -70,6 +72,8 @@ class SmtpHandler:
         mail_options: list[str],
     ) -> str:
         _bind(session)
+        if not self.disk.has_room():
+            return str(status.NO_DISK_ROOM)
         login = session.login
         if address not in ("", "<>"):
             try:
