@@ -38,16 +38,46 @@ def content_charset(part: EmailMessage) -> str | None:
     return str(charset).lower() if charset else None
 
 
-def decoded_text(part: EmailMessage) -> tuple[str, str]:
-    """The part's text and the codec that reads it losslessly: its declared charset (stray
-    bytes kept as surrogates), or latin-1 (one byte, one character) where the label is
-    unknown or the bytes cannot be read in it at all."""
-    payload = _payload(part)
+# Labels that mail clients write for what is in fact their superset, read as the WHATWG
+# Encoding Standard (and so every browser) reads them: a part labelled gb2312 often holds
+# GBK's characters, one labelled iso-8859-1 Windows' quotes and dashes. A superset decodes
+# the labelled charset's own bytes to the same characters, and encodes them back the same.
+SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "euc_kr": "cp949",
+    "shift_jis": "cp932",
+    "big5": "big5hkscs",
+    "iso8859-1": "cp1252",
+    "iso8859-9": "cp1254",
+    "tis-620": "cp874",
+}
+
+
+def text_codec(label: str | None) -> str | None:
+    """The codec that reads a charset label: its superset where mail uses one; None for a
+    label Python does not know."""
     try:
-        codec = codecs.lookup(content_charset(part) or "us-ascii").name
-        return payload.decode(codec, errors="surrogateescape"), codec
-    except (LookupError, UnicodeDecodeError):
-        return payload.decode("latin-1"), "latin-1"
+        codec = codecs.lookup(label or "us-ascii").name
+    except LookupError:
+        return None
+    return SUPERSETS.get(codec, codec)
+
+
+def decoded_text(part: EmailMessage) -> tuple[str, str]:
+    """The part's text and the codec that reads it losslessly: its declared charset (or the
+    superset mail means by it; stray bytes kept as surrogates); UTF-8 where the label is
+    unknown and the bytes are UTF-8; else latin-1 (one byte, one character)."""
+    payload = _payload(part)
+    codec = text_codec(content_charset(part))
+    candidates = (codec,) if codec is not None else ("utf-8",)
+    for candidate in candidates:
+        try:
+            errors = "surrogateescape" if codec is not None else "strict"
+            return payload.decode(candidate, errors=errors), candidate
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return payload.decode("latin-1"), "latin-1"
 
 
 def read_text(part: EmailMessage) -> str:

@@ -3,6 +3,8 @@ and transfer encoding, encoded headers, HTML as text and links, attachments by t
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from gateway.core.content import ContentFacts, Hyperlink, ImageInfo, TextBlock
@@ -95,6 +97,38 @@ def test_raw_8bit_text_without_a_known_charset_does_not_fail() -> None:
         b"Content-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9 \xff\r\n"
     )
     assert _block(_read(raw), "body").text == "caf\xe9 \xff"  # read byte for byte
+
+
+def _part(charset: str, body: bytes, cte: str = "8bit") -> bytes:
+    return (
+        b"From: a@shop.example\r\nSubject: s\r\n"
+        + f"Content-Type: text/plain; charset={charset}\r\n".encode()
+        + f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode()
+        + body
+    )
+
+
+def test_a_part_labelled_gb2312_holding_gbk_characters_is_read_as_gb18030() -> None:
+    text = "加我微信 丂丄 谢谢"  # 丂丄: in GBK, not in GB2312
+    raw = _part("gb2312", text.encode("gbk") + b"\r\n")
+    assert _block(_read(raw), "body").text == text
+
+
+def test_latin1_labels_are_read_as_windows_1252_as_browsers_do() -> None:
+    raw = _part("iso-8859-1", "\u201cCall me\u201d \u2013 caf\xe9".encode("cp1252") + b"\r\n")
+    assert _block(_read(raw), "body").text == "\u201cCall me\u201d \u2013 caf\xe9"
+
+
+def test_an_unknown_label_on_utf8_bytes_is_read_as_utf8() -> None:
+    raw = _part("x-mac-unknown", "微信 café".encode() + b"\r\n")
+    assert _block(_read(raw), "body").text == "微信 café"
+
+
+def test_broken_base64_gives_the_rules_what_decodes_and_does_not_fail() -> None:
+    good = base64.b64encode(b"add me on wechat").decode()
+    raw = _part("utf-8", f"{good[:12]}!!not base64!!{good[12:]}=\r\n".encode(), "base64")
+    facts = _read(raw)
+    assert "add me" in _block(facts, "body").text
 
 
 # -- headers -----------------------------------------------------------------------------
