@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit chaos bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
+.PHONY: run test lint unit chaos fuzz bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-postfix: $(BIN)/.installed
 # smtp-source, through the gateway on SQLite (needs root for Dovecot).
 bench-imap: $(BIN)/.installed
 	$(BIN)/python -m bench.imap
+
+# The fuzz tests at ten times their CI size: 205,000 cases, about 20 minutes.
+fuzz: $(BIN)/.installed
+	BSM_FUZZ_SCALE=10 $(BIN)/pytest tests/fuzz -p no:cacheprovider
 
 # The chaos test at ten times its CI size: 20,000 messages, twelve kill -9s, both stores.
 chaos: $(BIN)/.installed

@@ -7,10 +7,12 @@ would show it, and any address left (in a header, an attachment) refuses the mes
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
+from urllib.parse import unquote
 
 from gateway.pipeline.mime import leaf_parts, part_label, read_text
 
@@ -90,7 +92,8 @@ class LeakGuard:
             if not isinstance(payload, bytes):
                 continue
             text = read_text(part) if part.get_content_maintype() == "text" else ""
-            if self._in_bytes(payload) or self._in_text(text):
+            markup = part.get_content_type() == "text/html"
+            if self._in_bytes(payload) or self._in_text(text, markup):
                 places.append(part_label(part))
         if not places and self._in_bytes(content):
             places.append("message source")
@@ -113,9 +116,16 @@ class LeakGuard:
     def _in_headers(self, headers: Iterable[tuple[str, str]]) -> list[str]:
         return [where for where, value in headers if self._in_text(_decoded_header(value))]
 
-    def _in_text(self, text: str) -> bool:
+    def _in_text(self, text: str, markup: bool = False) -> bool:
+        """In `text`; in HTML (`markup`) also as a browser shows it: character references
+        read (&#64; and &#64 alike) and links' percent-escapes undone."""
         lowered = text.lower()
-        return any(a in lowered for a in self.addresses)
+        if any(a in lowered for a in self.addresses):
+            return True
+        if markup and ("&" in text or "%" in text):
+            shown = unquote(html.unescape(text)).lower()
+            return any(a in shown for a in self.addresses)
+        return False
 
     def _in_bytes(self, data: bytes) -> bool:
         lowered = data.lower()
