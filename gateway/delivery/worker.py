@@ -40,6 +40,7 @@ from gateway.storage.queue import ClaimedDelivery, QueueState, Settlement
 _log = get_logger("delivery")
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 LEASE_MARGIN = 2.0  # seconds: an attempt starts only if it can end inside its lease
+DATABASE_RETRY_MAX = 5.0  # seconds: the longest wait between claims while the database is away
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ class DeliveryWorkers:
         # Until when others will not take this process for dead (its last heartbeat written
         # + dead_after, on the monotonic clock): an attempt starts only if it ends before.
         self._trusted_until = time.monotonic() + dead_after
+        self._failures = 0  # database errors in a row (claims, heartbeats)
         self._rng = rng or random.Random()
         # Deliveries held but not yet started; a bound keeps memory in check under a
         # backlog (past it the intake leaves its deliveries to the queue).
@@ -237,8 +239,9 @@ class DeliveryWorkers:
             try:
                 dead, given = await self._committer.run(functools.partial(self._keep, now=now))
             except Exception as error:
-                _log.error("heartbeat_failed", exc_info=error)
+                self._database_failed("heartbeat", error)
             else:
+                self._database_back()
                 self._trusted_until = started + self._dead_after
                 if dead:
                     _log.warning("claims_taken_over", instances=dead, deliveries=given)
@@ -254,7 +257,8 @@ class DeliveryWorkers:
     async def _poller(self) -> None:
         """What the queue holds for anyone: retries come due, DSNs, orphaned leases."""
         while True:
-            await asyncio.sleep(self._poll)
+            # While the database is away, it is asked again less and less often.
+            await asyncio.sleep(min(self._poll * 2**self._failures, DATABASE_RETRY_MAX))
             if not self.room(self._batch):
                 continue
             now, lease = self._clock.now(), self._lease
@@ -264,9 +268,22 @@ class DeliveryWorkers:
             try:
                 claimed = await self._committer.run(job)
             except Exception as error:
-                _log.error("claim_failed", exc_info=error)
+                self._database_failed("claim", error)
                 continue
+            self._database_back()
             self.take(claimed, now + timedelta(seconds=lease))
+
+    def _database_failed(self, doing: str, error: Exception) -> None:
+        """One error line when the database goes away (with the traceback), not one at
+        every poll while it stays away."""
+        self._failures = min(self._failures + 1, 16)
+        if self._failures == 1:
+            _log.error("queue_database_failed", doing=doing, exc_info=error)
+
+    def _database_back(self) -> None:
+        if self._failures:
+            _log.info("queue_database_back", failures=self._failures)
+            self._failures = 0
 
     async def _recorder(self) -> None:
         """Outcomes, recorded in batches: one commit for whatever finished meanwhile."""
