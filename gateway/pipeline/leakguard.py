@@ -14,7 +14,13 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from urllib.parse import unquote
 
-from gateway.pipeline.mime import leaf_parts, part_label, read_text
+from gateway.pipeline.mime import (
+    content_charset,
+    decoded_text,
+    leaf_parts,
+    part_label,
+    text_codec,
+)
 
 
 class LeakFound(Exception):
@@ -91,7 +97,7 @@ class LeakGuard:
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes):
                 continue
-            text = read_text(part) if part.get_content_maintype() == "text" else ""
+            text = _shown_text(part, payload) if part.get_content_maintype() == "text" else ""
             markup = part.get_content_type() == "text/html"
             if self._in_bytes(payload) or self._in_text(text, markup):
                 places.append(part_label(part))
@@ -100,14 +106,20 @@ class LeakGuard:
         return list(dict.fromkeys(places))
 
     def find_single_part(
-        self, top: Sequence[tuple[str, str]], label: str, payload: bytes, text: str, content: bytes
+        self,
+        top: Sequence[tuple[str, str]],
+        label: str,
+        payload: bytes,
+        text: str,
+        content: bytes,
+        markup: bool = False,
     ) -> list[str]:
         """`find` for a message of one part, given its header fields and its body, as
-        bytes and as text."""
+        bytes and as text (HTML: `markup`)."""
         if not self.addresses:
             return []
         places = self._in_headers((f"header {name}", value) for name, value in top)
-        if self._in_bytes(payload) or self._in_text(text):
+        if self._in_bytes(payload) or self._in_text(text, markup):
             places.append(label)
         if not places and self._in_bytes(content):
             places.append("message source")
@@ -138,6 +150,22 @@ class LeakGuard:
                 a.encode("utf-16-be", "replace"),
             )
         )
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]")  # bytes decoded_text kept, not read
+
+
+def _shown_text(part: EmailMessage, payload: bytes) -> str:
+    """A text part as a client shows it: in its charset, and where its bytes do not all
+    read in it (an odd byte after UTF-16, say), what does read, as a client skips the rest."""
+    text, used = decoded_text(part)
+    codec = text_codec(content_charset(part))
+    if codec is None or (used == codec and _ESCAPED.search(text) is None):
+        return text
+    try:
+        return text + "\n" + payload.decode(codec, errors="replace")
+    except LookupError:
+        return text
 
 
 def _below_top(message: Message, top: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:

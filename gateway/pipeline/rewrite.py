@@ -60,7 +60,10 @@ def rewrite(
         head = _header_block(parsed, conversation, gateway_id, now, guard, None)
         content = head.block + single.body
         label = part_label(parsed.message)
-        places = guard.find_single_part(head.fields, label, single.body, single.text, content)
+        markup = parsed.message.get_content_type() == "text/html"
+        places = guard.find_single_part(
+            head.fields, label, single.body, single.text, content, markup
+        )
         if places:
             raise LeakFound(places)
         return content

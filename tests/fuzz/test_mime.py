@@ -24,6 +24,7 @@ from gateway.intake import build, decide
 from gateway.intake.model import Received
 from gateway.intake.policy import Policy
 from gateway.intake.read import read
+from gateway.pipeline.parse import canonical_line_ends
 from gateway.policyfile import load_policy
 from tests.fuzz.scale import cases, time_limit
 
@@ -227,6 +228,7 @@ def test_no_mime_structure_escapes_a_refusal_or_leaks_the_sender(policy_name: st
 
 
 def _check(raw: bytes, policy: Policy) -> None:
+    raw = canonical_line_ends(raw)  # as the intake does before anything else
     arrived = Received(SENDER, raw, None, NOW, "fuzz", DOMAIN)
     received = read(arrived, 100, policy.reads_content)  # read never raises
     rcpt = BUYER.alias
