@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
@@ -31,6 +32,19 @@ from gateway.pipeline.parse import header_text
 Image.MAX_IMAGE_PIXELS = None
 DOCUMENT_TEXT_MAX = 1_000_000  # characters read from one attachment: the rest is not judged
 PDF_MAX_PAGES = 300
+# Decompression bombs: no PDF stream is inflated past this (pypdf's own limits are 75 MB),
+# and a .docx whose parts would unpack to more is not opened (the sizes its zip directory
+# declares bound what zipfile inflates). Such an attachment is judged unreadable.
+UNPACKED_MAX = 16_000_000
+_PDF_LIMITS = (
+    "FLATE_MAX_BUFFER_SIZE",
+    "ZLIB_MAX_OUTPUT_LENGTH",
+    "LZW_MAX_OUTPUT_LENGTH",
+    "MAX_DECLARED_STREAM_LENGTH",
+    "MAX_ARRAY_BASED_STREAM_OUTPUT_LENGTH",
+    "RUN_LENGTH_MAX_OUTPUT_LENGTH",
+    "JBIG2_MAX_OUTPUT_LENGTH",
+)
 _IMAGES = {"gif", "png", "jpg", "bmp", "tif"}
 
 
@@ -287,9 +301,12 @@ def _attached_text(part: EmailMessage, data: bytes) -> str:
 
 
 def _pdf_text(data: bytes) -> tuple[str, tuple[Hyperlink, ...]]:
-    from pypdf import PdfReader  # imported on first use: a second of start-up otherwise
+    from pypdf import PdfReader, filters  # imported on first use: a second of start-up otherwise
 
     silenced("pypdf")  # it logs every oddity of a file; a damaged PDF is judged all the same
+    for limit in _PDF_LIMITS:
+        if hasattr(filters, limit):
+            setattr(filters, limit, UNPACKED_MAX)
     reader = PdfReader(io.BytesIO(data))
     texts: list[str] = []
     links: list[Hyperlink] = []
@@ -308,6 +325,10 @@ def _pdf_text(data: bytes) -> tuple[str, tuple[Hyperlink, ...]]:
 def _docx_text(data: bytes) -> str:
     import docx  # python-docx, imported on first use like pypdf
 
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    if unpacked > UNPACKED_MAX:
+        raise ValueError(f"a .docx that unpacks to {unpacked} bytes")
     document = docx.Document(io.BytesIO(data))
     lines = [paragraph.text for paragraph in document.paragraphs]
     for table in document.tables:
