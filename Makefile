@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit chaos fuzz bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
+.PHONY: run test lint unit chaos fuzz bench-memory bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench-imap: $(BIN)/.installed
 # The fuzz tests at ten times their CI size: 205,000 cases, about 20 minutes.
 fuzz: $(BIN)/.installed
 	BSM_FUZZ_SCALE=10 $(BIN)/pytest tests/fuzz -p no:cacheprovider
+
+# 200 sessions sending a 25 MB message each at once: the gateway's peak RSS; ~5 min.
+bench-memory: $(BIN)/.installed
+	$(BIN)/python -m bench.memory
 
 # The chaos test at ten times its CI size: 20,000 messages, twelve kill -9s, both stores.
 chaos: $(BIN)/.installed

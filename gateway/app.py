@@ -45,6 +45,7 @@ from gateway.settings import ConfigError, Settings
 from gateway.smtp.auth import SubmissionAuth
 from gateway.smtp.handler import HandlerLimits, SmtpHandler
 from gateway.smtp.server import Listener, SessionLimits
+from gateway.smtp.spool import ByteBudget
 from gateway.smtp.tls import make_self_signed, server_context
 from gateway.storage.archive_keys import ArchiveKeyStore
 from gateway.storage.auditors import AuditorStore
@@ -300,8 +301,14 @@ class Gateway:
         smtp = settings.smtp
         self.handler = SmtpHandler(
             self.intake,
-            HandlerLimits(smtp.max_recipients, smtp.rcpt_refusal_delay),
+            HandlerLimits(
+                smtp.max_recipients,
+                smtp.rcpt_refusal_delay,
+                smtp.spool_after,
+                Path(smtp.spool_folder) if smtp.spool_folder else None,
+            ),
             DiskRoom(_written_paths(settings), smtp.disk_reserve),
+            ByteBudget(smtp.processing_budget),
         )
         self._sockets = dict(sockets or {})
         self._serves_metrics = serves_metrics

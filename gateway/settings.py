@@ -72,6 +72,12 @@ class SmtpSettings(_Section):
     # Bytes that must stay free where the gateway writes (SQLite's folder, the maildir):
     # below it MAIL gets 452 4.3.1. 0: not checked.
     disk_reserve: Annotated[int, Field(ge=0)]
+    # Past this many bytes a message's text goes to a temporary file in spool_folder ("":
+    # the system's temporary folder) while it arrives and waits; at most processing_budget
+    # bytes of messages are taken in (parsed, judged, rewritten) at once per process.
+    spool_after: Annotated[int, Field(ge=0)]
+    spool_folder: str
+    processing_budget: Annotated[int, Field(gt=0)]
     starttls: bool
     sender_auth: Literal["aligned", "dkim", "spf", "none"]
 

@@ -40,6 +40,9 @@ from gateway.storage.queue import ClaimedDelivery, QueueState, Settlement
 _log = get_logger("delivery")
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 LEASE_MARGIN = 2.0  # seconds: an attempt starts only if it can end inside its lease
+# Bytes of deliveries held in memory at most: past it, the intake leaves its deliveries to
+# the queue and the queue is not read (a few large messages, not a backlog of them).
+HELD_BYTES = 64 * 1024 * 1024
 DATABASE_RETRY_MAX = 5.0  # seconds: the longest wait between claims while the database is away
 
 
@@ -116,6 +119,7 @@ class DeliveryWorkers:
         self._done: list[_Done] = []
         self._done_ready = asyncio.Event()
         self._sending = 0
+        self._held_bytes = 0  # the contents of what is held, sending or not
         self._stopping = False
         self._sent_all = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,13 +134,16 @@ class DeliveryWorkers:
 
     # -- taking work ----------------------------------------------------------------
 
-    def room(self, count: int) -> bool:
+    def room(self, count: int, size: int = 0) -> bool:
         held = self._held.qsize() + self._sending
-        return not self._stopping and held + count <= self._backlog
+        if self._stopping or held + count > self._backlog:
+            return False
+        return self._held_bytes == 0 or self._held_bytes + size <= HELD_BYTES
 
     def take(self, deliveries: Sequence[ClaimedDelivery], lease_until: datetime) -> None:
         """Deliveries this process holds the lease of (until `lease_until`)."""
         for delivery in deliveries:
+            self._held_bytes += len(delivery.content)
             self._held.put_nowait(_Held(delivery, lease_until))
         self._check_flow()
 
@@ -198,6 +205,7 @@ class DeliveryWorkers:
         while not self._held.empty():
             held = self._held.get_nowait()
             if held is not None:
+                self._held_bytes -= len(held.delivery.content)
                 drained.append(held.delivery.outbound_id)
         return drained
 
@@ -212,12 +220,14 @@ class DeliveryWorkers:
                 (held.lease_until - now).total_seconds(), self._trusted_until - time.monotonic()
             )
             if left < self._attempt_timeout + LEASE_MARGIN:
+                self._held_bytes -= len(held.delivery.content)
                 continue  # too late to finish inside the lease: the queue gives it back
             self._sending += 1
             try:
                 result = await self._send(held.delivery)
             finally:
                 self._sending -= 1
+                self._held_bytes -= len(held.delivery.content)
             self._done.append(_Done(held.delivery, result, self._clock.now()))
             self._done_ready.set()
 
@@ -259,11 +269,16 @@ class DeliveryWorkers:
         while True:
             # While the database is away, it is asked again less and less often.
             await asyncio.sleep(min(self._poll * 2**self._failures, DATABASE_RETRY_MAX))
-            if not self.room(self._batch):
+            if not self.room(self._batch) or self._held_bytes > HELD_BYTES // 2:
                 continue
             now, lease = self._clock.now(), self._lease
             job = functools.partial(
-                queue.claim, limit=self._batch, now=now, lease_seconds=lease, holder=self._me.id
+                queue.claim,
+                limit=self._batch,
+                now=now,
+                lease_seconds=lease,
+                holder=self._me.id,
+                max_bytes=max(0, HELD_BYTES - self._held_bytes),
             )
             try:
                 claimed = await self._committer.run(job)

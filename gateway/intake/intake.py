@@ -74,8 +74,9 @@ UNKNOWN_BOUNCE = Violation("rcpt.bounce", status.UNKNOWN_ALIAS)
 class Deliveries(Protocol):
     """Where committed deliveries go: the delivery workers of this process."""
 
-    def room(self, count: int) -> bool:
-        """Whether `count` more deliveries can be taken from memory now."""
+    def room(self, count: int, size: int = 0) -> bool:
+        """Whether `count` more deliveries of `size` bytes in all can be taken from memory
+        now."""
         ...
 
     async def admit(self, at_most: float) -> None:
@@ -225,7 +226,9 @@ class Intake:
                 # not committed, until its sender's DNS answers.
                 return Receipt(status.AUTH_CHECK_UNAVAILABLE)
             await self._deliveries.admit(FLOW_WAIT_SECONDS)
-            room = self._deliveries.room(len(unit.passing.outcomes) + len(unit.passing.notices))
+            entries = unit.passing.entries
+            size = sum(len(entry.raw_delivered or b"") for entry in entries)
+            room = self._deliveries.room(len(entries), size)
             leased_until = (
                 received.received_at + timedelta(seconds=self._deliveries.lease_seconds)
                 if room

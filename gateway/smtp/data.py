@@ -15,6 +15,8 @@ import asyncio
 from dataclasses import dataclass
 from enum import Enum
 
+from gateway.smtp.spool import Spool
+
 DOT_LINE_END = b".\r\n"  # the end of a line ending in a dot; the last line is only that
 LAST = b"\r\n.\r\n"
 
@@ -26,24 +28,27 @@ class Problem(Enum):
 
 @dataclass(frozen=True, slots=True)
 class DataText:
-    content: bytes = b""
+    content: bytes = b""  # the text, unless it went to a spool (then read from there)
     problem: Problem | None = None  # the data was read to its end, and is refused
 
 
-async def read_data(reader: asyncio.StreamReader, size_limit: int, line_limit: int) -> DataText:
+async def read_data(
+    reader: asyncio.StreamReader, size_limit: int, line_limit: int, spool: Spool | None = None
+) -> DataText:
     """The message text after `354`, read to its end whatever happens (RFC 5321 4.2.5: the
-    reply comes after the data)."""
-    pieces: list[bytes] = []
+    reply comes after the data). With `spool`, the text goes there as it arrives, each
+    piece with its dots taken off (a piece begins a line), and `content` stays empty."""
+    into = spool if spool is not None else Spool(None, 0)
     size = 0
     problem: Problem | None = None
     while True:
         try:
             piece = await reader.readuntil(DOT_LINE_END)
         except asyncio.LimitOverrunError:
-            rest = await _read_lines(reader, size_limit - size if size_limit else 0, line_limit)
+            left = size_limit - size if size_limit else 0
+            rest = await _read_lines(reader, left, line_limit, into if problem is None else None)
             if problem is None and rest.problem is not None:
                 problem = rest.problem
-            pieces.append(rest.content)
             break
         last = piece == DOT_LINE_END or piece.endswith(LAST)
         if last:
@@ -56,15 +61,21 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int, line_limit: i
         if problem is None and len(piece) > line_limit and _longest_line(piece) > line_limit:
             problem = Problem.LINE_TOO_LONG
         if problem is None:
-            pieces.append(piece)
+            into.write(_unstuffed(piece))
         if last:
             break
     if problem is not None:
+        into.close()
         return DataText(problem=problem)
-    text = b"".join(pieces)
-    if text.startswith(b"."):
-        text = text[1:]
-    return DataText(text.replace(b"\r\n.", b"\r\n"))
+    return DataText() if spool is not None else DataText(into.read())
+
+
+def _unstuffed(piece: bytes) -> bytes:
+    """A piece that begins a line, with the dot taken off each of its lines that starts
+    with one (RFC 5321 4.5.2)."""
+    if piece.startswith(b"."):
+        piece = piece[1:]
+    return piece.replace(b"\r\n.", b"\r\n")
 
 
 def _longest_line(piece: bytes) -> int:
@@ -72,10 +83,11 @@ def _longest_line(piece: bytes) -> int:
     return max(len(line) + 2 for line in piece.split(b"\r\n"))
 
 
-async def _read_lines(reader: asyncio.StreamReader, size_limit: int, line_limit: int) -> DataText:
-    """The rest of the data, line by line, as aiosmtpd reads it (its lines not unstuffed:
-    read_data does that for the whole text)."""
-    lines: list[bytes] = []
+async def _read_lines(
+    reader: asyncio.StreamReader, size_limit: int, line_limit: int, into: Spool | None
+) -> DataText:
+    """The rest of the data, line by line, as aiosmtpd reads it, each line unstuffed into
+    `into` (None: read to the end and dropped)."""
     fragments: list[bytes] = []
     size = 0
     problem: Problem | None = None
@@ -97,8 +109,6 @@ async def _read_lines(reader: asyncio.StreamReader, size_limit: int, line_limit:
             fragments.clear()
             if problem is None and len(whole) > line_limit:
                 problem = Problem.LINE_TOO_LONG
-            if problem is None:
-                lines.append(whole)
-    if problem is not None:
-        return DataText(problem=problem)
-    return DataText(b"".join(lines))
+            if problem is None and into is not None:
+                into.write(whole[1:] if whole.startswith(b".") else whole)
+    return DataText(problem=problem)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -21,6 +23,7 @@ from gateway.intake.intake import Intake
 from gateway.intake.model import Arrival, Client, Recipient, Target
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
+from gateway.smtp.spool import ByteBudget, Spool
 from gateway.storage.disk import DiskRoom
 
 _log = get_logger("smtp")
@@ -55,6 +58,8 @@ class GatewayEnvelope(Envelope):
 class HandlerLimits:
     max_recipients: int = 100
     rcpt_refusal_delay: float = 1.0
+    spool_after: int = 1 << 20  # bytes of a message kept in memory while it arrives
+    spool_folder: Path | None = None  # None: the system's temporary folder
 
 
 @dataclass
@@ -62,6 +67,12 @@ class SmtpHandler:
     intake: Intake
     limits: HandlerLimits = field(default_factory=HandlerLimits)
     disk: DiskRoom = field(default_factory=lambda: DiskRoom([], 0))
+    # The bytes of messages being taken in at once, across this process's listeners.
+    budget: ByteBudget = field(default_factory=lambda: ByteBudget(1 << 62))
+
+    def new_spool(self) -> Spool:
+        folder = self.limits.spool_folder or Path(tempfile.gettempdir())
+        return Spool(folder, self.limits.spool_after)
 
     async def handle_MAIL(
         self,

@@ -73,6 +73,7 @@ class _TrackedSMTP(SMTP):
         self._client: str | None = None
         self._offered: LoginPassword | None = None
         self._unsent: list[bytes] = []  # the lines of a multi-line reply so far
+        self._answering = False  # the data has ended and its reply is being worked out
 
     def __dir__(self) -> list[str]:
         # aiosmtpd builds its tables of commands and AUTH mechanisms on every connection
@@ -106,22 +107,35 @@ class _TrackedSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        handler: SmtpHandler = self.event_handler
+        spool = handler.new_spool()
         try:
-            limit = self.data_size_limit or 0
-            text = await read_data(self._reader, limit, self.line_length_limit)
-        except asyncio.CancelledError:
-            self._writer.close()  # the connection went away during DATA
-            raise
-        if text.problem is Problem.LINE_TOO_LONG:
-            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
-        elif text.problem is Problem.TOO_MUCH_DATA:
-            await self.push("552 Error: Too much mail data")
-        if text.problem is not None:
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
-            return
-        self.envelope.content = self.envelope.original_content = text.content
-        reply = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+            try:
+                limit = self.data_size_limit or 0
+                text = await read_data(self._reader, limit, self.line_length_limit, spool)
+            except asyncio.CancelledError:
+                self._writer.close()  # the connection went away during DATA
+                raise
+            if text.problem is Problem.LINE_TOO_LONG:
+                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            elif text.problem is Problem.TOO_MUCH_DATA:
+                await self.push("552 Error: Too much mail data")
+            if text.problem is not None:
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                return
+            # Taken in only while the process's budget of bytes in processing has room:
+            # meanwhile the text waits in its spool, and the sender for its reply.
+            self._answering = True
+            async with handler.budget.hold(spool.size):
+                content = spool.read()
+                spool.close()
+                self.envelope.content = self.envelope.original_content = content
+                reply = await self._call_handler_hook("DATA")
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                del content  # gone before the budget is given back
+        finally:
+            self._answering = False
+            spool.close()
         await self.push(reply)
 
     def _create_session(self) -> GatewaySession:
@@ -175,6 +189,12 @@ class _TrackedSMTP(SMTP):
             transport.close()
 
     def _timeout_cb(self) -> None:
+        if self._answering:
+            # The client waits for the reply to its data: the server is the slow one (it
+            # may wait its turn for the budget), and the client's own timer is the one that
+            # counts (RFC 5321 4.5.3.2.6: ten minutes).
+            self._reset_timeout()
+            return
         # aiosmtpd just closes; a 421 first tells the client why (RFC 5321 3.8, 4.5.3.2).
         self.say_goodbye(status.IDLE_TIMEOUT)
 

@@ -82,21 +82,24 @@ _FINISH = (
     .values(state=bindparam("new_state"), finished_at=bindparam("at"), last_error=bindparam("why"))
 )
 
-# Built once: the due rows nobody else holds, pushed a lease into the future and returned.
+# Built once: the due rows nobody else holds, with their messages' sizes; then those taken
+# pushed a lease into the future and returned.
+_DUE = (
+    select(_OUTBOUND.c.id, _MESSAGES.c.size)
+    .join(_MESSAGES, _MESSAGES.c.id == _OUTBOUND.c.message_id)
+    .where(
+        _OUTBOUND.c.state == QueueState.QUEUED.value,
+        _OUTBOUND.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(_OUTBOUND.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(of=_OUTBOUND, skip_locked=True)
+)
 _CLAIM = (
     update(_OUTBOUND)
     .where(
-        _OUTBOUND.c.id.in_(
-            select(_OUTBOUND.c.id)
-            .where(
-                _OUTBOUND.c.state == QueueState.QUEUED.value,
-                _OUTBOUND.c.next_attempt_at <= bindparam("now"),
-            )
-            .order_by(_OUTBOUND.c.next_attempt_at)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        _OUTBOUND.c.id.in_(bindparam("ids", expanding=True)),
+        _OUTBOUND.c.state == QueueState.QUEUED.value,
     )
     .values(
         next_attempt_at=bindparam("until"),
@@ -171,15 +174,29 @@ def archive_and_enqueue(
 
 
 def claim(
-    connection: Connection, limit: int, now: datetime, lease_seconds: float, holder: str
+    connection: Connection,
+    limit: int,
+    now: datetime,
+    lease_seconds: float,
+    holder: str,
+    max_bytes: int | None = None,
 ) -> list[ClaimedDelivery]:
-    """Take up to `limit` due rows for the process `holder`. A claimed row stays invisible
-    for the lease; if its holder dies, it comes back when the lease runs out or the holder
-    is known dead, whichever comes first."""
+    """Take up to `limit` due rows for the process `holder`, and no more than `max_bytes` of
+    messages (at least one): their contents are loaded. A claimed row stays invisible for
+    the lease; if its holder dies, it comes back when the lease runs out or the holder is
+    known dead, whichever comes first."""
+    due = connection.execute(_DUE, {"now": now, "limit": limit}).all()
+    ids: list[int] = []
+    size = 0
+    for row in due:
+        if ids and max_bytes is not None and size + row.size > max_bytes:
+            break
+        ids.append(row.id)
+        size += row.size
+    if not ids:
+        return []
     until = now + timedelta(seconds=lease_seconds)
-    claimed = connection.execute(
-        _CLAIM, {"now": now, "limit": limit, "until": until, "holder": holder}
-    ).all()
+    claimed = connection.execute(_CLAIM, {"ids": ids, "until": until, "holder": holder}).all()
     if not claimed:
         return []
     records = {

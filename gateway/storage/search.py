@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
     FromClause,
+    Row,
     Select,
     Text,
     TextClause,
@@ -49,6 +51,9 @@ from gateway.storage.schema import (
 )
 
 INDEX_BATCH = 500
+# Bytes of messages one stretch reads at most (at least one message): 500 records of 25 MB
+# would otherwise be 12 GB in the archive keeper's memory at once.
+INDEX_BYTES = 32 * 1024 * 1024
 TOTAL_CAP = 1_000  # counted exactly up to here; past it the total says "at least"
 FEW = 5_000  # records the other filters leave, few enough to look at each one's words
 _HEAD_ID = 1
@@ -107,7 +112,23 @@ def pending(connection: Connection, limit: int = INDEX_BATCH) -> Pending:
         .limit(limit)
     ).all()
     end = leaves[-1].seq + 1 if len(leaves) == limit else size
-    leaves = [leaf for leaf in leaves if leaf.kind == "message"]
+    sizes = dict(
+        connection.execute(
+            select(_MESSAGES.c.id, _MESSAGES.c.size).where(
+                _MESSAGES.c.id.in_([leaf.ref_id for leaf in leaves if leaf.kind == "message"])
+            )
+        ).all()
+    )
+    taken: list[Row[Any, Any, Any]] = []
+    read = 0
+    for leaf in leaves:
+        size_of = sizes.get(leaf.ref_id, 0) if leaf.kind == "message" else 0
+        if taken and read + size_of > INDEX_BYTES:
+            end = leaf.seq  # the rest in the next stretch
+            break
+        read += size_of
+        taken.append(leaf)
+    leaves = [leaf for leaf in taken if leaf.kind == "message"]
     rows = connection.execute(
         select(
             _MESSAGES.c.id,

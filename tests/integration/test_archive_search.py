@@ -214,3 +214,27 @@ def test_past_the_cap_the_total_says_at_least_and_pages_still_come_newest_first(
         ids = [found.message_id for found in result.results]
         assert len(ids) == shown and ids == sorted(ids, reverse=True)
     assert [f.subject for f in result.results] == ["Where is my parcel?", "Call me"]
+
+
+def test_the_indexer_reads_a_stretch_of_at_most_index_bytes(
+    gw: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large messages are read a few at a time (at least one per stretch), and all are
+    indexed all the same."""
+    parties = gw.register()
+    for n in range(4):
+        gw.seller_writes(parties, subject=f"Big parcel {n}", body="parcel words\n" * 200)
+    gw.delivered(4)
+    key = gw.gateway.services.archive_keys.active()
+    assert key is not None
+    Checkpointer(gw.gateway.database, key, gw.gateway.clock).run_once()
+    monkeypatch.setattr(search_module, "INDEX_BYTES", 3000)  # about one message
+    stretches = []
+    with gw.gateway.database.read_connection() as connection:
+        first = search_module.pending(connection)
+    stretches.append(len(first.messages))
+    assert stretches == [1] and first.end < first.start + 4
+    assert Indexer(gw.gateway.database).run_once() == 4
+    assert sorted(s or "" for s in subjects(gw, text="parcel")) == [
+        f"Big parcel {n}" for n in range(4)
+    ]

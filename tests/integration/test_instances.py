@@ -127,3 +127,14 @@ def test_a_claim_names_its_process_and_a_release_clears_it(database: Database) -
         assert holder == "me"
         queue.release(connection, [claimed.outbound_id], at(2))
         assert connection.scalar(select(Outbound.claimed_by)) is None
+
+
+def test_a_claim_takes_no_more_bytes_than_asked_but_always_one(database: Database) -> None:
+    for _ in range(3):
+        _queue_one(database, None)  # 18 bytes each as received
+    with database.engine.begin() as connection:
+        two = queue.claim(connection, limit=5, now=at(1), lease_seconds=LEASE, holder="me",
+                          max_bytes=40)  # fmt: skip
+        one = queue.claim(connection, limit=5, now=at(1), lease_seconds=LEASE, holder="me",
+                          max_bytes=0)  # fmt: skip
+    assert (len(two), len(one)) == (2, 1)

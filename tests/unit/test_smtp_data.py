@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import pytest
 
 from gateway.smtp.data import DataText, Problem, read_data
+from gateway.smtp.spool import Spool
 
 NEXT_COMMAND = b"QUIT\r\n"
 PIECES = (b"a", b"Hello", b".", b"..", b"\r\n", b"\r", b"\n", b"\r\n.", b".\r\n", b" ", b"x" * 30)
@@ -94,3 +96,20 @@ async def test_edges(data: bytes) -> None:
     for line_limit in (64 * 1024, 100_000):
         expected = aiosmtpd_reads(stream, 0, line_limit)
         assert await read(stream, 0, line_limit, 7) == expected
+
+
+@pytest.mark.parametrize("seed", range(200))
+async def test_spooled_to_disk_the_text_is_the_same(seed: int, tmp_path: Path) -> None:
+    """Spooled after 16 bytes, the text read back is the one read into memory."""
+    stream = random_data(seed) + b"B" * 70_000 + b"\r\n..x\r\n.\r\n" + NEXT_COMMAND
+    expected, rest = aiosmtpd_reads(stream, 0, 100_000)
+    reader = asyncio.StreamReader(limit=64 * 1024)
+    reader.feed_data(stream)
+    reader.feed_eof()
+    spool = Spool(tmp_path, in_memory=16)
+    text = await read_data(reader, 0, 100_000, spool)
+    assert text == DataText() and spool.on_disk == (len(expected.content) > 16)
+    assert spool.read() == expected.content and spool.size == len(expected.content)
+    assert await reader.read() == rest
+    spool.close()
+    assert list(tmp_path.iterdir()) == []  # unlinked from the start: nothing to clean up
