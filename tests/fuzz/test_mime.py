@@ -210,7 +210,7 @@ _ADDRESS = re.compile(re.escape(SENDER), re.IGNORECASE)
 
 
 @pytest.mark.parametrize("policy_name", list(POLICIES))
-@pytest.mark.timeout(time_limit(120))
+@pytest.mark.timeout(time_limit(300))
 def test_no_mime_structure_escapes_a_refusal_or_leaks_the_sender(policy_name: str) -> None:
     policy = POLICIES[policy_name]
 

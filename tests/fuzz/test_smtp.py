@@ -2,7 +2,8 @@
 any order, pipelined, with bare CR or LF line ends, long lines, NULs and 8-bit bytes, and
 messages of any shape. Every reply is well formed, none is the internal error's 451, every
 250 that says a message is stored names a record the archive holds, and the gateway still
-takes mail at the end."""
+takes mail at the end. The seller's day fills up on the way (600 messages): those are
+refused 452, never with a 5xx."""
 
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def _converse(port: int, dialogue: bytes) -> list[bytes]:
     return [line for line in received.split(b"\r\n") if line]
 
 
-@pytest.mark.timeout(time_limit(120))
+@pytest.mark.timeout(time_limit(300))
 def test_no_dialogue_breaks_the_gateway_or_gets_a_250_for_nothing_stored(
     gateway: tuple[RunningGateway, Parties],
 ) -> None:
@@ -131,6 +132,8 @@ def test_no_dialogue_breaks_the_gateway_or_gets_a_250_for_nothing_stored(
         for line in lines:
             assert REPLY_LINE.match(line), line
             assert not line.startswith(b"451 4.3.0"), line  # an internal error
+            if b"quota.daily" in line:  # a transient refusal (the day full) is never a 5xx
+                assert line.startswith((b"452", b"450", b"451")), line
             found = STORED.match(line)
             if found:
                 stored.append(int(found.group(1)))

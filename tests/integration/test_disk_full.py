@@ -9,11 +9,15 @@ import os
 import smtplib
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.purge import Purger
+from gateway.core.clock import FrozenClock
 from gateway.storage.schema import Message
 from tests.support.databases import IN_CI
 from tests.support.gateway import RunningGateway, running_gateway, wait_for
@@ -91,6 +95,13 @@ def test_mail_is_refused_452_while_the_disk_is_below_its_reserve(
             lambda: (r := _mail(gw, parties.seller_mailbox))[0] != 250 and r, timeout=10
         )
         assert (code, text[:5]) == (452, "4.3.1"), text
+        # What was taken goes on: its delivery (the maildir is on another disk) and a purge.
+        assert len(gw.delivered(1)) == 1
+        key = gw.gateway.services.archive_keys.active()
+        assert key is not None
+        Checkpointer(gw.gateway.database, key, gw.gateway.clock).run_once()  # purgeable
+        later = datetime.now(UTC) + timedelta(days=731)
+        assert Purger(gw.gateway.database, FrozenClock(later), 730).run().records == 1
         filler.unlink()
         wait_for(lambda: _mail(gw, parties.seller_mailbox)[0] == 250, timeout=10)
         gw.seller_writes(parties, subject="after")
