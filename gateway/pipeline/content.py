@@ -8,6 +8,7 @@ import re
 import zipfile
 from email.message import EmailMessage
 from html.parser import HTMLParser
+from typing import Any
 
 import filetype
 import nh3
@@ -36,14 +37,16 @@ PDF_MAX_PAGES = 300
 # and a .docx whose parts would unpack to more is not opened (the sizes its zip directory
 # declares bound what zipfile inflates). Such an attachment is judged unreadable.
 UNPACKED_MAX = 16_000_000
+# pypdf's limits that bound what one stream may inflate to (pypdf.Configuration).
 _PDF_LIMITS = (
-    "FLATE_MAX_BUFFER_SIZE",
-    "ZLIB_MAX_OUTPUT_LENGTH",
-    "LZW_MAX_OUTPUT_LENGTH",
-    "MAX_DECLARED_STREAM_LENGTH",
-    "MAX_ARRAY_BASED_STREAM_OUTPUT_LENGTH",
-    "RUN_LENGTH_MAX_OUTPUT_LENGTH",
-    "JBIG2_MAX_OUTPUT_LENGTH",
+    "maximum_declared_stream_length",
+    "array_based_stream_maximum_output_length",
+    "jbig2_maximum_output_length",
+    "lzw_maximum_output_length",
+    "run_length_maximum_output_length",
+    "zlib_maximum_output_length",
+    "brotli_maximum_output_length",
+    "image_maximum_buffer_size",
 )
 _IMAGES = {"gif", "png", "jpg", "bmp", "tif"}
 
@@ -301,13 +304,16 @@ def _attached_text(part: EmailMessage, data: bytes) -> str:
 
 
 def _pdf_text(data: bytes) -> tuple[str, tuple[Hyperlink, ...]]:
-    from pypdf import PdfReader, filters  # imported on first use: a second of start-up otherwise
+    # Imported on first use: a second of start-up otherwise.
+    from pypdf import PdfReader, apply_configuration
 
     silenced("pypdf")  # it logs every oddity of a file; a damaged PDF is judged all the same
-    for limit in _PDF_LIMITS:
-        if hasattr(filters, limit):
-            setattr(filters, limit, UNPACKED_MAX)
-    reader = PdfReader(io.BytesIO(data))
+    with apply_configuration(**dict.fromkeys(_PDF_LIMITS, UNPACKED_MAX)):
+        return _pdf_read(PdfReader(io.BytesIO(data)))
+
+
+def _pdf_read(reader: Any) -> tuple[str, tuple[Hyperlink, ...]]:
+    """The text of the first pages and the links of their annotations."""
     texts: list[str] = []
     links: list[Hyperlink] = []
     for page in reader.pages[:PDF_MAX_PAGES]:
