@@ -308,7 +308,8 @@ def _pdf_text(data: bytes) -> tuple[str, tuple[Hyperlink, ...]]:
     from pypdf import PdfReader, apply_configuration
 
     silenced("pypdf")  # it logs every oddity of a file; a damaged PDF is judged all the same
-    with apply_configuration(**dict.fromkeys(_PDF_LIMITS, UNPACKED_MAX)):
+    limits: dict[str, Any] = dict.fromkeys(_PDF_LIMITS, UNPACKED_MAX)
+    with apply_configuration(None, **limits):
         return _pdf_read(PdfReader(io.BytesIO(data)))
 
 
