@@ -116,6 +116,7 @@ TEMPORARY_FAILURE = Reply(451, "4.3.0", "Temporary failure, please try again lat
 NO_DISK_ROOM = Reply(452, "4.3.1", "Insufficient system storage, please try again later")
 IDLE_TIMEOUT = Reply(421, "4.4.2", "Idle too long, closing the connection")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please try again later")
+TLS_ALREADY_ACTIVE = Reply(503, "5.5.1", "TLS is already active")  # RFC 3207 4.2
 
 
 # -- replies that say more ---------------------------------------------------------------

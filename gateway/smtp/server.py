@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from gateway.core import status
 from gateway.core.model import SellerLogin
@@ -21,6 +21,7 @@ from gateway.smtp.data import Problem, read_data
 from gateway.smtp.handler import GatewayEnvelope, GatewaySession, SmtpHandler
 
 BANNER_IDENT = "ESMTP"  # the greeting names no software and no version
+_CLOSING_TIME = 2.0  # seconds a closed session's task has to end at shutdown
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_PATH = re.compile(
@@ -138,6 +139,17 @@ class _TrackedSMTP(SMTP):
             spool.close()
         await self.push(reply)
 
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None:
+            await self.push(str(status.TLS_ALREADY_ACTIVE))
+            return
+        await super().smtp_STARTTLS(arg)
+        if self._tls_protocol is not None and self.session.ssl is None:
+            # The handshake was cut before it finished (the idle timer, a shutdown): asyncio
+            # then reports it done without handing over a secured connection, and aiosmtpd
+            # would go on reading a connection that is gone. End it as a failed handshake.
+            raise TLSSetupException("the TLS handshake did not finish")
+
     def _create_session(self) -> GatewaySession:
         return GatewaySession(self.loop, self._listener.name)
 
@@ -187,6 +199,12 @@ class _TrackedSMTP(SMTP):
         if transport is not None and not transport.is_closing():
             transport.write(f"{reply}\r\n".encode())
             transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent replies and all."""
+        for transport in (self.transport, self._original_transport):
+            if transport is not None and not transport.is_closing():
+                transport.abort()  # type: ignore[attr-defined]
 
     def _timeout_cb(self) -> None:
         if self._answering:
@@ -322,7 +340,18 @@ class Listener:
         self._server.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._handler.intake.drained(), timeout=grace)
-        for session in list(self.sessions):
+        sessions = list(self.sessions)
+        for session in sessions:
             session.say_goodbye()
+        # Each session's task ends once its connection is closed; one that does not (a
+        # peer that never reads) is cut, so that no task outlives the listener.
+        tasks = {s._handler_coroutine: s for s in sessions if s._handler_coroutine is not None}
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=_CLOSING_TIME)
+            for task in stuck:
+                tasks[task].abort()
+                task.cancel()
+            if stuck:
+                await asyncio.wait(stuck, timeout=_CLOSING_TIME)
         await self._server.wait_closed()
         self._server = None

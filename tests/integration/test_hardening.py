@@ -117,6 +117,33 @@ def test_commands_pipelined_after_starttls_are_discarded(gw: RunningGateway, lis
             assert _reply(tls).startswith(b"250")
 
 
+def test_starttls_inside_tls_is_refused(gw: RunningGateway) -> None:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=10) as client:
+        client.starttls(context=client_tls())
+        client.ehlo()
+        assert client.docmd("STARTTLS") == (503, b"5.5.1 TLS is already active")
+        assert client.noop()[0] == 250
+
+
+def test_a_handshake_never_made_ends_the_session_and_frees_its_slot(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A client that asks for STARTTLS and sends no handshake is closed at the idle timeout,
+    and its session slot is free again: such clients cannot use up a client's slots."""
+    config = "idle_timeout = 0.5\nmax_sessions_per_client = 2"
+    with running_gateway(tmp_path, db_url, smtp_config=config) as gw:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as plain:
+                assert _reply(plain).startswith(b"220")
+                # What follows STARTTLS is plaintext the handshake never reads.
+                plain.sendall(b"EHLO client.example\r\nSTARTTLS\r\nEHLO again\r\nSTARTTLS\r\n")
+                replies = b""
+                while chunk := plain.recv(65536):
+                    replies += chunk
+                assert replies.endswith(b"220 Ready to start TLS\r\n"), replies
+        assert _greets(gw.port)
+
+
 def _assert_only_crlf(content: bytes) -> None:
     stripped = content.replace(b"\r\n", b"")
     assert b"\r" not in stripped and b"\n" not in stripped
