@@ -24,7 +24,7 @@ from gateway.audit.indexer import Indexer
 from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
-from gateway.core.model import SuppressionRules
+from gateway.core.model import QueueLoad, SuppressionRules
 from gateway.core.throttle import FailureThrottle
 from gateway.delivery.dkim import SigningTransport, new_private_key
 from gateway.delivery.instance import is_alive, this_process
@@ -38,6 +38,7 @@ from gateway.intake.intake import Intake
 from gateway.intake.policy import Policy
 from gateway.intake.resolver import Resolver
 from gateway.intake.verify import SenderVerifier
+from gateway.obs.health import BEAT_EVERY, Health
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
 from gateway.services import Services, compile_policy
@@ -47,6 +48,7 @@ from gateway.smtp.handler import HandlerLimits, SmtpHandler
 from gateway.smtp.server import Listener, SessionLimits
 from gateway.smtp.spool import ByteBudget
 from gateway.smtp.tls import make_self_signed, server_context
+from gateway.storage import queue
 from gateway.storage.archive_keys import ArchiveKeyStore
 from gateway.storage.auditors import AuditorStore
 from gateway.storage.changes import Change
@@ -55,6 +57,7 @@ from gateway.storage.database import Database
 from gateway.storage.directory import ChangeWatcher, Directory
 from gateway.storage.disk import DiskRoom
 from gateway.storage.imap import MailboxLedger
+from gateway.storage.migrate import schema_problem
 
 _log = get_logger("app")
 
@@ -249,6 +252,14 @@ class Gateway:
         self.dkim_keys = self.services.dkim_keys
         self.credentials = self.services.credentials
         self.metrics = Metrics()
+        self.health = Health(
+            {
+                "database": lambda: schema_problem(database),
+                "queue": self._queue_problem,
+                "listeners": self._listeners_problem,
+            }
+        )
+        self._beating: asyncio.Task[None] | None = None
         self.committer = Committer(database)
         self.directory = Directory(database, settings.alias_domain, reads_inline=database.is_sqlite)
         self.watcher = ChangeWatcher(self.directory, database, self.clock)
@@ -282,6 +293,7 @@ class Gateway:
             heartbeat=delivery.heartbeat,
             dead_after=delivery.dead_after,
             is_alive=is_alive,
+            metrics=self.metrics,
         )
         self.intake = Intake(
             policy=policy or compile_policy(settings),
@@ -457,9 +469,12 @@ class Gateway:
             asyncio.create_task(poller.run(), name=f"imap {poller.config.name}")
             for poller in self.pollers
         ]
+        self._beating = asyncio.create_task(self._beat(), name="health beat")
         metrics = self.settings.metrics
         if metrics.enabled and self._serves_metrics:
-            self.metrics_port = self.metrics.serve(metrics.host, metrics.port)
+            self.metrics_port = self.metrics.serve(
+                metrics.host, metrics.port, self.health, self._queue_load
+            )
         _log.info(
             "started",
             ports={name: listener.port for name, listener in self.listeners.items()},
@@ -469,6 +484,27 @@ class Gateway:
             workers=self.settings.delivery.workers,
             policy_version=self.intake.policy.version,
         )
+
+    async def _beat(self) -> None:
+        while True:
+            self.health.beat()
+            await asyncio.sleep(BEAT_EVERY)
+
+    def _queue_load(self) -> QueueLoad:
+        with self.database.read_connection() as connection:
+            return queue.load(connection, self.clock.now())
+
+    def _queue_problem(self) -> str | None:
+        waited = self._queue_load().oldest_due_age
+        if waited > self.settings.metrics.queue_stuck_after:
+            return f"a delivery has been due for {waited:.0f} s and no worker took it"
+        return None
+
+    def _listeners_problem(self) -> str | None:
+        down = [name for name, listener in self.listeners.items() if not listener.serving]
+        if not self.listeners or down:
+            return f"not listening: {', '.join(down) or 'nothing started yet'}"
+        return None
 
     def reload_policy(self) -> bool:
         """SIGHUP (in a worker thread): read the content policy again. An invalid one is
@@ -509,6 +545,8 @@ class Gateway:
         if self.console is not None:
             await self.console.stop()
         self.metrics.close()
+        if self._beating is not None:
+            self._beating.cancel()
         _log.info("stopped")
 
     async def run_until_signalled(self) -> None:

@@ -156,6 +156,7 @@ class MetricsSettings(_Section):
     enabled: bool
     host: str
     port: Port
+    queue_stuck_after: Seconds  # /readyz fails once a due delivery has waited this long
 
 
 class SmtpTarget(BaseModel):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import smtplib
+import urllib.error
+import urllib.request
+from typing import Annotated
 
 import typer
 
@@ -56,13 +60,16 @@ def serve(ctx: typer.Context) -> None:
 
 
 @app.command()
-def check(ctx: typer.Context) -> None:
-    """Health check: the SMTP listener greets and answers NOOP."""
+def check(
+    ctx: typer.Context,
+    ready: Annotated[
+        bool, typer.Option("--ready", help="Also require /readyz: database, queue, listeners.")
+    ] = False,
+) -> None:
+    """Health check: the SMTP listener greets and answers NOOP, and the metrics listener's
+    /healthz (or /readyz) answers 200. Exit 1 with the reason otherwise."""
     settings = settings_of(ctx)
-    # A wildcard listener is reached on loopback from inside its own host or container.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
-        settings.smtp.host, settings.smtp.host
-    )
+    host = _reachable(settings.smtp.host)
     try:
         with smtplib.SMTP(host, settings.smtp.port, timeout=5) as client:
             code, _ = client.noop()
@@ -70,7 +77,29 @@ def check(ctx: typer.Context) -> None:
         fail(f"SMTP listener not answering: {error}", False)
     if code != 250:
         fail(f"SMTP listener answered NOOP with {code}", False)
+    metrics = settings.metrics
+    if metrics.enabled:
+        path = "/readyz" if ready else "/healthz"
+        url = f"http://{_url_host(_reachable(metrics.host))}:{metrics.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            body = json.loads(error.read() or b"{}")
+            problems = [f"{k}: {v}" for k, v in body.get("checks", {}).items() if v != "ok"]
+            fail(f"{path}: {'; '.join(problems) or body.get('why') or error.code}", False)
+        except OSError as error:
+            fail(f"{path} not answering: {error}", False)
     out.print("ok")
+
+
+def _reachable(host: str) -> str:
+    """A wildcard listener is reached on loopback from inside its own host or container."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 # -- db ------------------------------------------------------------------------------

@@ -196,6 +196,15 @@ class ArchiveEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueLoad:
+    """How much the delivery queue holds, for readiness and the metrics."""
+
+    waiting: int  # deliveries still to be made, held by a lease or not
+    due: int  # of them, due now and held by no lease
+    oldest_due_age: float  # seconds the longest-waiting due one has waited (0 if none)
+
+
+@dataclass(frozen=True, slots=True)
 class HardBounce:
     """A delivery that failed because its address cannot take mail: counted against it."""
 

@@ -30,6 +30,7 @@ from gateway.delivery.schedule import retry_delay, should_give_up
 from gateway.delivery.transport import Outcome, SendResult, Transport
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
+from gateway.obs.metrics import Metrics
 from gateway.pipeline.bounces import REMOTE_REFUSED, is_hard, safe_diagnostic
 from gateway.pipeline.dsn import delivery_failed_notice
 from gateway.storage import instances, queue, suppressions
@@ -38,6 +39,11 @@ from gateway.storage.instances import ProcessIdentity
 from gateway.storage.queue import ClaimedDelivery, QueueState, Settlement
 
 _log = get_logger("delivery")
+_RESULTS = {
+    QueueState.DELIVERED: "delivered",
+    QueueState.QUEUED: "deferred",
+    QueueState.FAILED: "failed",
+}
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 LEASE_MARGIN = 2.0  # seconds: an attempt starts only if it can end inside its lease
 # Bytes of deliveries held in memory at most: past it, the intake leaves its deliveries to
@@ -82,9 +88,11 @@ class DeliveryWorkers:
         heartbeat: float,
         dead_after: float,
         is_alive: Callable[[int, str], bool],
+        metrics: Metrics,
         rng: random.Random | None = None,
     ) -> None:
         self._committer = committer
+        self._metrics = metrics
         self._transport = transport
         self._clock = clock
         self._domain = alias_domain
@@ -328,11 +336,16 @@ class DeliveryWorkers:
             }
             if settled.state is QueueState.DELIVERED:
                 maillog.delivered(**ids)
+                waited = (settled.when - item.delivery.queued_at).total_seconds()
+                self._metrics.delivery_seconds.observe(max(waited, 0.0))
             elif settled.state is QueueState.QUEUED:
                 delay = (settled.when - item.at).total_seconds()
                 maillog.deferred(**ids, retry_in=delay, error=settled.error or "")
             else:
                 maillog.bounced(**ids, error=settled.error or "", notice=settled.notice is not None)
+                if settled.notice is not None:
+                    self._metrics.notices.labels("failed").inc()
+            self._metrics.deliveries.labels(_RESULTS[settled.state]).inc()
 
     # -- outcomes (in the committer's transaction) ----------------------------------
 

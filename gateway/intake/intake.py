@@ -366,6 +366,11 @@ class Intake:
                 self._metrics.rule_hits.labels(violation.rule_id, "enforce").inc()
             for violation in entry.shadowed:
                 self._metrics.rule_hits.labels(violation.rule_id, "shadow").inc()
+        returned = sum(1 for outcome in variant.outcomes if outcome.notice is not None)
+        if returned:
+            self._metrics.notices.labels("returned").inc(returned)
+        if len(variant.notices) > returned:
+            self._metrics.notices.labels("refused").inc(len(variant.notices) - returned)
 
     def use_policy(self, policy: Policy) -> None:
         """From the next message on, judge by `policy` (a reload); a message being taken in

@@ -327,6 +327,10 @@ class Listener:
         return f"{self._host}:{self._port}"
 
     @property
+    def serving(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    @property
     def port(self) -> int:
         """The bound port (the configured one, or the one chosen for port 0)."""
         assert self._server is not None and self._server.sockets

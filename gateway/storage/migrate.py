@@ -49,6 +49,14 @@ def current_revision(database: Database) -> str | None:
         return revision
 
 
+def schema_problem(database: Database) -> str | None:
+    """None when the database answers with the schema this code needs; else what is wrong."""
+    revision = current_revision(database)
+    if revision != SCHEMA_REVISION:
+        return f"the schema is at {revision or 'nothing'}, this gateway needs {SCHEMA_REVISION}"
+    return None
+
+
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 

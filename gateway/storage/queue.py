@@ -16,12 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, type_coerce, update
 
-from gateway.core.model import ArchiveEntry, BounceContext, Delivery, Direction, HardBounce
+from gateway.core.model import (
+    ArchiveEntry,
+    BounceContext,
+    Delivery,
+    Direction,
+    HardBounce,
+    QueueLoad,
+)
 from gateway.storage import sql
 from gateway.storage.archive import add_records, bodies, load_bounce_context
-from gateway.storage.schema import Message, Outbound, table_of
+from gateway.storage.schema import Message, Outbound, UTCDateTime, table_of
 from gateway.storage.sql import Statement
 
 
@@ -222,6 +229,19 @@ def claim(
         )
         for row in sorted(claimed, key=lambda row: row.id)
     ]
+
+
+_IS_DUE = _OUTBOUND.c.next_attempt_at <= bindparam("now", type_=UTCDateTime())
+_LOAD = select(
+    func.count(),
+    func.count(case((_IS_DUE, 1))),
+    type_coerce(func.min(case((_IS_DUE, _OUTBOUND.c.next_attempt_at))), UTCDateTime()),
+).where(_OUTBOUND.c.state == QueueState.QUEUED)
+
+
+def load(connection: Connection, now: datetime) -> QueueLoad:
+    waiting, due, oldest = connection.execute(_LOAD, {"now": now}).one()
+    return QueueLoad(waiting, due, (now - oldest).total_seconds() if oldest else 0.0)
 
 
 def finish(
