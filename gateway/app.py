@@ -25,7 +25,7 @@ from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.model import QueueLoad, SuppressionRules
-from gateway.core.throttle import FailureThrottle
+from gateway.core.throttle import ThrottleRules
 from gateway.delivery.dkim import SigningTransport, new_private_key
 from gateway.delivery.instance import is_alive, this_process
 from gateway.delivery.maildir import MaildirTransport
@@ -57,6 +57,7 @@ from gateway.storage.database import Database
 from gateway.storage.directory import ChangeWatcher, Directory
 from gateway.storage.disk import DiskRoom
 from gateway.storage.imap import MailboxLedger
+from gateway.storage.login_failures import LoginThrottle
 from gateway.storage.migrate import schema_problem
 
 _log = get_logger("app")
@@ -332,6 +333,12 @@ class Gateway:
         self._serves_console = serves_admin
         self.console: AdminServer | None = None
 
+    def _login_throttle(
+        self, scope: str, free: int, limit: int, window: float, lockout: float
+    ) -> LoginThrottle:
+        rules = ThrottleRules(free, limit, timedelta(seconds=window), timedelta(seconds=lockout))
+        return LoginThrottle(self.database, self.clock, scope, rules)
+
     def _build_listeners(self) -> None:
         """The MX and the submission ports; their TLS needs the certificate files first."""
         settings = self.settings
@@ -364,11 +371,12 @@ class Gateway:
             return
         auth = SubmissionAuth(
             self.credentials,
-            FailureThrottle(
-                free=submission.auth_free_failures,
-                limit=submission.auth_failure_limit,
-                window=submission.auth_failure_window,
-                lockout=submission.auth_lockout,
+            self._login_throttle(
+                "smtp",
+                submission.auth_free_failures,
+                submission.auth_failure_limit,
+                submission.auth_failure_window,
+                submission.auth_lockout,
             ),
             self.metrics,
         )
@@ -414,11 +422,12 @@ class Gateway:
             self.database,
             AuditorStore(self.database, self.clock),
             Checkpointer(self.database, key, self.clock),
-            FailureThrottle(
-                free=auditor.login_free_failures,
-                limit=auditor.login_failure_limit,
-                window=auditor.login_failure_window,
-                lockout=auditor.login_lockout,
+            self._login_throttle(
+                "console",
+                auditor.login_free_failures,
+                auditor.login_failure_limit,
+                auditor.login_failure_window,
+                auditor.login_lockout,
             ),
             self.clock,
             ConsoleConfig(

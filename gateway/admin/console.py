@@ -32,10 +32,10 @@ from gateway.audit.purge import Purger
 from gateway.audit.view import read_conversation, read_record
 from gateway.core.clock import Clock
 from gateway.core.terms import query_phrases
-from gateway.core.throttle import FailureThrottle
 from gateway.storage import archive, archive_log, retention
 from gateway.storage.auditors import Account, AuditorStore, Login
 from gateway.storage.database import Database
+from gateway.storage.login_failures import LoginThrottle
 from gateway.storage.schema import Message
 from gateway.storage.search import SearchQuery, SearchResult, search
 
@@ -75,7 +75,7 @@ def create_console(
     database: Database,
     auditors: AuditorStore,
     checkpointer: Checkpointer,
-    throttle: FailureThrottle,
+    throttle: LoginThrottle,
     clock: Clock,
     config: ConsoleConfig,
     *,

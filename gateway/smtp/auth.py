@@ -7,27 +7,26 @@ import asyncio
 from gateway.core import status
 from gateway.core.model import SellerLogin
 from gateway.core.status import Reply
-from gateway.core.throttle import FailureThrottle
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
 from gateway.storage.credentials import UNKNOWN_USER_HASH, CredentialStore, password_matches
+from gateway.storage.login_failures import LoginThrottle
 
 _log = get_logger("auth")
 
 
 class SubmissionAuth:
     """Checks credentials; repeated failures from one client address or for one user name
-    are slowed down, then refused with 454 4.7.0 for a while."""
+    are slowed down, then refused with 454 4.7.0 for a while, by every process alike (the
+    failures are counted in the database)."""
 
-    def __init__(
-        self, logins: CredentialStore, throttle: FailureThrottle, metrics: Metrics
-    ) -> None:
+    def __init__(self, logins: CredentialStore, throttle: LoginThrottle, metrics: Metrics) -> None:
         self._logins = logins
         self._throttle = throttle
         self._metrics = metrics
 
-    def client_locked(self, client: str) -> bool:
-        if self._throttle.locked([f"client:{client}"]):
+    async def client_locked(self, client: str) -> bool:
+        if await asyncio.to_thread(self._throttle.locked, [f"client:{client}"]):
             self._metrics.auth_attempts.labels("locked").inc()
             return True
         return False
@@ -35,7 +34,7 @@ class SubmissionAuth:
     async def check(self, client: str, username: str, password: str) -> SellerLogin | Reply:
         """The seller behind the credentials, or the reply that refuses them."""
         keys = [f"client:{client}", f"user:{username}"]
-        if self._throttle.locked(keys):
+        if await asyncio.to_thread(self._throttle.locked, keys):
             self._metrics.auth_attempts.labels("locked").inc()
             return status.AUTH_LOCKED
         login = await asyncio.to_thread(self._verify, username, password)
@@ -44,7 +43,7 @@ class SubmissionAuth:
             _log.info("auth_succeeded", seller_id=login.seller_id, username=username)
             return login
         self._metrics.auth_attempts.labels("failure").inc()
-        delay, newly_locked = self._throttle.failed(keys)
+        delay, newly_locked = await asyncio.to_thread(self._throttle.failed, keys)
         for key in newly_locked:
             scope = key.split(":", 1)[0]
             self._metrics.auth_lockouts.labels(scope).inc()

@@ -226,19 +226,19 @@ class _TrackedSMTP(SMTP):
         return AuthResult(success=False, handled=False)
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        if (locked := self._lockout()) is not None:
+        if (locked := await self._lockout()) is not None:
             return locked
         return await self._check_offered(await super().auth_PLAIN(_, args))
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        if (locked := self._lockout()) is not None:
+        if (locked := await self._lockout()) is not None:
             return locked
         return await self._check_offered(await super().auth_LOGIN(_, args))
 
-    def _lockout(self) -> AuthResult | None:
+    async def _lockout(self) -> AuthResult | None:
         """A locked-out client is refused before it sends its credentials."""
         auth = self._listener.auth
-        if auth is not None and auth.client_locked(self._client or ""):
+        if auth is not None and await auth.client_locked(self._client or ""):
             return AuthResult(success=False, handled=False, message=str(status.AUTH_LOCKED))
         return None
 

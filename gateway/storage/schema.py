@@ -463,6 +463,18 @@ def table_of(model: type[Base]) -> Table:
     return table
 
 
+class LoginFailure(Base):
+    """A failed login (SMTP AUTH, the auditor console) against a key: a client address or a
+    user name, kept only as a hash. Every process counts the same rows."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index(None, "scope", "key", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(20))  # smtp | console
+    key: Mapped[str] = mapped_column(String(64))  # sha256 of "client:<ip>" or "user:<name>"
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class Outbound(Base):
     """The delivery queue: one row per message to send."""
 

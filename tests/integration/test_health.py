@@ -15,7 +15,7 @@ from gateway.app import Gateway
 from gateway.core.clock import SystemClock
 from gateway.settings import load_settings
 from gateway.storage.migrate import SCHEMA_REVISION, open_database
-from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.gateway import RunningGateway, running_gateway, wait_for
 from tests.support.mail import send, text_message
 from tests.support.process import process_config, reserve_port, run_cli, serving
 
@@ -49,9 +49,9 @@ def test_a_serving_gateway_is_live_and_ready_and_counts_its_deliveries(
         message = text_message(sender=p.seller_mailbox, to=p.buyer_alias)
         assert send(gw.port, p.seller_mailbox, [p.buyer_alias], message) == {}
         gw.delivered(1)
-        code, metrics = _get(gw, "/metrics")
-        assert code == 200
-        assert 'bsm_delivery_attempts_total{result="delivered"} 1.0' in metrics
+        # The attempt is counted once its outcome is written, just after the file appears.
+        delivered = 'bsm_delivery_attempts_total{result="delivered"} 1.0'
+        metrics = wait_for(lambda: (m := _get(gw, "/metrics")[1]) if delivered in m else None)
         assert "bsm_delivery_seconds_count 1.0" in metrics
         assert 'bsm_queue_depth{state="due"} 0.0' in metrics
         assert "bsm_queue_oldest_due_seconds 0.0" in metrics

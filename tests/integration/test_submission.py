@@ -157,6 +157,26 @@ def test_repeated_auth_failures_are_locked_out_and_counted(tmp_path: Path, db_ur
         assert 'bsm_auth_lockouts_total{scope="user"} 1.0' in metrics
 
 
+def test_replicas_on_one_database_lock_a_guesser_out_together(tmp_path: Path, db_url: str) -> None:
+    """Failures on one replica count on the other: a guesser cannot spread its tries over
+    the replicas behind a load balancer."""
+    config = "auth_free_failures = 0\nauth_failure_limit = 3\nauth_lockout = 600"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with (
+        running_gateway(tmp_path / "a", db_url, submission_config=config) as first,
+        running_gateway(tmp_path / "b", db_url, submission_config=config) as second,
+    ):
+        _, credential = _seller(first)
+        for gw in (first, second, first):
+            with submission_session(gw) as client:
+                assert auth_plain(client, credential.username, "guess")[0] == 535
+        for gw in (second, first):
+            with submission_session(gw) as client:
+                code, text = auth_plain(client, credential.username, credential.password)
+                assert (code, text[:5]) == (454, b"4.7.0")
+
+
 def test_the_mx_takes_no_auth_even_over_tls(tmp_path: Path, db_url: str) -> None:
     with (
         running_gateway(tmp_path, db_url) as gw,

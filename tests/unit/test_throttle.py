@@ -1,6 +1,18 @@
 from __future__ import annotations
 
-from gateway.core.throttle import MAX_DELAY, FailureThrottle, backoff
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.core.clock import FrozenClock
+from gateway.core.throttle import MAX_DELAY, ThrottleRules, backoff
+from gateway.storage.database import Database
+from gateway.storage.login_failures import LoginThrottle
+from gateway.storage.migrate import open_database
+from gateway.storage.schema import LoginFailure
 
 
 def test_first_failures_are_free_then_the_wait_doubles_up_to_a_cap() -> None:
@@ -15,17 +27,25 @@ def test_a_zero_base_turns_it_off() -> None:
     assert backoff(100, 3, 0.0) == 0.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(f"sqlite:///{tmp_path / 'gateway.db'}")
+    yield database
+    database.dispose()
 
-    def __call__(self) -> float:
-        return self.t
+
+def _rules(free: int, limit: int, window: int = 60, lockout: int = 300) -> ThrottleRules:
+    return ThrottleRules(free, limit, timedelta(seconds=window), timedelta(seconds=lockout))
 
 
-def test_a_key_is_locked_at_the_limit_within_the_window_and_freed_after_the_lockout() -> None:
-    clock = Clock()
-    throttle = FailureThrottle(free=1, limit=3, window=60, lockout=300, now=clock)
+START = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+def test_a_key_is_locked_at_the_limit_within_the_window_and_freed_after_the_lockout(
+    database: Database,
+) -> None:
+    clock = FrozenClock(START)
+    throttle = LoginThrottle(database, clock, "smtp", _rules(free=1, limit=3))
     assert throttle.failed(["client:a", "user:u"]) == (0.0, [])
     assert throttle.failed(["client:a", "user:u"]) == (1.0, [])
     assert not throttle.locked(["client:a"])
@@ -33,23 +53,38 @@ def test_a_key_is_locked_at_the_limit_within_the_window_and_freed_after_the_lock
     assert throttle.locked(["client:a"])
     assert throttle.locked(["client:b", "client:a"])
     assert not throttle.locked(["user:u", "client:b"])  # two failures for u: under the limit
-    clock.t += 301
+    clock.advance(timedelta(seconds=301))
     assert not throttle.locked(["client:a"])
 
 
-def test_failures_older_than_the_window_do_not_count() -> None:
-    clock = Clock()
-    throttle = FailureThrottle(free=0, limit=2, window=60, lockout=300, now=clock)
+def test_every_process_sees_the_same_failures_but_each_scope_its_own(database: Database) -> None:
+    clock = FrozenClock(START)
+    one, other = (LoginThrottle(database, clock, "smtp", _rules(0, 2)) for _ in range(2))
+    console = LoginThrottle(database, clock, "console", _rules(0, 2))
+    one.failed(["client:a"])
+    assert other.failed(["client:a"]) == (2.0, ["client:a"])
+    assert one.locked(["client:a"]) and other.locked(["client:a"])
+    assert not console.locked(["client:a"])
+
+
+def test_failures_older_than_the_window_do_not_count(database: Database) -> None:
+    clock = FrozenClock(START)
+    throttle = LoginThrottle(database, clock, "smtp", _rules(free=0, limit=2))
     throttle.failed(["user:u"])
-    clock.t += 61
+    clock.advance(timedelta(seconds=61))
     assert throttle.failed(["user:u"]) == (1.0, [])
     assert not throttle.locked(["user:u"])
 
 
-def test_memory_stays_bounded_under_a_flood_of_keys() -> None:
-    clock = Clock()
-    throttle = FailureThrottle(free=0, limit=5, window=10, lockout=10, now=clock, max_keys=100)
-    for n in range(1000):
-        clock.t += 1
-        throttle.failed([f"client:{n}"])
-    assert len(throttle._failures) <= 100
+def test_keys_are_kept_as_hashes_and_old_failures_are_forgotten(database: Database) -> None:
+    clock = FrozenClock(START)
+    throttle = LoginThrottle(database, clock, "smtp", _rules(0, 5, window=10, lockout=10))
+    for n in range(50):
+        throttle.failed([f"client:192.0.2.{n}", "user:kim@shop.example"])
+    with database.reading() as session:
+        keys = set(session.scalars(select(LoginFailure.key)))
+    assert all(len(key) == 64 and "shop" not in key and "192" not in key for key in keys)
+    clock.advance(timedelta(minutes=10))
+    throttle.failed(["client:198.51.100.1"])
+    with database.reading() as session:
+        assert session.scalar(select(func.count()).select_from(LoginFailure)) == 1
