@@ -51,7 +51,12 @@ def test_a_serving_gateway_is_live_and_ready_and_counts_its_deliveries(
         gw.delivered(1)
         # The attempt is counted once its outcome is written, just after the file appears.
         delivered = 'bsm_delivery_attempts_total{result="delivered"} 1.0'
-        metrics = wait_for(lambda: (m := _get(gw, "/metrics")[1]) if delivered in m else None)
+
+        def counted() -> str | None:
+            metrics = _get(gw, "/metrics")[1]
+            return metrics if delivered in metrics else None
+
+        metrics = wait_for(counted)
         assert "bsm_delivery_seconds_count 1.0" in metrics
         assert 'bsm_queue_depth{state="due"} 0.0' in metrics
         assert "bsm_queue_oldest_due_seconds 0.0" in metrics
