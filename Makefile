@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit chaos fuzz bench-memory bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
+.PHONY: run test lint image unit chaos fuzz bench-memory bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# The container image (podman, mmdebstrap; as root): localhost/bsm-gateway:latest.
+image: $(BIN)/.installed
+	deploy/build-image
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.e2e
