@@ -9,10 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from gateway.storage.migrate import open_database
-from gateway.storage.schema import Message, QuotaUsage
+from tests.support.archive import seller_day
 from tests.support.databases import postgres_schema
 from tests.support.gateway import Parties, running_gateway
 from tests.support.mail import text_message, wire_bytes
@@ -41,28 +38,12 @@ def _race(ports: Sequence[int], parties: Parties) -> Counter[int]:
         return Counter(pool.map(one, range(ATTEMPTS)))
 
 
-def _stored(database_url: str) -> tuple[int, int]:
-    """(accepted seller messages in the archive, the quota row's count)."""
-    database = open_database(database_url)
-    try:
-        with database.reading() as session:
-            accepted = session.scalar(
-                select(func.count(Message.id)).where(
-                    Message.direction == "seller_to_buyer", Message.verdict == "accepted"
-                )
-            )
-            used = session.scalar(select(QuotaUsage.used))
-    finally:
-        database.dispose()
-    return accepted or 0, used or 0
-
-
 def test_racing_sessions_never_pass_the_quota(tmp_path: Path, db_url: str) -> None:
     with running_gateway(tmp_path, db_url, rules_config=RULES) as gw:
         parties = gw.register()
         codes = _race([gw.port], parties)
     assert codes == Counter({250: LIMIT, 452: ATTEMPTS - LIMIT})
-    assert _stored(db_url) == (LIMIT, LIMIT)
+    assert seller_day(db_url) == (LIMIT, LIMIT)
 
 
 def test_two_processes_on_one_postgresql_never_pass_the_quota(tmp_path: Path) -> None:
@@ -88,4 +69,4 @@ def test_two_processes_on_one_postgresql_never_pass_the_quota(tmp_path: Path) ->
             for gateway in gateways:
                 gateway.close()
         assert codes == Counter({250: LIMIT, 452: ATTEMPTS - LIMIT})
-        assert _stored(url) == (LIMIT, LIMIT)
+        assert seller_day(url) == (LIMIT, LIMIT)

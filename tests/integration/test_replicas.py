@@ -16,10 +16,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from gateway.storage.migrate import open_database
-from gateway.storage.schema import Message, QuotaUsage
+from tests.support.archive import seller_day
 from tests.support.databases import postgres_schema
 from tests.support.mail import read, text_message, wire_bytes
 from tests.support.process import Serve, clean_env, cli_json, process_config, reserve_port
@@ -146,19 +143,8 @@ def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_pa
         # What was not acknowledged (cut by the kill) was never stored or delivered once.
         assert set(delivered) <= set(load.codes)
 
-        database = open_database(url)
-        try:
-            with database.reading() as session:
-                accepted = session.scalar(
-                    select(func.count(Message.id)).where(
-                        Message.direction == "seller_to_buyer", Message.verdict == "accepted"
-                    )
-                )
-                used = session.scalar(select(QuotaUsage.used))
-        finally:
-            database.dispose()
         # The day is full exactly: every accepted message counted once, none past the limit.
-        assert (accepted, used) == (QUOTA, QUOTA)
+        assert seller_day(url) == (QUOTA, QUOTA)
         assert len(delivered) == QUOTA
         verified = cli_json(configs[0], "archive", "verify")
         assert verified["ok"] is True and verified["problems"] == [], verified
