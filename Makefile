@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint image unit chaos fuzz bench-memory bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-archive bench-purge clean
+.PHONY: run test lint image unit chaos fuzz bench-memory bench bench-policy train-classifier score-policy bench-postfix bench-imap bench-scaling bench-replicas bench-archive bench-purge clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ chaos: $(BIN)/.installed
 # Throughput and latency over 1 to 100 concurrent sessions, memory of 1000 idle ones; ~4 min.
 bench-scaling: $(BIN)/.installed
 	$(BIN)/python -m bench.scaling
+
+# 1, 2 and 3 replicas (serve processes) on one PostgreSQL: throughput and the database's
+# share of the CPU, for sizing a deployment.
+bench-replicas: $(BIN)/.installed
+	$(BIN)/python -m bench.replicas
 
 # The archive at scale: build 1,000,000 messages, append and sign them, index them, time
 # each search, verify them (SQLite; add ARGS=--database=postgresql for PostgreSQL).

@@ -50,9 +50,11 @@ def current_revision(database: Database) -> str | None:
 
 
 def schema_problem(database: Database) -> str | None:
-    """None when the database answers with the schema this code needs; else what is wrong."""
+    """None when the database answers with the schema this code needs, or a later one (a
+    rolling upgrade migrates before it replaces the running replicas, and a migration only
+    adds what older code does not read); else what is wrong."""
     revision = current_revision(database)
-    if revision != SCHEMA_REVISION:
+    if revision is None or not revision.isdigit() or int(revision) < int(SCHEMA_REVISION):
         return f"the schema is at {revision or 'nothing'}, this gateway needs {SCHEMA_REVISION}"
     return None
 

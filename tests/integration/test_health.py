@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -18,6 +19,12 @@ from gateway.storage.migrate import SCHEMA_REVISION, open_database
 from tests.support.gateway import RunningGateway, running_gateway, wait_for
 from tests.support.mail import send, text_message
 from tests.support.process import process_config, reserve_port, run_cli, serving
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "bsm-gateway.json"
+
+
+def _family(name: str) -> str:
+    return re.sub(r"_(total|created|bucket|count|sum)$", "", name)
 
 
 def _get(gw: RunningGateway, path: str) -> tuple[int, str]:
@@ -60,9 +67,19 @@ def test_a_serving_gateway_is_live_and_ready_and_counts_its_deliveries(
         assert "bsm_delivery_seconds_count 1.0" in metrics
         assert 'bsm_queue_depth{state="due"} 0.0' in metrics
         assert "bsm_queue_oldest_due_seconds 0.0" in metrics
+        # Every metric the shipped Grafana dashboard charts is one the gateway serves.
+        served = {_family(n) for n in re.findall(r"^# TYPE (\S+) ", metrics, re.MULTILINE)}
+        dashboard = json.loads(DASHBOARD.read_text())
+        charted = {
+            _family(name)
+            for panel in dashboard["panels"]
+            for target in panel["targets"]
+            for name in re.findall(r"\bbsm_\w+", target["expr"])
+        }
+        assert len(charted) >= 10 and charted <= served, charted - served
 
 
-def test_a_schema_behind_the_code_is_not_ready(tmp_path: Path, db_url: str) -> None:
+def test_a_schema_behind_the_code_is_not_ready_one_ahead_is(tmp_path: Path, db_url: str) -> None:
     with running_gateway(tmp_path, db_url) as gw:
         with gw.gateway.database.writing() as connection:
             connection.execute(text("UPDATE alembic_version SET version_num = '0001'"))
@@ -74,6 +91,11 @@ def test_a_schema_behind_the_code_is_not_ready(tmp_path: Path, db_url: str) -> N
                 f"the schema is at 0001, this gateway needs {SCHEMA_REVISION}"
             )
             assert _get(gw, "/healthz")[0] == 200  # alive all the same: no restart helps
+            # A later schema (a rolling upgrade migrated before replacing this replica) is
+            # no reason to take it out of service.
+            with gw.gateway.database.writing() as connection:
+                connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+            assert _json(gw, "/readyz")[0] == 200
         finally:
             with gw.gateway.database.writing() as connection:
                 connection.execute(
