@@ -24,7 +24,7 @@ from gateway.audit.indexer import Indexer
 from gateway.audit.purge import Purger
 from gateway.audit.signing import new_log_key
 from gateway.core.clock import Clock, SystemClock
-from gateway.core.model import QueueLoad, SuppressionRules
+from gateway.core.model import ArchiveLoad, QueueLoad, SuppressionRules
 from gateway.core.throttle import ThrottleRules
 from gateway.delivery.dkim import SigningTransport, new_private_key
 from gateway.delivery.instance import is_alive, this_process
@@ -48,7 +48,7 @@ from gateway.smtp.handler import HandlerLimits, SmtpHandler
 from gateway.smtp.server import Listener, SessionLimits
 from gateway.smtp.spool import ByteBudget
 from gateway.smtp.tls import make_self_signed, server_context
-from gateway.storage import queue
+from gateway.storage import archive_log, queue
 from gateway.storage.archive_keys import ArchiveKeyStore
 from gateway.storage.auditors import AuditorStore
 from gateway.storage.changes import Change
@@ -482,7 +482,7 @@ class Gateway:
         metrics = self.settings.metrics
         if metrics.enabled and self._serves_metrics:
             self.metrics_port = self.metrics.serve(
-                metrics.host, metrics.port, self.health, self._queue_load
+                metrics.host, metrics.port, self.health, self._queue_load, self._archive_load
             )
         _log.info(
             "started",
@@ -502,6 +502,15 @@ class Gateway:
     def _queue_load(self) -> QueueLoad:
         with self.database.read_connection() as connection:
             return queue.load(connection, self.clock.now())
+
+    def _archive_load(self) -> ArchiveLoad:
+        with self.database.read_connection() as connection:
+            checkpoint = archive_log.latest_checkpoint(connection)
+            return ArchiveLoad(
+                archive_log.head(connection).size,
+                archive_log.unlogged(connection),
+                (self.clock.now() - checkpoint.signed_at).total_seconds() if checkpoint else None,
+            )
 
     def _queue_problem(self) -> str | None:
         waited = self._queue_load().oldest_due_age

@@ -205,6 +205,15 @@ class QueueLoad:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveLoad:
+    """Where the archive's log stands, for the metrics."""
+
+    log_size: int  # records in the log
+    unlogged: int  # committed records waiting for their place in it
+    checkpoint_age: float | None  # seconds since the last signed checkpoint (None: none yet)
+
+
+@dataclass(frozen=True, slots=True)
 class HardBounce:
     """A delivery that failed because its address cannot take mail: counted against it."""
 

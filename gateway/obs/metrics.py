@@ -5,6 +5,7 @@ multiprocess mode), and one of them serves the sum, with /healthz and /readyz be
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,7 @@ from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from gateway.core.model import QueueLoad
+from gateway.core.model import ArchiveLoad, QueueLoad
 from gateway.obs.health import Health
 
 _SHARED = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's name for the folder
@@ -129,10 +130,11 @@ class Metrics:
         port: int,
         health: Health,
         queue: Callable[[], QueueLoad] | None = None,
+        archive: Callable[[], ArchiveLoad] | None = None,
     ) -> int:
         """Serve /metrics, /healthz and /readyz over HTTP from a thread; returns the bound
         port. Where processes share their counts, the sums over all of them are served;
-        the queue, read from the database at each scrape, is everyone's."""
+        the queue and the archive, read from the database at each scrape, are everyone's."""
         registry = self.registry
         shared = os.environ.get(_SHARED)
         if shared:
@@ -140,6 +142,8 @@ class Metrics:
             MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
         if queue is not None:
             registry.register(_QueueCollector(queue))
+        if archive is not None:
+            registry.register(_ArchiveCollector(archive))
         app = _endpoint(make_wsgi_app(registry), health)
         server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
         threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
@@ -174,6 +178,32 @@ class _QueueCollector(Collector):
             "bsm_queue_oldest_due_seconds",
             "How long the longest-waiting due delivery has waited (0 if none is due)",
             value=load.oldest_due_age,
+        )
+
+
+class _ArchiveCollector(Collector):
+    """The archive's log as the database holds it, read when scraped."""
+
+    def __init__(self, archive: Callable[[], ArchiveLoad]) -> None:
+        self._archive = archive
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            load = self._archive()
+        except Exception:  # the database is away: /readyz says so, the scrape goes on
+            return
+        yield GaugeMetricFamily(
+            "bsm_archive_log_size", "Records in the archive's log", value=load.log_size
+        )
+        yield GaugeMetricFamily(
+            "bsm_archive_unlogged",
+            "Committed records waiting for their place in the log",
+            value=load.unlogged,
+        )
+        yield GaugeMetricFamily(
+            "bsm_archive_checkpoint_age_seconds",
+            "Seconds since the log's last signed checkpoint (NaN before the first)",
+            value=math.nan if load.checkpoint_age is None else load.checkpoint_age,
         )
 
 

@@ -67,6 +67,8 @@ def test_a_serving_gateway_is_live_and_ready_and_counts_its_deliveries(
         assert "bsm_delivery_seconds_count 1.0" in metrics
         assert 'bsm_queue_depth{state="due"} 0.0' in metrics
         assert "bsm_queue_oldest_due_seconds 0.0" in metrics
+        assert re.search(r"^bsm_archive_unlogged \d", metrics, re.MULTILINE)
+        assert re.search(r"^bsm_archive_log_size \d", metrics, re.MULTILINE)
         # Every metric the shipped Grafana dashboard charts is one the gateway serves.
         served = {_family(n) for n in re.findall(r"^# TYPE (\S+) ", metrics, re.MULTILINE)}
         dashboard = json.loads(DASHBOARD.read_text())
