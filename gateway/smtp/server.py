@@ -137,6 +137,7 @@ class _TrackedSMTP(SMTP):
         finally:
             self._answering = False
             spool.close()
+        self._reset_timeout()  # the client's idle time starts with its reply
         await self.push(reply)
 
     async def smtp_STARTTLS(self, arg: str) -> None:

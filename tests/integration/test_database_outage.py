@@ -108,7 +108,9 @@ def test_sqlite_locked_by_another_process_gets_451_then_takes_mail_again(
                 "-c",
                 "import sqlite3, sys, time\n"
                 f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
-                "c.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(20)\n",
+                # Held until the test has its answer (then killed): longer than busy_timeout
+                # however slowly the session gets to its commit.
+                "c.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(120)\n",
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -85,20 +85,20 @@ def test_a_large_message_is_spooled_while_it_arrives_and_delivered_as_sent(
 def test_a_sender_waiting_its_turn_for_the_budget_gets_its_reply_not_an_idle_421(
     tmp_path: Path, db_url: str
 ) -> None:
-    """The budget is held (by the test, for three seconds) while a message ends, and the
-    idle timeout is one second: the sender waits and gets its 250."""
-    with running_gateway(tmp_path, db_url, smtp_config="idle_timeout = 1") as gw:
+    """The budget is held (by the test, for six seconds) while a message ends, and the
+    idle timeout is two seconds: the sender waits and gets its 250."""
+    with running_gateway(tmp_path, db_url, smtp_config="idle_timeout = 2") as gw:
         parties = gw.register()
         budget = gw.gateway.handler.budget
 
         async def occupy() -> None:
             async with budget.hold(1 << 62):
-                await asyncio.sleep(3)
+                await asyncio.sleep(6)
 
         occupied = asyncio.run_coroutine_threadsafe(occupy(), gw.loop)
         message = text_message(sender=parties.seller_mailbox, to=parties.buyer_alias)
         started = time.monotonic()
         assert send(gw.port, parties.seller_mailbox, [parties.buyer_alias], message) == {}
-        assert time.monotonic() - started >= 2.5  # it did wait for the budget
+        assert time.monotonic() - started >= 5.5  # it did wait for the budget
         occupied.result(10)
         assert len(gw.delivered(1)) == 1
