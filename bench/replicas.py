@@ -28,7 +28,7 @@ import asyncio
 import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,7 @@ async def run(options: Options) -> int:
     summaries = [row.summary() for row in rows]
     publish(options, summaries)
     path = save_results(
-        "replicas", started, clock() - began, vars(options), machine(), replicas=summaries
+        "replicas", started, clock() - began, asdict(options), machine(), replicas=summaries
     )
     console.print(f"saved to {path}", highlight=False)
     return exit_status(aborted, any(row.problems for row in rows))
