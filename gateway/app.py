@@ -565,6 +565,8 @@ class Gateway:
         self.metrics.close()
         if self._beating is not None:
             self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
         _log.info("stopped")
 
     async def run_until_signalled(self) -> None:

@@ -85,7 +85,12 @@ def check(
             with urllib.request.urlopen(url, timeout=5) as response:
                 response.read()
         except urllib.error.HTTPError as error:
-            body = json.loads(error.read() or b"{}")
+            try:
+                body = json.loads(error.read() or b"{}")
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):  # not the gateway's answer
+                body = {}
             problems = [f"{k}: {v}" for k, v in body.get("checks", {}).items() if v != "ok"]
             fail(f"{path}: {'; '.join(problems) or body.get('why') or error.code}", False)
         except OSError as error:
