@@ -46,12 +46,12 @@ class LoginThrottle:
             connection.execute(
                 insert(_FAILURES), [{"scope": self._scope, "key": h, "at": now} for h in hashes]
             )
-            after = self._times(connection, keys, now)
             if self._forgot_at is None or now - self._forgot_at > _FORGET_EVERY:
                 connection.execute(
                     delete(_FAILURES).where(_FAILURES.c.at < now - self._rules.memory)
                 )
                 self._forgot_at = now
+        after = {key: [*times, now] for key, times in before.items()}  # now is the latest
         newly = [
             key
             for key in keys

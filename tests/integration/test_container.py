@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.container import IMAGE, Image, build, can_build, mounted, tls_folder, volume
+from tests.support.databases import IN_CI
 from tests.support.gateway import tls_certificate, wait_for
 from tests.support.mail import send, text_message
 from tests.support.process import json_log_lines, reserve_port
@@ -26,7 +27,7 @@ from tests.support.process import json_log_lines, reserve_port
 def image() -> Iterator[Image]:
     problem = can_build()
     if problem is not None:
-        if os.environ.get("CI"):
+        if IN_CI:
             pytest.fail(f"the image cannot be built here: {problem}")
         pytest.skip(f"the image cannot be built here: {problem}")
     started = time.monotonic()
