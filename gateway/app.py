@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,12 +53,12 @@ from gateway.storage import archive_log, queue
 from gateway.storage.archive_keys import ArchiveKeyStore
 from gateway.storage.auditors import AuditorStore
 from gateway.storage.changes import Change
+from gateway.storage.client_failures import FailureThrottle
 from gateway.storage.committer import Committer
 from gateway.storage.database import Database
 from gateway.storage.directory import ChangeWatcher, Directory
 from gateway.storage.disk import DiskRoom
 from gateway.storage.imap import MailboxLedger
-from gateway.storage.login_failures import LoginThrottle
 from gateway.storage.migrate import schema_problem
 
 _log = get_logger("app")
@@ -316,12 +317,12 @@ class Gateway:
             self.intake,
             HandlerLimits(
                 smtp.max_recipients,
-                smtp.rcpt_refusal_delay,
                 smtp.spool_after,
                 Path(smtp.spool_folder) if smtp.spool_folder else None,
             ),
             DiskRoom(_written_paths(settings), smtp.disk_reserve),
             ByteBudget(smtp.processing_budget),
+            self._guess_throttle(),
         )
         self._sockets = dict(sockets or {})
         self._serves_metrics = serves_metrics
@@ -333,11 +334,27 @@ class Gateway:
         self._serves_console = serves_admin
         self.console: AdminServer | None = None
 
+    def _guess_throttle(self) -> FailureThrottle | None:
+        smtp = self.settings.smtp
+        if not smtp.rcpt_refusal_delay:
+            return None
+        rules = ThrottleRules(
+            smtp.rcpt_refusal_free,
+            timedelta(seconds=smtp.rcpt_refusal_window),
+            base=smtp.rcpt_refusal_delay,
+        )
+        return FailureThrottle(self.database, self.clock, "rcpt", rules)
+
     def _login_throttle(
         self, scope: str, free: int, limit: int, window: float, lockout: float
-    ) -> LoginThrottle:
-        rules = ThrottleRules(free, limit, timedelta(seconds=window), timedelta(seconds=lockout))
-        return LoginThrottle(self.database, self.clock, scope, rules)
+    ) -> FailureThrottle:
+        rules = ThrottleRules(
+            free,
+            timedelta(seconds=window),
+            limit=limit,
+            lockout=timedelta(seconds=lockout),
+        )
+        return FailureThrottle(self.database, self.clock, scope, rules)
 
     def _build_listeners(self) -> None:
         """The MX and the submission ports; their TLS needs the certificate files first."""
@@ -349,6 +366,7 @@ class Gateway:
             idle_timeout=smtp.idle_timeout,
             max_commands=smtp.max_commands,
             max_sessions_per_client=smtp.max_sessions_per_client,
+            proxy_from=tuple(smtp.proxy_networks) if smtp.proxy_protocol else None,
         )
         tls = None
         if smtp.starttls or submission.enabled:
@@ -389,7 +407,8 @@ class Gateway:
                 name=name,
                 host=submission.host,
                 port=port,
-                limits=limits,
+                # Implicit TLS begins with the handshake: no PROXY header can come first.
+                limits=replace(limits, proxy_from=None) if implicit else limits,
                 tls=tls,
                 implicit_tls=implicit,
                 auth=auth,

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyAddress,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -69,6 +70,8 @@ class SmtpSettings(_Section):
     max_sessions_per_client: Annotated[int, Field(ge=1)]
     max_mime_depth: Annotated[int, Field(ge=1)]
     rcpt_refusal_delay: Annotated[float, Field(ge=0)]
+    rcpt_refusal_free: Annotated[int, Field(ge=0)]
+    rcpt_refusal_window: Seconds
     # Bytes that must stay free where the gateway writes (SQLite's folder, the maildir):
     # below it MAIL gets 452 4.3.1. 0: not checked.
     disk_reserve: Annotated[int, Field(ge=0)]
@@ -80,6 +83,10 @@ class SmtpSettings(_Section):
     processing_budget: Annotated[int, Field(gt=0)]
     starttls: bool
     sender_auth: Literal["aligned", "dkim", "spf", "none"]
+    # Behind a TCP load balancer: each connection to the MX and to the STARTTLS submission
+    # port begins with a PROXY header (v1 or v2) naming the client, sent from these networks.
+    proxy_protocol: bool
+    proxy_networks: list[IPvAnyNetwork]
 
 
 class SubmissionSettings(_Section):

@@ -34,8 +34,8 @@ from gateway.core.clock import Clock
 from gateway.core.terms import query_phrases
 from gateway.storage import archive, archive_log, retention
 from gateway.storage.auditors import Account, AuditorStore, Login
+from gateway.storage.client_failures import FailureThrottle
 from gateway.storage.database import Database
-from gateway.storage.login_failures import LoginThrottle
 from gateway.storage.schema import Message
 from gateway.storage.search import SearchQuery, SearchResult, search
 
@@ -75,7 +75,7 @@ def create_console(
     database: Database,
     auditors: AuditorStore,
     checkpointer: Checkpointer,
-    throttle: LoginThrottle,
+    throttle: FailureThrottle,
     clock: Clock,
     config: ConsoleConfig,
     *,

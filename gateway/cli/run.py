@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
+import socket
 import urllib.error
 import urllib.request
 from typing import Annotated
@@ -70,8 +71,9 @@ def check(
     /healthz (or /readyz) answers 200. Exit 1 with the reason otherwise."""
     settings = settings_of(ctx)
     host = _reachable(settings.smtp.host)
+    client_class = _AsBalancer if settings.smtp.proxy_protocol else smtplib.SMTP
     try:
-        with smtplib.SMTP(host, settings.smtp.port, timeout=5) as client:
+        with client_class(host, settings.smtp.port, timeout=5) as client:
             code, _ = client.noop()
     except (OSError, smtplib.SMTPException) as error:
         fail(f"SMTP listener not answering: {error}", False)
@@ -96,6 +98,16 @@ def check(
         except OSError as error:
             fail(f"{path} not answering: {error}", False)
     out.print("ok")
+
+
+class _AsBalancer(smtplib.SMTP):
+    """A listener behind a load balancer awaits its PROXY header first: this one is what a
+    balancer's own health check sends (v2, LOCAL: no client to name)."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        connection = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        connection.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")
+        return connection  # type: ignore[no-any-return]
 
 
 def _reachable(host: str) -> str:

@@ -19,13 +19,15 @@ def backoff(failures: int, free: int, base: float, cap: float = MAX_DELAY) -> fl
 
 @dataclass(frozen=True, slots=True)
 class ThrottleRules:
-    """`limit` failures against one key (a client address, a user name) within `window`
-    lock it for `lockout`; each failure past the first `free` is answered later and later."""
+    """Each failure against one key (a client address, a user name) past the first `free`
+    within `window` is answered later and later, from `base` seconds; `limit` of them within
+    `window` lock the key for `lockout` (no `limit`: slowed, never locked)."""
 
     free: int
-    limit: int
     window: timedelta
-    lockout: timedelta
+    base: float = 1.0
+    limit: int | None = None
+    lockout: timedelta = timedelta(0)
 
     @property
     def memory(self) -> timedelta:
@@ -36,9 +38,12 @@ class ThrottleRules:
 def locked_until(failures: Sequence[datetime], rules: ThrottleRules) -> datetime | None:
     """Until when a key with these failure times (oldest first) is locked: `lockout` after
     the failure that made `limit` of them within `window`, the latest such one."""
+    limit = rules.limit
+    if limit is None:
+        return None
     until = None
-    for index in range(rules.limit - 1, len(failures)):
-        if failures[index] - failures[index - rules.limit + 1] < rules.window:
+    for index in range(limit - 1, len(failures)):
+        if failures[index] - failures[index - limit + 1] < rules.window:
             until = failures[index] + rules.lockout
     return until
 

@@ -9,8 +9,8 @@ from gateway.core.model import SellerLogin
 from gateway.core.status import Reply
 from gateway.obs.log import get_logger
 from gateway.obs.metrics import Metrics
+from gateway.storage.client_failures import FailureThrottle
 from gateway.storage.credentials import UNKNOWN_USER_HASH, CredentialStore, password_matches
-from gateway.storage.login_failures import LoginThrottle
 
 _log = get_logger("auth")
 
@@ -20,7 +20,9 @@ class SubmissionAuth:
     are slowed down, then refused with 454 4.7.0 for a while, by every process alike (the
     failures are counted in the database)."""
 
-    def __init__(self, logins: CredentialStore, throttle: LoginThrottle, metrics: Metrics) -> None:
+    def __init__(
+        self, logins: CredentialStore, throttle: FailureThrottle, metrics: Metrics
+    ) -> None:
         self._logins = logins
         self._throttle = throttle
         self._metrics = metrics

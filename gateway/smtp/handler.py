@@ -18,17 +18,19 @@ from aiosmtpd.smtp import Envelope, Session
 from gateway.core import status
 from gateway.core.addresses import AddressError, parse_mailbox
 from gateway.core.model import SellerLogin
-from gateway.core.throttle import backoff
 from gateway.intake.intake import Intake
 from gateway.intake.model import Arrival, Client, Recipient, Target
 from gateway.obs import maillog
 from gateway.obs.log import get_logger
 from gateway.smtp.spool import ByteBudget, Spool
+from gateway.storage.client_failures import FailureThrottle
 from gateway.storage.disk import DiskRoom
 
 _log = get_logger("smtp")
 
-FREE_REFUSALS = 3  # refused RCPTs in a session before each further one is slowed
+# Refusals that say a recipient does not exist: a client collecting them is guessing
+# aliases. A suppressed or an over-many recipient is no such sign.
+GUESSED = frozenset({status.UNKNOWN_ALIAS, status.RELAY_DENIED})
 
 
 class GatewaySession(Session):
@@ -38,7 +40,12 @@ class GatewaySession(Session):
         super().__init__(loop)
         self.listener = listener
         self.session_id = secrets.token_hex(6)
-        self.rcpt_refusals = 0
+
+    @property
+    def client_address(self) -> str:
+        """The client's IP address: the connection's peer, or the one a trusted load
+        balancer's PROXY header named."""
+        return self.peer[0] if isinstance(self.peer, tuple) and self.peer else ""
 
     @property
     def login(self) -> SellerLogin | None:
@@ -57,7 +64,6 @@ class GatewayEnvelope(Envelope):
 @dataclass(frozen=True, slots=True)
 class HandlerLimits:
     max_recipients: int = 100
-    rcpt_refusal_delay: float = 1.0
     spool_after: int = 1 << 20  # bytes of a message kept in memory while it arrives
     spool_folder: Path | None = None  # None: the system's temporary folder
 
@@ -69,6 +75,9 @@ class SmtpHandler:
     disk: DiskRoom = field(default_factory=lambda: DiskRoom([], 0))
     # The bytes of messages being taken in at once, across this process's listeners.
     budget: ByteBudget = field(default_factory=lambda: ByteBudget(1 << 62))
+    # Unknown recipients per client address, counted by every process and replica alike;
+    # None: guessing is not slowed.
+    guesses: FailureThrottle | None = None
 
     def new_spool(self) -> Spool:
         folder = self.limits.spool_folder or Path(tempfile.gettempdir())
@@ -120,18 +129,31 @@ class SmtpHandler:
                 envelope.rcpt_options.extend(rcpt_options)
                 envelope.targets[address] = check.target
                 return str(reply)
-        # A client collecting refusals is guessing aliases: each further one costs it time.
-        session.rcpt_refusals += 1
-        delay = backoff(session.rcpt_refusals, FREE_REFUSALS, self.limits.rcpt_refusal_delay)
+        if reply in GUESSED:
+            await self._slow_down(session)
+        return str(reply)
+
+    async def _slow_down(self, session: GatewaySession) -> None:
+        """A client guessing aliases waits longer for each refusal past its free ones, over
+        all its sessions on every replica: reconnecting, or to another replica, starts
+        nothing over."""
+        if self.guesses is None:
+            return
+        try:
+            delay, _ = await asyncio.to_thread(
+                self.guesses.failed, [f"client:{session.client_address}"]
+            )
+        except Exception as error:  # the refusal stands; only its delay is lost
+            _log.warning("guess_not_counted", error=type(error).__name__)
+            return
         if delay:
             await asyncio.sleep(delay)
-        return str(reply)
 
     async def handle_DATA(
         self, server: Any, session: GatewaySession, envelope: GatewayEnvelope
     ) -> str:
         _bind(session)
-        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else ""
+        peer = session.client_address
         arrival = Arrival(
             envelope_from=envelope.mail_from or "",
             recipients=tuple(Recipient(r, envelope.targets[r]) for r in envelope.rcpt_tos),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import re
 import socket
 import ssl
@@ -12,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from aiosmtpd.proxy_protocol import AF, V2_CMD, ProxyData
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from gateway.core import status
@@ -22,6 +24,9 @@ from gateway.smtp.handler import GatewayEnvelope, GatewaySession, SmtpHandler
 
 BANNER_IDENT = "ESMTP"  # the greeting names no software and no version
 _CLOSING_TIME = 2.0  # seconds a closed session's task has to end at shutdown
+PROXY_HEADER_TIMEOUT = 10.0  # seconds a load balancer has to send its PROXY header
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_PATH = re.compile(
@@ -49,6 +54,9 @@ class SessionLimits:
     idle_timeout: float
     max_commands: int
     max_sessions_per_client: int
+    # Networks whose connections begin with a PROXY header naming the client (a load
+    # balancer's); None: connections come straight from their clients.
+    proxy_from: tuple[Network, ...] | None = None
 
 
 class _TrackedSMTP(SMTP):
@@ -72,6 +80,7 @@ class _TrackedSMTP(SMTP):
         super().__init__(*args, **kwargs)
         self._listener = listener
         self._client: str | None = None
+        self._admitted = False  # aiosmtpd has the connection
         self._offered: LoginPassword | None = None
         self._unsent: list[bytes] = []  # the lines of a multi-line reply so far
         self._answering = False  # the data has ended and its reply is being worked out
@@ -161,22 +170,54 @@ class _TrackedSMTP(SMTP):
         if self.transport is not None:  # the same session, now over TLS (STARTTLS)
             super().connection_made(transport)
             return
+        assert isinstance(transport, asyncio.WriteTransport)
         peer = transport.get_extra_info("peername")
-        self._client = peer[0] if peer else None
-        sessions = self._listener.sessions
-        per_client = self._listener.limits.max_sessions_per_client
-        if sum(1 for s in sessions if s._client == self._client) >= per_client:
-            # Refused before the greeting: one client cannot hold every session slot.
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(f"{status.TOO_MANY_SESSIONS}\r\n".encode())
-            transport.close()
+        address = peer[0] if peer else None
+        proxy_from = self._listener.limits.proxy_from
+        if proxy_from is not None:
+            if not _within(address, proxy_from):
+                transport.close()  # only a trusted load balancer may name a client
+                return
+            # The client is known, and counted, once the balancer's header has named it.
+        elif self._refused(address, transport):
             return
-        sessions.add(self)
+        self._listener.sessions.add(self)
+        self._admitted = True
         super().connection_made(transport)
 
+    def _refused(self, client: str | None, transport: asyncio.WriteTransport) -> bool:
+        """Refused before the greeting: one client cannot hold every session slot."""
+        per_client = self._listener.limits.max_sessions_per_client
+        if sum(1 for s in self._listener.sessions if s._client == client) >= per_client:
+            transport.write(f"{status.TOO_MANY_SESSIONS}\r\n".encode())
+            transport.close()
+            return True
+        self._client = client
+        return False
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        if command == "PROXY":
+            return self._take_proxy_header(args[0])
+        return await super()._call_handler_hook(command, *args)
+
+    def _take_proxy_header(self, header: ProxyData) -> bool:
+        """The client a load balancer's PROXY header names becomes the session's peer. Its
+        own health checks (LOCAL, UNKNOWN) keep the balancer's address."""
+        assert self.session is not None and isinstance(self.transport, asyncio.WriteTransport)
+        if header.command != V2_CMD.LOCAL and header.family in (AF.INET, AF.INET6):
+            # aiosmtpd's type says str; it holds the socket's peername, (address, port).
+            self.session.peer = (str(header.src_addr), header.src_port)  # type: ignore[assignment]
+        client = self.session.peer[0] if isinstance(self.session.peer, tuple) else None
+        self._listener.sessions.discard(self)  # not to count itself
+        if self._refused(client, self.transport):
+            return False
+        self._listener.sessions.add(self)
+        return True
+
     def connection_lost(self, error: Exception | None) -> None:
-        if self in self._listener.sessions:
-            self._listener.sessions.discard(self)
+        self._listener.sessions.discard(self)
+        if self._admitted:  # a session refused before aiosmtpd saw it has nothing to end
+            self._admitted = False
             super().connection_lost(error)
 
     async def push(self, reply: str | bytes) -> None:
@@ -259,6 +300,18 @@ class _TrackedSMTP(SMTP):
         return AuthResult(success=False, handled=False, message=str(result))
 
 
+def _within(address: str | None, networks: tuple[Network, ...]) -> bool:
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])  # no IPv6 zone
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
+    return any(ip in network for network in networks)
+
+
 class Listener:
     """One listening socket: the MX, or a submission port (STARTTLS or implicit TLS)."""
 
@@ -311,6 +364,7 @@ class Listener:
                 auth_require_tls=self._auth_require_tls and not self._implicit_tls,
                 # Only AUTH PLAIN and LOGIN, and only on submission ports.
                 auth_exclude_mechanism=[] if submission else ["PLAIN", "LOGIN"],
+                proxy_protocol_timeout=None if limits.proxy_from is None else PROXY_HEADER_TIMEOUT,
                 loop=asyncio.get_running_loop(),
             )
 

@@ -463,14 +463,15 @@ def table_of(model: type[Base]) -> Table:
     return table
 
 
-class LoginFailure(Base):
-    """A failed login (SMTP AUTH, the auditor console) against a key: a client address or a
-    user name, kept only as a hash. Every process counts the same rows."""
+class ClientFailure(Base):
+    """A client's failure against a key: a failed login (SMTP AUTH, the auditor console) by
+    a client address or for a user name, a recipient refused as unknown to a client address;
+    the key kept only as a hash. Every process counts the same rows."""
 
-    __tablename__ = "login_failures"
+    __tablename__ = "client_failures"
     __table_args__ = (Index(None, "scope", "key", "at"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    scope: Mapped[str] = mapped_column(String(20))  # smtp | console
+    scope: Mapped[str] = mapped_column(String(20))  # smtp | console | rcpt
     key: Mapped[str] = mapped_column(String(64))  # sha256 of "client:<ip>" or "user:<name>"
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 

@@ -1,6 +1,7 @@
-"""Failed logins (the login_failures family): SMTP AUTH on the submission ports and the
-auditor console's form. Counted in the database, so that every process and every replica
-of a deployment sees the same failures and locks a client out together; keys are kept as
+"""Clients' failures (the client_failures family): failed logins (SMTP AUTH on the
+submission ports, the auditor console's form) and recipients refused as unknown (alias
+guessing). Counted in the database, so that every process and every replica of a deployment
+sees the same failures, slows a client down and locks it out together; keys are kept as
 hashes (a client address, a user name are nobody's business at rest)."""
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from sqlalchemy import Connection, delete, insert, select
 from gateway.core.clock import Clock
 from gateway.core.throttle import ThrottleRules, backoff, locked_until, recent
 from gateway.storage.database import Database
-from gateway.storage.schema import LoginFailure, table_of
+from gateway.storage.schema import ClientFailure, table_of
 
-_FAILURES = table_of(LoginFailure)
+_FAILURES = table_of(ClientFailure)
 _FORGET_EVERY = timedelta(minutes=5)
 
 
-class LoginThrottle:
-    """Failures per key within a sliding window; a key at the limit is locked for a while."""
+class FailureThrottle:
+    """Failures per key within a sliding window, in one scope (`smtp`, `console`, `rcpt`);
+    a key at the limit is locked for a while."""
 
     def __init__(self, database: Database, clock: Clock, scope: str, rules: ThrottleRules):
         self._database = database
@@ -58,7 +60,8 @@ class LoginThrottle:
             if _locked(after[key], self._rules, now) and not _locked(before[key], self._rules, now)
         ]
         delay = max(
-            backoff(recent(after[key], self._rules, now), self._rules.free, 1.0) for key in keys
+            backoff(recent(after[key], self._rules, now), self._rules.free, self._rules.base)
+            for key in keys
         )
         return delay, newly
 
