@@ -1,8 +1,10 @@
 """Three `serve` replicas on one PostgreSQL, as a deployment behind a TCP load balancer (or
 MX records of equal preference) runs them: orders made through all of them at once, clients
-spread over all three, one replica killed with SIGKILL in the middle of the load. Every 250
-is delivered exactly once, the day's quota is exact, each seller and buyer has one pair with
-aliases of its own, and the archive log verifies whole."""
+spread over all three, an IMAP source configured on all three, and the replica polling it
+killed with SIGKILL in the middle of the load. Every 250 is delivered exactly once, the
+day's quota is exact, each seller and buyer has one pair with aliases of its own, the
+mailbox is polled by one replica at a time and each of its messages taken in once, and the
+archive log verifies whole."""
 
 from __future__ import annotations
 
@@ -16,10 +18,21 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.integration.test_imap import envelope_headers, imap_config
+from tests.integration.test_imap_process import count
 from tests.support.archive import seller_day
 from tests.support.databases import postgres_schema
+from tests.support.dovecot import CATCHALL, Dovecot, running_dovecot
+from tests.support.gateway import wait_for
 from tests.support.mail import read, text_message, wire_bytes
-from tests.support.process import Serve, clean_env, cli_json, process_config, reserve_port
+from tests.support.process import (
+    Serve,
+    clean_env,
+    cli_json,
+    json_log_lines,
+    process_config,
+    reserve_port,
+)
 
 REPLICAS = 3
 CLIENTS = 6
@@ -27,6 +40,8 @@ BUYERS = 12
 QUOTA = 240  # the seller's day: what the load must reach, across the replicas
 MESSAGES = 420
 SELLER = "owner@sakura-shop.example"
+MAILBOX_SELLER = "desk@hinata-goods.example"  # writes through the IMAP source: its own quota
+IMAP_MESSAGES = (30, 10)  # put in the mailbox before the load, and after the kill
 
 
 def _orders_at_once(config: Path, seller_id: int) -> dict[int, set[tuple[int, str, str]]]:
@@ -87,8 +102,39 @@ def _delivered(maildir: Path) -> Counter[str]:
     return Counter(str(read(p)["Subject"]) for f in folders if f.is_dir() for p in f.iterdir())
 
 
+def _mailbox_pair(config: Path) -> str:
+    """A second seller, who writes through the IMAP source: its buyer's alias."""
+    seller = cli_json(config, "seller", "add", "Hinata Goods", "--mailbox", MAILBOX_SELLER)
+    buyer = cli_json(config, "buyer", "add", "imap-buyer@mail.example")
+    made = cli_json(
+        config,
+        "order",
+        "add",
+        "--seller",
+        str(seller["seller_id"]),
+        "--buyer",
+        str(buyer["buyer_id"]),
+    )
+    return str(made["buyer_alias"])
+
+
+def _put_in_mailbox(dovecot: Dovecot, alias: str, numbers: range) -> None:
+    for number in numbers:
+        message = text_message(sender=MAILBOX_SELLER, to=alias, subject=f"mailbox {number}")
+        dovecot.append(CATCHALL, envelope_headers(message, MAILBOX_SELLER, alias))
+
+
+def _polling(replicas: list[Serve]) -> list[int]:
+    """The replicas that have connected to the IMAP source, by index."""
+    return [
+        n
+        for n, replica in enumerate(replicas)
+        if any(r.get("event") == "imap_connected" for r in json_log_lines(replica.stderr()))
+    ]
+
+
 def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_path: Path) -> None:
-    with postgres_schema() as url:
+    with postgres_schema() as url, running_dovecot() as dovecot:
         # One maildir for all: the one smarthost every replica hands its mail to.
         outbox = tmp_path / "outbox"
         ports, configs = [], []
@@ -96,10 +142,15 @@ def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_pa
             folder = tmp_path / f"replica-{n}"
             folder.mkdir()
             ports.append(reserve_port())
-            configs.append(process_config(folder, url, f"maildir:{outbox}", ports[-1]))
+            config = process_config(folder, url, f"maildir:{outbox}", ports[-1])
+            config.write_text(config.read_text() + imap_config(dovecot))
+            configs.append(config)
         seller_id = cli_json(configs[0], "seller", "add", "Sakura Shop", "--mailbox", SELLER)[
             "seller_id"
         ]
+        mailbox_alias = _mailbox_pair(configs[0])
+        before, after = IMAP_MESSAGES
+        _put_in_mailbox(dovecot, mailbox_alias, range(before))
         pairs = _orders_at_once(configs[0], seller_id)
         # One pair per seller and buyer however many replicas made the order; aliases unique.
         assert all(len(made) == 1 for made in pairs.values()), pairs
@@ -118,23 +169,37 @@ def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_pa
                 replica.wait_ready()
             sender = threading.Thread(target=load.run, args=(MESSAGES,))
             sender.start()
-            while len(load.codes) < MESSAGES // 3:
+            while len(load.codes) < MESSAGES // 3 or not _polling(replicas):
                 time.sleep(0.05)
-            victim = replicas[1]
-            os.killpg(victim.pid, signal.SIGKILL)
+            # The replica that holds the mailbox's lease is the one killed.
+            [holder] = _polling(replicas)
+            os.killpg(replicas[holder].pid, signal.SIGKILL)
+            _put_in_mailbox(dovecot, mailbox_alias, range(before, before + after))
             sender.join(240)
             assert not sender.is_alive()
             acknowledged = {s for s, code in load.codes.items() if code == 250}
-            deadline = time.monotonic() + 60
-            while not acknowledged <= set(_delivered(outbox)) and time.monotonic() < deadline:
+            mailbox = {f"mailbox {n}" for n in range(before + after)}
+            deadline = time.monotonic() + 90
+            while (
+                not (acknowledged | mailbox) <= set(_delivered(outbox))
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.2)
-            survivors = [replicas[0], replicas[2]]
+            wait_for(lambda: dovecot.messages(CATCHALL, "INBOX") == [])  # all moved
+            survivors = [r for n, r in enumerate(replicas) if n != holder]
             assert [replica.stop() for replica in survivors] == [0, 0]
+            # One survivor took the mailbox over once the lease had run out; the third
+            # never polled it.
+            polled = _polling(replicas)
+            assert len(polled) == 2 and holder in polled, polled
         finally:
             for replica in replicas:
                 replica.close()
 
-        delivered = _delivered(outbox)
+        everything = _delivered(outbox)
+        assert {s: n for s, n in everything.items() if s in mailbox} == dict.fromkeys(mailbox, 1)
+        assert count(url, "SELECT count(*) FROM imap_messages") == before + after
+        delivered = Counter({s: n for s, n in everything.items() if s not in mailbox})
         codes = Counter(load.codes.values())
         print(f"\n{MESSAGES} sent over {REPLICAS} replicas, one killed: {dict(codes)}")
         assert codes[250] > 0 and codes[452] > 0, codes
@@ -144,7 +209,7 @@ def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_pa
         assert set(delivered) <= set(load.codes)
 
         # The day is full exactly: every accepted message counted once, none past the limit.
-        assert seller_day(url) == (QUOTA, QUOTA)
+        assert seller_day(url, seller_id) == (QUOTA, QUOTA)
         assert len(delivered) == QUOTA
         verified = cli_json(configs[0], "archive", "verify")
         assert verified["ok"] is True and verified["problems"] == [], verified
