@@ -137,14 +137,12 @@ class Intake:
         try:
             mailbox = parse_mailbox(address)
         except AddressError:
-            maillog.recipient_refused(rule_id="rcpt.syntax", reply_code=501)
-            return RecipientCheck(status.BAD_ADDRESS, violation=BAD_RECIPIENT)
+            return self._refused(BAD_RECIPIENT)
         bounce = self._bounce_signer.read(mailbox, self._clock.now())
         if bounce is not None and login is None:
             if bounce.check is not BounceCheck.VALID:
                 # Forged or expired: the same answer as an unknown alias, nothing looked up.
-                maillog.recipient_refused(rule_id="rcpt.bounce", reply_code=550, why=bounce.check)
-                return RecipientCheck(status.UNKNOWN_ALIAS, violation=UNKNOWN_BOUNCE)
+                return self._refused(UNKNOWN_BOUNCE, why=bounce.check)
             return await self._bounce_recipient(bounce.token)
         token = alias_token_of(mailbox, self._domain)
         try:
@@ -157,11 +155,17 @@ class Intake:
         )
         if violation is not None or found is None:
             assert violation is not None, "a recipient without a pair fails the alias rule"
-            maillog.recipient_refused(
-                rule_id=violation.rule_id, reply_code=violation.reply.code, token=token
-            )
-            return RecipientCheck(violation.reply, violation=violation)
+            return self._refused(violation, token=token)
         return RecipientCheck(status.RCPT_OK, found)
+
+    def _refused(
+        self, violation: Violation, token: str | None = None, why: str | None = None
+    ) -> RecipientCheck:
+        maillog.recipient_refused(
+            rule_id=violation.rule_id, reply_code=violation.reply.code, token=token, why=why
+        )
+        self._metrics.rule_hits.labels(violation.rule_id, "enforce").inc()
+        return RecipientCheck(violation.reply, violation=violation)
 
     async def _bounce_recipient(self, token: str) -> RecipientCheck:
         """A report about a message the gateway delivered, sent to its bounce address."""
@@ -171,8 +175,7 @@ class Intake:
             _log.error("bounce_lookup_failed", exc_info=error)
             return RecipientCheck(status.TEMPORARY_FAILURE)
         if context is None:
-            maillog.recipient_refused(rule_id="rcpt.bounce", reply_code=550)
-            return RecipientCheck(status.UNKNOWN_ALIAS, violation=UNKNOWN_BOUNCE)
+            return self._refused(UNKNOWN_BOUNCE)
         return RecipientCheck(status.RCPT_OK, context)
 
     # -- DATA -----------------------------------------------------------------------

@@ -54,7 +54,9 @@ def test_a_serving_gateway_is_live_and_ready_and_counts_its_deliveries(
         }
         p = gw.register()
         message = text_message(sender=p.seller_mailbox, to=p.buyer_alias)
-        assert send(gw.port, p.seller_mailbox, [p.buyer_alias], message) == {}
+        guessed = f"nobody@{p.buyer_alias.split('@')[1]}"
+        refused = send(gw.port, p.seller_mailbox, [p.buyer_alias, guessed], message)
+        assert list(refused) == [guessed]
         gw.delivered(1)
         # The attempt is counted once its outcome is written, just after the file appears.
         delivered = 'bsm_delivery_attempts_total{result="delivered"} 1.0'
@@ -65,6 +67,8 @@ def test_a_serving_gateway_is_live_and_ready_and_counts_its_deliveries(
 
         metrics = wait_for(counted)
         assert "bsm_delivery_seconds_count 1.0" in metrics
+        # A recipient refused at RCPT counts under its rule, as a message's rules do.
+        assert 'bsm_rule_hits_total{mode="enforce",rule="rcpt.alias"} 1.0' in metrics
         assert 'bsm_queue_depth{state="due"} 0.0' in metrics
         assert "bsm_queue_oldest_due_seconds 0.0" in metrics
         assert re.search(r"^bsm_archive_unlogged \d", metrics, re.MULTILINE)
@@ -110,7 +114,9 @@ def test_a_queue_no_worker_takes_is_not_ready(tmp_path: Path, db_url: str) -> No
     with running_gateway(tmp_path, db_url) as gw:
         p = gw.register()
         message = text_message(sender=p.seller_mailbox, to=p.buyer_alias)
-        assert send(gw.port, p.seller_mailbox, [p.buyer_alias], message) == {}
+        guessed = f"nobody@{p.buyer_alias.split('@')[1]}"
+        refused = send(gw.port, p.seller_mailbox, [p.buyer_alias, guessed], message)
+        assert list(refused) == [guessed]
         gw.delivered(1)
     database = open_database(db_url)
     due = SystemClock().now() - timedelta(hours=1)
