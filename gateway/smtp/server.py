@@ -81,6 +81,7 @@ class _TrackedSMTP(SMTP):
         self._listener = listener
         self._client: str | None = None
         self._admitted = False  # aiosmtpd has the connection
+        self._named_peer: tuple[str, int | None] | None = None  # by a balancer's PROXY header
         self._offered: LoginPassword | None = None
         self._unsent: list[bytes] = []  # the lines of a multi-line reply so far
         self._answering = False  # the data has ended and its reply is being worked out
@@ -168,7 +169,9 @@ class _TrackedSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is not None:  # the same session, now over TLS (STARTTLS)
-            super().connection_made(transport)
+            super().connection_made(transport)  # a new session, its peer the socket's
+            if self._named_peer is not None and self.session is not None:
+                self.session.peer = self._named_peer  # type: ignore[assignment]
             return
         assert isinstance(transport, asyncio.WriteTransport)
         peer = transport.get_extra_info("peername")
@@ -205,8 +208,9 @@ class _TrackedSMTP(SMTP):
         own health checks (LOCAL, UNKNOWN) keep the balancer's address."""
         assert self.session is not None and isinstance(self.transport, asyncio.WriteTransport)
         if header.command != V2_CMD.LOCAL and header.family in (AF.INET, AF.INET6):
+            self._named_peer = (str(header.src_addr), header.src_port)
             # aiosmtpd's type says str; it holds the socket's peername, (address, port).
-            self.session.peer = (str(header.src_addr), header.src_port)  # type: ignore[assignment]
+            self.session.peer = self._named_peer  # type: ignore[assignment]
         client = self.session.peer[0] if isinstance(self.session.peer, tuple) else None
         self._listener.sessions.discard(self)  # not to count itself
         if self._refused(client, self.transport):

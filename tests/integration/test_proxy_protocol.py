@@ -16,7 +16,7 @@ from sqlalchemy import select
 from gateway.storage.schema import ClientFailure
 from tests.support.archive import archived
 from tests.support.dns import LocalDns, local_dns
-from tests.support.gateway import running_gateway, wait_for
+from tests.support.gateway import client_tls, running_gateway, wait_for
 from tests.support.haproxy import balancer, require_haproxy
 from tests.support.mail import text_message, wire_bytes
 from tests.support.process import process_config, reserve_port, run_cli, serving
@@ -67,7 +67,11 @@ def test_the_client_the_balancer_names_is_the_one_spf_and_the_limits_see(
         raw = wire_bytes(text_message(sender=parties.seller_mailbox, to=parties.buyer_alias))
 
         # SPF passes only for the seller's own host: the balancer (127.0.0.1) is not it.
+        # STARTTLS begins a new session (RFC 3207 4.2): the named client stays its peer.
         with _client(lb.port, SELLER_HOST) as client:
+            assert client.sendmail(parties.seller_mailbox, [parties.buyer_alias], raw) == {}
+        with _client(lb.port, SELLER_HOST) as client:
+            client.starttls(context=client_tls())
             assert client.sendmail(parties.seller_mailbox, [parties.buyer_alias], raw) == {}
         with _client(lb.port, OTHER_HOST) as client, pytest.raises(smtplib.SMTPDataError) as no:
             client.sendmail(parties.seller_mailbox, [parties.buyer_alias], raw)
@@ -91,6 +95,13 @@ def test_the_client_the_balancer_names_is_the_one_spf_and_the_limits_see(
         finally:
             for connection, _ in held:
                 connection.close()
+
+        def served_again() -> bool:  # the closed sessions' slots are free once they end
+            connection, greeting = _greeting(lb.port, SELLER_HOST)
+            connection.close()
+            return greeting.startswith(b"220 ")
+
+        wait_for(served_again, timeout=10)
 
         # A guess is counted against the client's address, not the balancer's.
         with _client(lb.port, OTHER_HOST) as client:
