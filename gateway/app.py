@@ -317,6 +317,7 @@ class Gateway:
             self.intake,
             HandlerLimits(
                 smtp.max_recipients,
+                smtp.rcpt_refusal_delay,
                 smtp.spool_after,
                 Path(smtp.spool_folder) if smtp.spool_folder else None,
             ),
@@ -407,7 +408,8 @@ class Gateway:
                 name=name,
                 host=submission.host,
                 port=port,
-                # Implicit TLS begins with the handshake: no PROXY header can come first.
+                # asyncio's TLS server begins the handshake with the first byte: a PROXY
+                # header sent before it is not read on the implicit-TLS port.
                 limits=replace(limits, proxy_from=None) if implicit else limits,
                 tls=tls,
                 implicit_tls=implicit,

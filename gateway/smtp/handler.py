@@ -18,6 +18,7 @@ from aiosmtpd.smtp import Envelope, Session
 from gateway.core import status
 from gateway.core.addresses import AddressError, parse_mailbox
 from gateway.core.model import SellerLogin
+from gateway.core.throttle import backoff
 from gateway.intake.intake import Intake
 from gateway.intake.model import Arrival, Client, Recipient, Target
 from gateway.obs import maillog
@@ -29,8 +30,10 @@ from gateway.storage.disk import DiskRoom
 _log = get_logger("smtp")
 
 # Refusals that say a recipient does not exist: a client collecting them is guessing
-# aliases. A suppressed or an over-many recipient is no such sign.
+# aliases. A suppressed or an over-many recipient is no such sign. (A real alias refuses
+# an unregistered sender with the same reply, and must not answer faster.)
 GUESSED = frozenset({status.UNKNOWN_ALIAS, status.RELAY_DENIED})
+FREE_REFUSALS = 3  # guessed recipients in a session before each further one is slowed
 
 
 class GatewaySession(Session):
@@ -40,6 +43,7 @@ class GatewaySession(Session):
         super().__init__(loop)
         self.listener = listener
         self.session_id = secrets.token_hex(6)
+        self.rcpt_refusals = 0
 
     @property
     def client_address(self) -> str:
@@ -64,6 +68,7 @@ class GatewayEnvelope(Envelope):
 @dataclass(frozen=True, slots=True)
 class HandlerLimits:
     max_recipients: int = 100
+    rcpt_refusal_delay: float = 1.0  # 0: guessing is not slowed
     spool_after: int = 1 << 20  # bytes of a message kept in memory while it arrives
     spool_folder: Path | None = None  # None: the system's temporary folder
 
@@ -75,8 +80,7 @@ class SmtpHandler:
     disk: DiskRoom = field(default_factory=lambda: DiskRoom([], 0))
     # The bytes of messages being taken in at once, across this process's listeners.
     budget: ByteBudget = field(default_factory=lambda: ByteBudget(1 << 62))
-    # Unknown recipients per client address, counted by every process and replica alike;
-    # None: guessing is not slowed.
+    # Guessed recipients per client address, counted by every process and replica alike.
     guesses: FailureThrottle | None = None
 
     def new_spool(self) -> Spool:
@@ -129,23 +133,25 @@ class SmtpHandler:
                 envelope.rcpt_options.extend(rcpt_options)
                 envelope.targets[address] = check.target
                 return str(reply)
-        if reply in GUESSED:
+        if reply in GUESSED and session.login is None and self.limits.rcpt_refusal_delay:
             await self._slow_down(session)
         return str(reply)
 
     async def _slow_down(self, session: GatewaySession) -> None:
-        """A client guessing aliases waits longer for each refusal past its free ones, over
-        all its sessions on every replica: reconnecting, or to another replica, starts
-        nothing over."""
-        if self.guesses is None:
-            return
-        try:
-            delay, _ = await asyncio.to_thread(
-                self.guesses.failed, [f"client:{session.client_address}"]
-            )
-        except Exception as error:  # the refusal stands; only its delay is lost
-            _log.warning("guess_not_counted", error=type(error).__name__)
-            return
+        """A client guessing aliases waits longer for each refusal: past the first few of
+        a session, and past the free ones of its address over all its sessions on every
+        replica (reconnecting, or going to another replica, starts that count nothing
+        over), doubling from the base delay."""
+        session.rcpt_refusals += 1
+        delay = backoff(session.rcpt_refusals, FREE_REFUSALS, self.limits.rcpt_refusal_delay)
+        if self.guesses is not None:
+            try:
+                counted, _ = await asyncio.to_thread(
+                    self.guesses.failed, [f"client:{session.client_address}"]
+                )
+                delay = max(delay, counted)
+            except Exception as error:  # the refusal stands; only the count is lost
+                _log.warning("guess_not_counted", error=type(error).__name__)
         if delay:
             await asyncio.sleep(delay)
 

@@ -208,7 +208,7 @@ class _TrackedSMTP(SMTP):
         own health checks (LOCAL, UNKNOWN) keep the balancer's address."""
         assert self.session is not None and isinstance(self.transport, asyncio.WriteTransport)
         if header.command != V2_CMD.LOCAL and header.family in (AF.INET, AF.INET6):
-            self._named_peer = (str(header.src_addr), header.src_port)
+            self._named_peer = (_plain(str(header.src_addr)), header.src_port)
             # aiosmtpd's type says str; it holds the socket's peername, (address, port).
             self.session.peer = self._named_peer  # type: ignore[assignment]
         client = self.session.peer[0] if isinstance(self.session.peer, tuple) else None
@@ -308,12 +308,19 @@ def _within(address: str | None, networks: tuple[Network, ...]) -> bool:
     if address is None:
         return False
     try:
-        ip = ipaddress.ip_address(address.partition("%")[0])  # no IPv6 zone
+        ip = ipaddress.ip_address(_plain(address).partition("%")[0])  # no IPv6 zone
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
     return any(ip in network for network in networks)
+
+
+def _plain(address: str) -> str:
+    """An IPv4 client as IPv4, however a dual-stack socket or a balancer wrote it."""
+    with contextlib.suppress(ValueError):
+        ip = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+    return address
 
 
 class Listener:

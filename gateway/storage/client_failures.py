@@ -49,8 +49,12 @@ class FailureThrottle:
                 insert(_FAILURES), [{"scope": self._scope, "key": h, "at": now} for h in hashes]
             )
             if self._forgot_at is None or now - self._forgot_at > _FORGET_EVERY:
+                # Each scope forgets only its own: another may remember for longer.
                 connection.execute(
-                    delete(_FAILURES).where(_FAILURES.c.at < now - self._rules.memory)
+                    delete(_FAILURES).where(
+                        _FAILURES.c.scope == self._scope,
+                        _FAILURES.c.at < now - self._rules.memory,
+                    )
                 )
                 self._forgot_at = now
         after = {key: [*times, now] for key, times in before.items()}  # now is the latest

@@ -18,6 +18,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_imap import envelope_headers, imap_config
 from tests.integration.test_imap_process import count
 from tests.support.archive import seller_day
@@ -42,6 +44,9 @@ MESSAGES = 420
 SELLER = "owner@sakura-shop.example"
 MAILBOX_SELLER = "desk@hinata-goods.example"  # writes through the IMAP source: its own quota
 IMAP_MESSAGES = (30, 10)  # put in the mailbox before the load, and after the kill
+# The mailbox's lease: long enough that a renewal late under this load does not let a second
+# replica in while the holder lives, short enough for a quick takeover after the kill.
+LEASE = 15
 
 
 def _orders_at_once(config: Path, seller_id: int) -> dict[int, set[tuple[int, str, str]]]:
@@ -133,6 +138,7 @@ def _polling(replicas: list[Serve]) -> list[int]:
     ]
 
 
+@pytest.mark.timeout(600)
 def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_path: Path) -> None:
     with postgres_schema() as url, running_dovecot() as dovecot:
         # One maildir for all: the one smarthost every replica hands its mail to.
@@ -143,7 +149,9 @@ def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_pa
             folder.mkdir()
             ports.append(reserve_port())
             config = process_config(folder, url, f"maildir:{outbox}", ports[-1])
-            config.write_text(config.read_text() + imap_config(dovecot))
+            imap = imap_config(dovecot).replace("\nlease = 6\n", f"\nlease = {LEASE}\n")
+            assert f"lease = {LEASE}" in imap
+            config.write_text(config.read_text() + imap)
             configs.append(config)
         seller_id = cli_json(configs[0], "seller", "add", "Sakura Shop", "--mailbox", SELLER)[
             "seller_id"
@@ -169,7 +177,9 @@ def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_pa
                 replica.wait_ready()
             sender = threading.Thread(target=load.run, args=(MESSAGES,))
             sender.start()
+            deadline = time.monotonic() + 120
             while len(load.codes) < MESSAGES // 3 or not _polling(replicas):
+                assert time.monotonic() < deadline, "neither the load nor the polling began"
                 time.sleep(0.05)
             # The replica that holds the mailbox's lease is the one killed.
             [holder] = _polling(replicas)
@@ -186,12 +196,13 @@ def test_three_replicas_on_one_postgresql_lose_nothing_when_one_is_killed(tmp_pa
             ):
                 time.sleep(0.2)
             wait_for(lambda: dovecot.messages(CATCHALL, "INBOX") == [])  # all moved
-            survivors = [r for n, r in enumerate(replicas) if n != holder]
-            assert [replica.stop() for replica in survivors] == [0, 0]
             # One survivor took the mailbox over once the lease had run out; the third
-            # never polled it.
+            # never polled it. (Asked before they stop: the first to stop hands its lease
+            # on to the other.)
             polled = _polling(replicas)
             assert len(polled) == 2 and holder in polled, polled
+            survivors = [r for n, r in enumerate(replicas) if n != holder]
+            assert [replica.stop() for replica in survivors] == [0, 0]
         finally:
             for replica in replicas:
                 replica.close()

@@ -9,8 +9,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from gateway.core import status
 from gateway.storage.credentials import NewCredential
+from gateway.storage.schema import ClientFailure
 from tests.support.gateway import (
     Parties,
     RunningGateway,
@@ -188,3 +191,23 @@ def test_the_mx_takes_no_auth_even_over_tls(tmp_path: Path, db_url: str) -> None
         client.ehlo()
         assert not client.has_extn("auth")
         assert client.docmd("AUTH", "PLAIN AGZvbwBiYXI=")[0] == 504
+
+
+def test_a_sellers_mistaken_recipients_do_not_count_as_guessing(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Relay refusals to an authenticated seller (an outside address typed by mistake) are
+    no sign of alias guessing: its office's address is not slowed down for them."""
+    with running_gateway(tmp_path, db_url, smtp_config="rcpt_refusal_free = 0") as gw:
+        parties, credential = _seller(gw)
+        with submission_session(gw, credential) as client:
+            client.mail(parties.seller_mailbox)
+            assert client.rcpt("friend@elsewhere.example")[0] == status.RELAY_DENIED.code
+        with gw.gateway.database.reading() as session:
+            assert session.scalar(select(func.count()).select_from(ClientFailure)) == 0
+        with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:  # the MX counts
+            client.ehlo()
+            client.mail("someone@elsewhere.example")
+            assert client.rcpt("friend@elsewhere.example")[0] == status.RELAY_DENIED.code
+        with gw.gateway.database.reading() as session:
+            assert session.scalar(select(func.count()).select_from(ClientFailure)) == 1

@@ -104,3 +104,15 @@ def test_rules_without_a_limit_slow_a_key_down_from_their_base_and_never_lock_it
     assert not guesses.locked(["client:a"])
     clock.advance(timedelta(seconds=61))
     assert guesses.failed(["client:a"]) == (0.0, [])  # the window has passed: free again
+
+
+def test_a_scope_forgets_only_its_own_failures(database: Database) -> None:
+    """Guesses are remembered 10 minutes, logins 30: a guess must not end a lockout."""
+    clock = FrozenClock(START)
+    logins = FailureThrottle(database, clock, "smtp", _rules(0, 2, window=900, lockout=900))
+    guesses = FailureThrottle(database, clock, "rcpt", ThrottleRules(3, timedelta(minutes=10)))
+    logins.failed(["client:a"])
+    logins.failed(["client:a"])
+    clock.advance(timedelta(minutes=11))
+    guesses.failed(["client:b"])
+    assert logins.locked(["client:a"])

@@ -2,8 +2,9 @@
 counted per client so that every replica slows a guessing client down together.
 
 Expand, not rename: login_failures stays, unread, for replicas of the previous version
-that still run during a rolling upgrade (they count their logins there); its recent rows
-are copied, so no lockout is forgotten. A later migration drops it.
+that still run during a rolling upgrade (they count their logins there, and only they see
+what they count after this runs); its rows are copied, so no lockout in force is
+forgotten. A later migration drops it.
 
 Revision ID: 0013
 Revises: 0012
