@@ -206,14 +206,15 @@ class _TrackedSMTP(SMTP):
     def _take_proxy_header(self, header: ProxyData) -> bool:
         """The client a load balancer's PROXY header names becomes the session's peer. Its
         own health checks (LOCAL, UNKNOWN) keep the balancer's address."""
-        assert self.session is not None and isinstance(self.transport, asyncio.WriteTransport)
+        session = self.session
+        assert isinstance(session, GatewaySession)
+        assert isinstance(self.transport, asyncio.WriteTransport)
         if header.command != V2_CMD.LOCAL and header.family in (AF.INET, AF.INET6):
             self._named_peer = (_plain(str(header.src_addr)), header.src_port)
             # aiosmtpd's type says str; it holds the socket's peername, (address, port).
-            self.session.peer = self._named_peer  # type: ignore[assignment]
-        client = self.session.peer[0] if isinstance(self.session.peer, tuple) else None
+            session.peer = self._named_peer  # type: ignore[assignment]
         self._listener.sessions.discard(self)  # not to count itself
-        if self._refused(client, self.transport):
+        if self._refused(session.client_address, self.transport):
             return False
         self._listener.sessions.add(self)
         return True
